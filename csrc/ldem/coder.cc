@@ -1,0 +1,524 @@
+#include "ldem/coder.h"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "ldem/rans.h"
+#include "ldem/thread_pool.h"
+
+namespace ldem {
+namespace {
+
+using rans::kLanes;
+using rans::kLow;
+
+constexpr int64_t kSegmentShift = 17;
+
+[[noreturn]] void corrupt(const std::string& msg) { throw DecodeFailure{msg}; }
+
+int bit_length64(uint64_t v) { return v ? 64 - __builtin_clzll(v) : 0; }
+
+// Flat pointers into one model's tables, for the hot loops.
+struct View {
+  const EncSymbol* enc;
+  const uint32_t* cdf;
+  const uint16_t* lut;
+  uint32_t offset;
+  uint32_t n;
+  const Model* model;
+};
+
+std::vector<View> make_views(const Dictionary& dict) {
+  std::vector<View> v(dict.size());
+  for (size_t k = 0; k < dict.size(); ++k) {
+    const Model& m = dict.model(k);
+    v[k] = {m.enc.data(), m.cdf.data(), m.lut.data(), static_cast<uint32_t>(m.offset), m.n, &m};
+  }
+  return v;
+}
+
+// Walks [a, b) in raster order as runs of symbols that share one model
+// (forwards, or backwards when reverse). Per-symbol maps (1 x 1 blocks) are
+// handled by the callers without it.
+class RunCursor {
+ public:
+  RunCursor(int64_t a, int64_t b, const int32_t* models, const Layout& L, bool reverse)
+      : a_(a), b_(b), i_(reverse ? b : a), reverse_(reverse), models_(models), L_(L),
+        nby_(L.nby()), nbx_(L.nbx()) {}
+
+  // Sets the next run; returns false at the end.
+  bool next(int64_t& first, int64_t& len, int32_t& model) {
+    const int64_t W = L_.W;
+    if (reverse_) {
+      if (i_ <= a_) return false;
+      const int64_t row = (i_ - 1) / W, rs = row * W;
+      const int64_t x1 = i_ - rs, bx = (x1 - 1) / L_.bw;
+      const int64_t start = std::max(std::max(a_, rs), rs + bx * L_.bw);
+      model = models_[((row / L_.H) * nby_ + (row % L_.H) / L_.bh) * nbx_ + bx];
+      first = start;
+      len = i_ - start;
+      i_ = start;
+    } else {
+      if (i_ >= b_) return false;
+      const int64_t row = i_ / W, rs = row * W;
+      const int64_t x0 = i_ - rs, bx = x0 / L_.bw;
+      const int64_t stop = std::min(std::min(b_, rs + W), rs + (bx + 1) * L_.bw);
+      model = models_[((row / L_.H) * nby_ + (row % L_.H) / L_.bh) * nbx_ + bx];
+      first = i_;
+      len = stop - i_;
+      i_ = stop;
+    }
+    return true;
+  }
+
+ private:
+  int64_t a_, b_, i_;
+  bool reverse_;
+  const int32_t* models_;
+  const Layout& L_;
+  int64_t nby_, nbx_;
+};
+
+// Branchless put (the emitted word is always stored; the pointer moves only on emit).
+// REQUIRES: out[-1] is writable.
+__attribute__((always_inline)) inline void put_fast(uint64_t& x, uint32_t*& out, const EncSymbol& s) {
+  const bool emit = x >= s.x_max;
+  out[-1] = static_cast<uint32_t>(x);
+  out -= emit;
+  x = emit ? x >> 32 : x;  // compiles to cmov
+  const uint64_t q = rans::mulhi64(x, s.rcp) >> s.shift;
+  x = x + s.bias + q * s.cmpl;
+}
+
+struct EncState {
+  uint64_t x;
+  uint32_t* out;
+};
+
+// Cold path: takes and returns the state by value so the hot loop keeps it in registers.
+__attribute__((noinline)) EncState put_escape(uint64_t x, uint32_t* out, const View& m, int32_t v) {
+  const int64_t lo = static_cast<int32_t>(m.offset), hi = lo + m.n;
+  const bool above = v >= hi;
+  const uint64_t d = above ? static_cast<uint64_t>(v - hi) : static_cast<uint64_t>(lo - 1 - v);
+  const int lm1 = bit_length64(d + 1) - 1;  // 0..32
+  const uint64_t payload = (d + 1) & ((1ull << lm1) - 1);
+  const int lo_bits = std::min(16, lm1), hi_bits = lm1 - lo_bits;
+  if (hi_bits) rans::put_bits(x, out, static_cast<uint32_t>(payload >> 16), hi_bits);
+  if (lo_bits) rans::put_bits(x, out, static_cast<uint32_t>(payload & 0xFFFF), lo_bits);
+  rans::put_bits(x, out, (above ? 64u : 0u) | static_cast<uint32_t>(lm1), 7);
+  rans::put(x, out, m.enc[m.n]);
+  return {x, out};
+}
+
+// REQUIRES: out[-1] is writable.
+__attribute__((always_inline)) inline void enc_one(uint64_t& x, uint32_t*& out, const EncSymbol* enc,
+                                                   uint32_t off, uint32_t n, const View& m, int32_t v) {
+  const uint32_t idx = static_cast<uint32_t>(v) - off;
+  if (__builtin_expect(idx < n, 1)) {
+    put_fast(x, out, enc[idx]);
+  } else {
+    const EncState r = put_escape(x, out, m, v);
+    x = r.x;
+    out = r.out;
+  }
+}
+
+#define LDEM_ENC(X, I) enc_one(X, out, m.enc, m.offset, m.n, m, sym[I])
+#define LDEM_ENC_RUN(X, I) enc_one(X, out, enc, off, n, m, sym[I])
+
+// Encodes symbols [a, b) into the words ending at `end`; returns the first word.
+// Lane of symbol i is (i - a) % 4; walking backwards, x0 is the current symbol's lane.
+uint32_t* encode_segment(const int32_t* sym, int64_t a, int64_t b, const int32_t* models,
+                         const Layout& L, const View* views, uint32_t* end) {
+  uint64_t x0 = kLow, x1 = kLow, x2 = kLow, x3 = kLow, t;
+  uint32_t* out = end;
+  auto rotate = [&](int64_t r) {
+    switch (r & 3) {
+      case 1: t = x0; x0 = x1; x1 = x2; x2 = x3; x3 = t; break;
+      case 2: std::swap(x0, x2); std::swap(x1, x3); break;
+      case 3: t = x3; x3 = x2; x2 = x1; x1 = x0; x0 = t; break;
+      default: break;
+    }
+  };
+  if (L.bh == 1 && L.bw == 1) {  // one model per symbol
+    int64_t i = b;
+    for (; i - a >= 4 && (i - a) % 4; --i) {
+      const View& m = views[models[i - 1]];
+      LDEM_ENC(x0, i - 1);
+      rotate(1);
+    }
+    for (; i - 4 >= a; i -= 4) {
+      { const View& m = views[models[i - 1]]; LDEM_ENC(x0, i - 1); }
+      { const View& m = views[models[i - 2]]; LDEM_ENC(x1, i - 2); }
+      { const View& m = views[models[i - 3]]; LDEM_ENC(x2, i - 3); }
+      { const View& m = views[models[i - 4]]; LDEM_ENC(x3, i - 4); }
+    }
+    for (; i > a; --i) {
+      const View& m = views[models[i - 1]];
+      LDEM_ENC(x0, i - 1);
+      rotate(1);
+    }
+  } else {
+    RunCursor runs(a, b, models, L, true);
+    int64_t first, len;
+    int32_t model;
+    while (runs.next(first, len, model)) {
+      const View& m = views[model];
+      const EncSymbol* enc = m.enc;
+      const uint32_t off = m.offset, n = m.n;
+      int64_t i = first + len;
+      for (; i - 4 >= first; i -= 4) {
+        LDEM_ENC_RUN(x0, i - 1);
+        LDEM_ENC_RUN(x1, i - 2);
+        LDEM_ENC_RUN(x2, i - 3);
+        LDEM_ENC_RUN(x3, i - 4);
+      }
+      const int64_t r = i - first;
+      if (r > 0) LDEM_ENC_RUN(x0, i - 1);
+      if (r > 1) LDEM_ENC_RUN(x1, i - 2);
+      if (r > 2) LDEM_ENC_RUN(x2, i - 3);
+      rotate(r);
+    }
+  }
+  // Now x0 is lane (a - 1) % 4 = 3, x1 lane 2, x2 lane 1, x3 lane 0.
+  const uint64_t lanes[kLanes] = {x3, x2, x1, x0};
+  for (int lane = kLanes - 1; lane >= 0; --lane) {
+    *--out = static_cast<uint32_t>(lanes[lane] >> 32);
+    *--out = static_cast<uint32_t>(lanes[lane]);
+  }
+  return out;
+}
+#undef LDEM_ENC
+#undef LDEM_ENC_RUN
+
+// Checked refill for the escape path. REQUIRES: in may already be past end.
+inline void refill_checked(uint64_t& x, const uint32_t*& in, const uint32_t* end) {
+  if (x < kLow) {
+    if (in >= end) corrupt("stream truncated inside an escape");
+    x = (x << 32) | *in++;
+  }
+}
+
+struct DecState {
+  uint64_t x;
+  const uint32_t* in;
+  int32_t value;
+};
+
+// Cold path: takes and returns the state by value so the hot loop keeps it in registers.
+__attribute__((noinline)) DecState get_escape(uint64_t x, const uint32_t* in, const uint32_t* end,
+                                              const View& m) {
+  const uint32_t head = rans::get_bits(x, 7);
+  refill_checked(x, in, end);
+  const int lm1 = head & 63;
+  if (lm1 > 32) corrupt("invalid escape length");
+  const int lo_bits = std::min(16, lm1), hi_bits = lm1 - lo_bits;
+  uint64_t payload = 0;
+  if (lo_bits) {
+    payload = rans::get_bits(x, lo_bits);
+    refill_checked(x, in, end);
+  }
+  if (hi_bits) {
+    payload |= static_cast<uint64_t>(rans::get_bits(x, hi_bits)) << 16;
+    refill_checked(x, in, end);
+  }
+  const int64_t d = static_cast<int64_t>(((1ull << lm1) | payload) - 1);
+  const int64_t lo = static_cast<int32_t>(m.offset);
+  const int64_t v = (head & 64) ? lo + m.n + d : lo - 1 - d;
+  if (v < INT32_MIN || v > INT32_MAX) corrupt("escaped value outside int32");
+  return {x, in, static_cast<int32_t>(v)};
+}
+
+// Decodes one symbol with a branchless refill that may read up to 4 words past
+// `end` (the caller pads the buffer and checks `in <= end` after each group).
+template <int P>
+__attribute__((always_inline)) inline int32_t dec_one(uint64_t& x, const uint32_t*& in,
+                                                      const uint32_t* end, const uint16_t* lut,
+                                                      const uint32_t* cdf, uint32_t off, uint32_t n,
+                                                      const View& m) {
+  constexpr uint32_t mask = (1u << P) - 1;
+  constexpr int lut_shift = P > kLutBits ? P - kLutBits : 0;
+  const uint32_t slot = static_cast<uint32_t>(x) & mask;
+  uint32_t s = lut[slot >> lut_shift];
+  while (cdf[s + 1] <= slot) ++s;
+  const uint32_t c = cdf[s];
+  x = static_cast<uint64_t>(cdf[s + 1] - c) * (x >> P) + slot - c;
+  // Branchless refill: shift by 0 or 32 and mask the word (no data-dependent branch).
+  const uint64_t need = x < kLow;
+  const uint64_t w = *in;
+  x = (x << (need << 5)) | (w & (0 - need));
+  in += need;
+  if (__builtin_expect(s < n, 1)) return static_cast<int32_t>(off + s);
+  if (in > end) corrupt("stream truncated");
+  const DecState r = get_escape(x, in, end, m);
+  x = r.x;
+  in = r.in;
+  return r.value;
+}
+
+#define LDEM_DEC(X) dec_one<P>(X, in, end, m.lut, m.cdf, m.offset, m.n, m)
+#define LDEM_DEC_RUN(X) dec_one<P>(X, in, end, lut, cdf, off, n, m)
+
+// Returns the final lane states (all kLow for a consistent stream).
+template <int P>
+bool decode_segment_p(uint64_t x0, uint64_t x1, uint64_t x2, uint64_t x3, const uint32_t*& in_ref,
+                      const uint32_t* end, int64_t a, int64_t b, const int32_t* models,
+                      const Layout& L, const View* views, int32_t* out) {
+  const uint32_t* in = in_ref;
+  uint64_t t;
+  auto rotate = [&](int64_t r) {
+    switch (r & 3) {
+      case 1: t = x0; x0 = x1; x1 = x2; x2 = x3; x3 = t; break;
+      case 2: std::swap(x0, x2); std::swap(x1, x3); break;
+      case 3: t = x3; x3 = x2; x2 = x1; x1 = x0; x0 = t; break;
+      default: break;
+    }
+  };
+  if (L.bh == 1 && L.bw == 1) {
+    int64_t i = a;
+    for (; i + 4 <= b; i += 4) {
+      { const View& m = views[models[i]]; out[i] = LDEM_DEC(x0); }
+      { const View& m = views[models[i + 1]]; out[i + 1] = LDEM_DEC(x1); }
+      { const View& m = views[models[i + 2]]; out[i + 2] = LDEM_DEC(x2); }
+      { const View& m = views[models[i + 3]]; out[i + 3] = LDEM_DEC(x3); }
+      if (__builtin_expect(in > end, 0)) corrupt("stream truncated");
+    }
+    for (; i < b; ++i) {
+      const View& m = views[models[i]];
+      out[i] = LDEM_DEC(x0);
+      rotate(1);
+    }
+  } else {
+    RunCursor runs(a, b, models, L, false);
+    int64_t first, len;
+    int32_t model;
+    while (runs.next(first, len, model)) {
+      const View& m = views[model];
+      const uint16_t* lut = m.lut;
+      const uint32_t* cdf = m.cdf;
+      const uint32_t off = m.offset, n = m.n;
+      int32_t* o = out + first;
+      int64_t i = 0;
+      for (; i + 4 <= len; i += 4) {
+        o[i] = LDEM_DEC_RUN(x0);
+        o[i + 1] = LDEM_DEC_RUN(x1);
+        o[i + 2] = LDEM_DEC_RUN(x2);
+        o[i + 3] = LDEM_DEC_RUN(x3);
+        if (__builtin_expect(in > end, 0)) corrupt("stream truncated");
+      }
+      const int64_t r = len - i;
+      if (r > 0) o[i] = LDEM_DEC_RUN(x0);
+      if (r > 1) o[i + 1] = LDEM_DEC_RUN(x1);
+      if (r > 2) o[i + 2] = LDEM_DEC_RUN(x2);
+      rotate(r);
+    }
+  }
+  if (in > end) corrupt("stream truncated");
+  in_ref = in;
+  return x0 == kLow && x1 == kLow && x2 == kLow && x3 == kLow;
+}
+#undef LDEM_DEC
+#undef LDEM_DEC_RUN
+
+// REQUIRES: at least 4 readable padding words after `end`.
+void decode_segment(const uint32_t* in, const uint32_t* end, int64_t a, int64_t b,
+                    const int32_t* models, const Layout& L, const Dictionary& dict,
+                    const View* views, int32_t* out) {
+  if (end - in < 2 * kLanes) corrupt("segment shorter than its initial states");
+  uint64_t init[kLanes];
+  for (auto& x : init) {
+    x = static_cast<uint64_t>(in[0]) | static_cast<uint64_t>(in[1]) << 32;
+    in += 2;
+    if (x < kLow || x >= (1ull << 63)) corrupt("invalid initial coder state");
+  }
+  bool ok;
+  switch (dict.precision()) {
+#define LDEM_CASE(P) \
+  case P: ok = decode_segment_p<P>(init[0], init[1], init[2], init[3], in, end, a, b, models, L, views, out); break;
+    LDEM_CASE(12) LDEM_CASE(13) LDEM_CASE(14) LDEM_CASE(15)
+    default: ok = decode_segment_p<16>(init[0], init[1], init[2], init[3], in, end, a, b, models, L, views, out);
+#undef LDEM_CASE
+  }
+  if (!ok) corrupt("stream does not match the shape, models or dictionary (final state)");
+  if (in != end) corrupt("stream has unread data (wrong shape or trailing bytes)");
+}
+
+struct Range {
+  int64_t a, b;
+};
+
+Range segment_range(int64_t N, int64_t S, int64_t s) {
+  const unsigned __int128 n = static_cast<unsigned __int128>(N);
+  return {static_cast<int64_t>(n * s / S), static_cast<int64_t>(n * (s + 1) / S)};
+}
+
+void put_varint(std::vector<uint8_t>& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<uint8_t>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<uint8_t>(v));
+}
+
+bool get_varint(const uint8_t*& p, const uint8_t* end, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (p == end) return false;
+    const uint8_t byte = *p++;
+    v |= static_cast<uint64_t>(byte & 0x7F) << shift;
+    if (!(byte & 0x80)) return true;
+  }
+  return false;
+}
+
+size_t segment_words(int64_t n) { return static_cast<size_t>(2 * n + 2 * kLanes + 4); }
+
+}  // namespace
+
+void check_layout(const Layout& L, const int32_t* models, const Dictionary& dict) {
+  if (L.C < 0 || L.H < 0 || L.W < 0) throw ArgumentError{"shape must be non-negative"};
+  if (L.bh < 1 || L.bw < 1) throw ArgumentError{"block sizes must be >= 1"};
+  if (L.H > (int64_t{1} << 31) || L.W > (int64_t{1} << 31) || L.C > (int64_t{1} << 31) ||
+      (L.C && L.H && L.W > (int64_t{1} << 40) / std::max<int64_t>(1, L.C * L.H)))
+    throw ArgumentError{"shape too large"};
+  const int64_t nb = L.num_blocks();
+  const int64_t K = static_cast<int64_t>(dict.size());
+  for (int64_t i = 0; i < nb; ++i)
+    if (models[i] < 0 || models[i] >= K)
+      throw ArgumentError{"models: index " + std::to_string(models[i]) + " at block " +
+                          std::to_string(i) + " is outside [0, " + std::to_string(K) + ")"};
+}
+
+int64_t num_segments(int64_t N) { return N <= 0 ? 0 : std::max<int64_t>(1, N >> kSegmentShift); }
+
+size_t max_compressed_size(const Layout& L) {
+  const int64_t N = L.num_symbols(), S = num_segments(N);
+  return 3 + 10 * static_cast<size_t>(S) + 4 + 4 * (2 * static_cast<size_t>(N) + S * (2 * kLanes + 2));
+}
+
+std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const Layout& L,
+                            const Dictionary& dict, int threads, bool checksum) {
+  const int64_t N = L.num_symbols(), S = num_segments(N);
+  std::vector<std::unique_ptr<uint32_t[]>> bufs(S);
+  std::vector<uint32_t*> begins(S);
+  std::vector<size_t> words(S);
+  const std::vector<View> views = make_views(dict);
+  parallel_for(S, threads, [&](int64_t s) {
+    const Range r = segment_range(N, S, s);
+    const size_t cap = segment_words(r.b - r.a);
+    bufs[s].reset(new uint32_t[cap]);
+    uint32_t* end = bufs[s].get() + cap;
+    begins[s] = encode_segment(symbols, r.a, r.b, models, L, views.data(), end);
+    words[s] = static_cast<size_t>(end - begins[s]);
+  });
+  std::vector<uint8_t> out = {'L', 'D', static_cast<uint8_t>(kFormatVersion << 4 | (checksum ? 1 : 0))};
+  size_t total = 0;
+  for (int64_t s = 0; s < S; ++s) {
+    if (s + 1 < S) put_varint(out, words[s] * 4);
+    total += words[s] * 4;
+  }
+  const size_t crc_at = out.size();
+  if (checksum) out.resize(out.size() + 4);
+  const size_t data_at = out.size();
+  out.resize(data_at + total);
+  uint8_t* p = out.data() + data_at;
+  for (int64_t s = 0; s < S; ++s) {
+    std::memcpy(p, begins[s], words[s] * 4);  // little-endian hosts only (checked in CMake)
+    p += words[s] * 4;
+  }
+  if (checksum) {
+    const uint32_t c = crc32(out.data() + data_at, total);
+    for (int i = 0; i < 4; ++i) out[crc_at + i] = static_cast<uint8_t>(c >> (8 * i));
+  }
+  return out;
+}
+
+void decode(const uint8_t* data, size_t size, const int32_t* models, const Layout& L,
+            const Dictionary& dict, int threads, int32_t* out) {
+  const int64_t N = L.num_symbols(), S = num_segments(N);
+  if (size < 3 || data[0] != 'L' || data[1] != 'D') corrupt("not an ldem stream (bad magic)");
+  if ((data[2] >> 4) != kFormatVersion)
+    corrupt("unsupported stream format version " + std::to_string(data[2] >> 4));
+  if (data[2] & 0x0E) corrupt("unknown stream flags");
+  const bool checksum = data[2] & 1;
+  const uint8_t* p = data + 3;
+  const uint8_t* end = data + size;
+  std::vector<uint64_t> lengths(S);
+  uint64_t sum = 0;
+  for (int64_t s = 0; s + 1 < S; ++s) {
+    if (!get_varint(p, end, lengths[s])) corrupt("truncated stream header");
+    if (lengths[s] % 4 || lengths[s] > size) corrupt("invalid segment length");
+    sum += lengths[s];
+  }
+  uint32_t crc = 0;
+  if (checksum) {
+    if (end - p < 4) corrupt("truncated stream header");
+    crc = uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+    p += 4;
+  }
+  const uint64_t payload = static_cast<uint64_t>(end - p);
+  if (S == 0) {
+    if (payload != 0) corrupt("stream has data but the shape is empty");
+    return;
+  }
+  if (sum > payload) corrupt("stream truncated (segment lengths exceed the data)");
+  lengths[S - 1] = payload - sum;
+  if (lengths[S - 1] % 4) corrupt("stream truncated (payload not a whole number of words)");
+  if (checksum && crc32(p, payload) != crc) corrupt("checksum mismatch");
+  // Copy to aligned words (the payload need not be 4-byte aligned in memory).
+  constexpr size_t kPad = 8;  // the branchless refill may read a few words past a segment
+  std::unique_ptr<uint32_t[]> words(new uint32_t[payload / 4 + kPad]());
+  std::memcpy(words.get(), p, payload);
+  const std::vector<View> views = make_views(dict);
+  std::vector<size_t> starts(S);
+  for (int64_t s = 1; s < S; ++s) starts[s] = starts[s - 1] + lengths[s - 1] / 4;
+  parallel_for(S, threads, [&](int64_t s) {
+    const Range r = segment_range(N, S, s);
+    const uint32_t* in = words.get() + starts[s];
+    decode_segment(in, in + lengths[s] / 4, r.a, r.b, models, L, dict, views.data(), out);
+  });
+}
+
+double symbol_cost(const Model& m, int32_t v) {
+  const uint32_t idx = static_cast<uint32_t>(v) - static_cast<uint32_t>(m.offset);
+  if (idx < m.n) return m.cost[idx];
+  return m.cost[m.n] + escape_payload_bits(m.offset, m.n, v);
+}
+
+void block_costs(const int32_t* symbols, const Layout& L, const Dictionary& dict, int threads,
+                 double* out) {
+  const int64_t nby = L.nby(), nbx = L.nbx(), K = static_cast<int64_t>(dict.size());
+  const int64_t rows = L.C * nby;
+  parallel_for(rows, threads, [&](int64_t r) {
+    const int64_t c = r / nby, by = r % nby;
+    const int64_t y0 = by * L.bh, y1 = std::min(L.H, y0 + L.bh);
+    std::vector<int32_t> vals;
+    std::vector<std::pair<int32_t, int64_t>> hist;
+    for (int64_t bx = 0; bx < nbx; ++bx) {
+      const int64_t x0 = bx * L.bw, x1 = std::min(L.W, x0 + L.bw);
+      vals.clear();
+      for (int64_t y = y0; y < y1; ++y) {
+        const int32_t* row = symbols + (c * L.H + y) * L.W;
+        vals.insert(vals.end(), row + x0, row + x1);
+      }
+      std::sort(vals.begin(), vals.end());
+      hist.clear();
+      for (size_t i = 0; i < vals.size();) {
+        size_t j = i;
+        while (j < vals.size() && vals[j] == vals[i]) ++j;
+        hist.emplace_back(vals[i], static_cast<int64_t>(j - i));
+        i = j;
+      }
+      double* o = out + ((c * nby + by) * nbx + bx) * K;
+      for (int64_t k = 0; k < K; ++k) {
+        const Model& m = dict.model(k);
+        double bits = 0;
+        for (const auto& [v, cnt] : hist) bits += cnt * symbol_cost(m, v);
+        o[k] = bits;
+      }
+    }
+  });
+}
+
+}  // namespace ldem

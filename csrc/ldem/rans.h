@@ -1,0 +1,83 @@
+// rANS primitives: 64-bit state, 32-bit words, precision P <= 16.
+//
+// State x lives in [L, 2^32 L) with L = 2^31, so x < 2^63 always.
+// Coding symbol s (start c_s, frequency f_s, M = 2^P):
+//   encode  C(s, x) = floor(x / f_s) * M + (x mod f_s) + c_s
+//   decode  slot = x mod M, s = the symbol with c_s <= slot < c_s + f_s,
+//           x = f_s * floor(x / M) + slot - c_s
+// Renormalisation keeps x in range: the encoder emits the low word while
+// x >= f_s * 2^(63 - P) (at most once), the decoder reads one word while x < L.
+//
+// Division by f_s uses an exact reciprocal: with s = ceil(log2 f), r = ceil(2^(63+s) / f)
+// and e = r f - 2^(63+s) < f <= 2^s, floor(x r / 2^(63+s)) = floor(x / f) whenever
+// x e < 2^(63+s), which holds for all x < 2^63.
+//
+// Interleaving: symbol j of a segment goes to lane j % kLanes. The encoder walks
+// the segment backwards and writes words downwards into one buffer; the decoder
+// walks forwards and reads upwards, so it replays the encoder's operations in
+// exactly reverse order.
+#pragma once
+
+#include <cstdint>
+
+#include "ldem/tables.h"
+
+namespace ldem::rans {
+
+constexpr uint64_t kLow = 1ull << 31;
+constexpr int kLanes = 4;
+
+inline uint64_t mulhi64(uint64_t a, uint64_t b) {
+  return static_cast<uint64_t>((static_cast<unsigned __int128>(a) * b) >> 64);
+}
+
+// REQUIRES: kLow <= x < 2^63; out has room for one more word below it.
+inline void put(uint64_t& x, uint32_t*& out, const EncSymbol& s) {
+  if (x >= s.x_max) {
+    *--out = static_cast<uint32_t>(x);
+    x >>= 32;
+  }
+  const uint64_t q = mulhi64(x, s.rcp) >> s.shift;
+  x = x + s.bias + q * s.cmpl;
+}
+
+// Pushes nbits raw bits (a uniform symbol of frequency 1 at scale nbits).
+// REQUIRES: 1 <= nbits <= 16, bits < 2^nbits, kLow <= x < 2^63.
+inline void put_bits(uint64_t& x, uint32_t*& out, uint32_t bits, int nbits) {
+  if (x >= (1ull << (63 - nbits))) {
+    *--out = static_cast<uint32_t>(x);
+    x >>= 32;
+  }
+  x = (x << nbits) | bits;
+}
+
+// Reads one word if x dropped below L. Returns false if the stream is exhausted.
+// REQUIRES: in <= end.
+inline bool refill(uint64_t& x, const uint32_t*& in, const uint32_t* end) {
+  if (x < kLow) {
+    if (in == end) return false;
+    x = (x << 32) | *in++;
+  }
+  return true;
+}
+
+// Decodes one symbol index (0..n, n = escape) and advances the state.
+inline uint32_t get(uint64_t& x, const Model& m, int precision) {
+  const uint32_t mask = (1u << precision) - 1;
+  const uint32_t slot = static_cast<uint32_t>(x) & mask;
+  const int lut_shift = precision > kLutBits ? precision - kLutBits : 0;
+  uint32_t s = m.lut[slot >> lut_shift];
+  const uint32_t* cdf = m.cdf.data();
+  while (cdf[s + 1] <= slot) ++s;
+  x = static_cast<uint64_t>(cdf[s + 1] - cdf[s]) * (x >> precision) + slot - cdf[s];
+  return s;
+}
+
+// REQUIRES: 1 <= nbits <= 16.
+inline uint32_t get_bits(uint64_t& x, int nbits) {
+  const uint32_t bits = static_cast<uint32_t>(x) & ((1u << nbits) - 1);
+  x >>= nbits;
+  return bits;
+}
+
+}  // namespace ldem::rans

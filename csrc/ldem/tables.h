@@ -1,0 +1,94 @@
+// Integer probability tables for rANS coding.
+//
+// A model covers the contiguous support [offset, offset + n) plus one escape
+// slot (index n) that codes every other int32 exactly. Each of the n + 1 slots
+// has frequency >= 1 and the frequencies sum to exactly 2^precision.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ldem {
+
+constexpr int kMinPrecision = 12;
+constexpr int kMaxPrecision = 16;
+constexpr int kLutBits = 12;  // decoder lookup resolution (slot >> (P - 12))
+
+// Raised for bad arguments (invalid tables, shapes, indices).
+struct ArgumentError {
+  std::string message;
+};
+
+// Per-symbol encoder constants (exact Alverson reciprocal; see rans.h).
+struct EncSymbol {
+  uint64_t x_max;  // renormalise (emit one word) while state >= x_max
+  uint64_t rcp;    // ceil(2^(63 + s) / freq), s = ceil(log2(freq)); ~0 when freq == 1
+  uint32_t bias;   // start, or start + 2^P - 1 when freq == 1
+  uint32_t cmpl;   // 2^P - freq
+  uint32_t shift;  // s - 1, or 0 when freq == 1
+  uint32_t freq;
+};
+
+// One model's integer tables. Immutable after construction.
+struct Model {
+  int32_t offset = 0;
+  uint32_t n = 0;                // support size; the escape slot is index n
+  std::vector<uint32_t> freq;    // n + 1 frequencies, escape last
+  std::vector<uint32_t> cdf;     // n + 2 entries, cdf[0] = 0, cdf[n + 1] = 2^P
+  std::vector<EncSymbol> enc;    // n + 1 entries
+  std::vector<uint16_t> lut;     // 2^min(P, kLutBits) entries: first slot index of each bucket
+  std::vector<double> cost;      // n + 1 entries: P - log2(freq) bits
+};
+
+// Cost in bits of the raw escape payload for value v outside [offset, offset + n):
+// 7 header bits (side + length) + (bit_length(d + 1) - 1) payload bits.
+int escape_payload_bits(int32_t offset, uint32_t n, int32_t v);
+
+// Builds a model from exact frequencies.
+// REQUIRES: kMinPrecision <= precision <= kMaxPrecision
+// REQUIRES: freq.size() == n + 1 >= 2, every freq >= 1, sum == 2^precision
+// REQUIRES: offset + n - 1 <= INT32_MAX
+// Throws ArgumentError otherwise.
+Model make_model(int32_t offset, const std::vector<uint32_t>& freq, int precision);
+
+// Quantizes non-negative weights (n support symbols followed by the escape
+// weight) to frequencies that sum to 2^precision, each >= 1:
+//   f_i = 1 + floor(w_i * A / W), A = 2^P - (n + 1), W = sum(w),
+// then the remaining units go one each to the largest remainders
+// (w_i * A mod W), ties to the lower index. Weights that already form a valid
+// table (all >= 1, sum == 2^P) are kept as they are. All-zero weights give a
+// uniform table.
+// REQUIRES: weights.size() >= 2, weights.size() <= 2^precision
+std::vector<uint32_t> quantize_counts(const std::vector<uint64_t>& weights, int precision);
+
+// The float version of the same rule, for probability masses:
+//   t_i = w_i / W * A (IEEE double, no fused operations), f_i = 1 + floor(t_i),
+// remainders t_i - floor(t_i), same tie rule. Deterministic on IEEE-754 hosts.
+// REQUIRES: every weight finite and >= 0; weights.size() >= 2
+std::vector<uint32_t> quantize_pmf(const std::vector<double>& weights, int precision);
+
+// An ordered set of models sharing one precision.
+class Dictionary {
+ public:
+  Dictionary(int precision, std::vector<Model> models);
+  int precision() const { return precision_; }
+  size_t size() const { return models_.size(); }
+  const Model& model(size_t k) const { return models_[k]; }
+  const std::vector<Model>& models() const { return models_; }
+
+  // Versioned little-endian serialisation: "LDMD", u8 version, u8 precision,
+  // u32 K, per model {i32 offset, u32 n, u16 freq[n + 1]}, u32 crc32 of all before.
+  std::vector<uint8_t> serialize() const;
+  // Throws ArgumentError on any malformed input; never allocates more than the
+  // input length justifies.
+  static Dictionary deserialize(const uint8_t* data, size_t size);
+
+ private:
+  int precision_;
+  std::vector<Model> models_;
+};
+
+uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc = 0);
+
+}  // namespace ldem

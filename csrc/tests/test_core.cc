@@ -1,0 +1,138 @@
+// Tests of the pure C++ core, without the Python binding. Run through ctest.
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ldem/coder.h"
+#include "ldem/tables.h"
+
+using namespace ldem;
+
+static int failures = 0;
+#define CHECK(cond)                                                    \
+  do {                                                                 \
+    if (!(cond)) {                                                     \
+      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      ++failures;                                                      \
+    }                                                                  \
+  } while (0)
+
+static Dictionary random_dictionary(std::mt19937& rng, int precision, int K) {
+  std::vector<Model> models;
+  for (int k = 0; k < K; ++k) {
+    const int n = 1 + static_cast<int>(rng() % 80);
+    const int32_t offset = static_cast<int32_t>(rng() % 81) - 40;
+    const double scale = 0.05 + (rng() % 1000) / 100.0;
+    std::vector<double> pmf(n + 1);
+    for (int i = 0; i < n; ++i) pmf[i] = std::exp(-std::abs(offset + i) / scale);
+    pmf[n] = 1e-4;
+    models.push_back(make_model(offset, quantize_pmf(pmf, precision), precision));
+  }
+  return Dictionary(precision, std::move(models));
+}
+
+static void roundtrip(std::mt19937& rng, int precision, Layout L, int K, double wide) {
+  Dictionary dict = random_dictionary(rng, precision, K);
+  std::vector<int32_t> sym(L.num_symbols());
+  std::geometric_distribution<int> geo(0.3);
+  for (auto& v : sym) {
+    v = (rng() & 1 ? 1 : -1) * geo(rng);
+    if ((rng() % 1000) < wide * 1000) v = static_cast<int32_t>(rng());
+    if (rng() % 5000 == 0) v = (rng() & 1) ? INT32_MIN : INT32_MAX;
+  }
+  std::vector<int32_t> models(L.num_blocks());
+  for (auto& m : models) m = static_cast<int32_t>(rng() % K);
+  check_layout(L, models.data(), dict);
+  std::vector<uint8_t> a = encode(sym.data(), models.data(), L, dict, 1, false);
+  std::vector<uint8_t> b = encode(sym.data(), models.data(), L, dict, 4, false);
+  CHECK(a == b);
+  CHECK(a.size() <= max_compressed_size(L));
+  std::vector<int32_t> back(sym.size(), 12345);
+  decode(a.data(), a.size(), models.data(), L, dict, 3, back.data());
+  CHECK(back == sym);
+
+  // Exact costs bound the coded size.
+  std::vector<double> costs(L.num_blocks() * dict.size());
+  block_costs(sym.data(), L, dict, 2, costs.data());
+  double bits = 0;
+  for (int64_t i = 0; i < L.num_blocks(); ++i) bits += costs[i * dict.size() + models[i]];
+  const double bound = bits / 8 * 1.0005 + 3 + 6 * num_segments(L.num_symbols()) + 40.0 * num_segments(L.num_symbols());
+  CHECK(a.size() <= bound);
+
+  // Every truncation and a sweep of bit flips raise DecodeFailure and nothing else.
+  for (size_t cut = 0; cut < a.size(); cut += 1 + a.size() / 50) {
+    bool raised = false;
+    try {
+      decode(a.data(), cut, models.data(), L, dict, 1, back.data());
+    } catch (const DecodeFailure&) {
+      raised = true;
+    }
+    CHECK(raised || L.num_symbols() == 0);
+  }
+  for (int t = 0; t < 50 && !a.empty(); ++t) {
+    std::vector<uint8_t> bad = a;
+    bad[rng() % bad.size()] ^= static_cast<uint8_t>(1 << (rng() % 8));
+    try {
+      decode(bad.data(), bad.size(), models.data(), L, dict, 1, back.data());
+    } catch (const DecodeFailure&) {
+    }
+  }
+}
+
+int main() {
+  std::mt19937 rng(1234);
+  // Table construction invariants.
+  for (int P = kMinPrecision; P <= kMaxPrecision; ++P) {
+    for (int t = 0; t < 20; ++t) {
+      const int n = 1 + static_cast<int>(rng() % 300);
+      std::vector<uint64_t> counts(n + 1);
+      for (auto& c : counts) c = rng() % 3 == 0 ? 0 : rng() % 100000;
+      std::vector<uint32_t> f = quantize_counts(counts, P);
+      uint64_t sum = 0;
+      for (uint32_t v : f) {
+        CHECK(v >= 1);
+        sum += v;
+      }
+      CHECK(sum == (1ull << P));
+      CHECK(quantize_counts(std::vector<uint64_t>(f.begin(), f.end()), P) == f);
+    }
+  }
+  // A peaked model: mode takes nearly all of 2^P.
+  {
+    std::vector<uint32_t> f = quantize_pmf({1e-12, 1.0, 1e-12, 0.0}, 16);
+    CHECK(f[1] == 65533 && f[0] == 1 && f[2] == 1 && f[3] == 1);
+  }
+  // Serialisation round trip and rejection of damage.
+  {
+    Dictionary d = random_dictionary(rng, 14, 5);
+    std::vector<uint8_t> bytes = d.serialize();
+    Dictionary e = Dictionary::deserialize(bytes.data(), bytes.size());
+    CHECK(e.serialize() == bytes);
+    bytes[bytes.size() / 2] ^= 1;
+    bool raised = false;
+    try {
+      Dictionary::deserialize(bytes.data(), bytes.size());
+    } catch (const ArgumentError&) {
+      raised = true;
+    }
+    CHECK(raised);
+  }
+  // Round trips across precisions, shapes and block sizes (block edges included).
+  const int64_t shapes[][5] = {{0, 0, 0, 1, 1},   {1, 1, 1, 1, 1},    {3, 7, 5, 2, 3},
+                               {2, 16, 16, 16, 16}, {4, 33, 31, 8, 4},  {1, 64, 64, 64, 64},
+                               {2, 9, 300, 1, 1},  {192, 32, 48, 4, 4}, {3, 5, 4097, 5, 4096}};
+  for (int P = kMinPrecision; P <= kMaxPrecision; P += 2)
+    for (const auto& s : shapes)
+      for (double wide : {0.0, 0.02})
+        roundtrip(rng, P, Layout{s[0], s[1], s[2], s[3], s[4]}, 1 + static_cast<int>(rng() % 6), wide);
+  if (failures) {
+    std::fprintf(stderr, "%d check(s) failed\n", failures);
+    return 1;
+  }
+  std::printf("test_core: all checks passed\n");
+  return 0;
+}

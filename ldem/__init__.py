@@ -1,0 +1,18 @@
+"""ldem: image-dependent local entropy models for learned image compression.
+
+>>> import numpy as np, ldem
+>>> d = ldem.Dictionary.from_pmfs([[0.2, 0.6, 0.2]], offsets=[-1])
+>>> y = np.random.default_rng(0).integers(-1, 2, size=(1, 8, 8), dtype=np.int32)
+>>> data = ldem.encode(y, np.zeros((1, 1, 1), np.int32), d, block=(8, 8))
+>>> bool((ldem.decode(data, np.zeros((1, 1, 1), np.int32), d, y.shape, block=(8, 8)) == y).all())
+True
+"""
+from ldem._version import __version__
+from ldem.errors import DecodeError
+from ldem.dictionary import Dictionary
+from ldem.coder import block_costs, block_grid, build_info, cuda_available, decode, encode
+
+__all__ = [
+    "__version__", "DecodeError", "Dictionary",
+    "encode", "decode", "block_costs", "block_grid", "build_info", "cuda_available",
+]

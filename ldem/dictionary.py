@@ -1,0 +1,240 @@
+"""A dictionary of integer entropy models: the tables every coder call looks up."""
+from __future__ import annotations
+
+import hashlib
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ldem import _core
+
+__all__ = ["Dictionary"]
+
+
+def _rows(values, name: str, dtype) -> list[np.ndarray]:
+    """Splits a [K, n] array or a sequence of 1-D arrays into 1-D rows."""
+    if isinstance(values, np.ndarray) and values.ndim == 2:
+        rows = list(values)
+    elif isinstance(values, (list, tuple)) or (isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype == object):
+        rows = [np.asarray(r) for r in values]
+    else:
+        raise TypeError(f"{name} must be a [K, n] array or a sequence of 1-D arrays")
+    out = []
+    for k, r in enumerate(rows):
+        r = np.asarray(r)
+        if r.ndim != 1 or r.size == 0:
+            raise ValueError(f"{name}[{k}] must be a non-empty 1-D array")
+        if dtype is np.uint64 and not np.issubdtype(r.dtype, np.integer):
+            raise TypeError(f"{name}[{k}] must hold integers, got {r.dtype}")
+        if dtype is np.float64 and not (np.issubdtype(r.dtype, np.floating) or np.issubdtype(r.dtype, np.integer)):
+            raise TypeError(f"{name}[{k}] must hold numbers, got {r.dtype}")
+        out.append(r)
+    return out
+
+
+def _offsets(offsets, K: int) -> list[int]:
+    off = np.asarray(offsets)
+    if off.ndim == 0:
+        off = np.full(K, int(off))
+    if off.ndim != 1 or off.shape[0] != K or not np.issubdtype(off.dtype, np.integer):
+        raise ValueError(f"offsets must be {K} integers (one per model), got shape {off.shape}")
+    if off.size and (off.min() < -(2**31) or off.max() > 2**31 - 1):
+        raise ValueError("offsets must fit in int32")
+    return [int(v) for v in off]
+
+
+def _check_precision(precision) -> int:
+    if not isinstance(precision, (int, np.integer)) or isinstance(precision, bool):
+        raise TypeError("precision must be an int")
+    if not 12 <= precision <= 16:
+        raise ValueError(f"precision must be in [12, 16], got {precision}")
+    return int(precision)
+
+
+class Dictionary:
+    """An ordered set of integer entropy models sharing one precision.
+
+    Model ``k`` covers the symbols ``[offset_k, offset_k + n_k)`` plus an escape slot
+    that codes every other int32 exactly. Its frequencies are integers ``>= 1`` that
+    sum to ``2**precision``. Tables are built once, here; decoders only ever read
+    the stored integers, so streams decode bit-exactly everywhere.
+
+    >>> import numpy as np, ldem
+    >>> d = ldem.Dictionary.from_pmfs([[0.25, 0.5, 0.25]], offsets=[-1])
+    >>> d.num_models, d.precision, d.support(0)
+    (1, 16, (-1, 2))
+    >>> int(d.frequencies(0).sum()) == 2**16
+    True
+    >>> ldem.Dictionary.from_bytes(d.to_bytes()) == d
+    True
+    """
+
+    __slots__ = ("_impl", "_bytes")
+
+    def __init__(self, impl):
+        if not isinstance(impl, _core.Dictionary):
+            raise TypeError("use Dictionary.from_pmfs, from_frequencies or from_bytes")
+        self._impl = impl
+        self._bytes = None
+
+    # -- construction -------------------------------------------------------------
+    @classmethod
+    def from_pmfs(cls, pmfs, offsets, precision: int = 16, escape=None) -> "Dictionary":
+        """Quantizes probability masses to integer tables.
+
+        ``pmfs`` is ``[K, n]`` (or K rows of different lengths) of masses for the
+        symbols ``offsets[k] + i``. ``escape`` is the mass of everything outside the
+        support (scalar or one per model); by default the tail ``max(0, 1 - sum(p))``.
+        Quantization: ``f_i = 1 + floor(p_i / P * (2^precision - n - 1))``, the units
+        left over go to the largest remainders (ties to the lower index).
+
+        >>> import ldem
+        >>> d = ldem.Dictionary.from_pmfs([[0.0, 1.0, 0.0]], offsets=[-1], precision=12)
+        >>> d.frequencies(0).tolist()   # the mode takes all but one unit per other slot
+        [1, 4093, 1, 1]
+        """
+        precision = _check_precision(precision)
+        rows = _rows(pmfs, "pmfs", np.float64)
+        offs = _offsets(offsets, len(rows))
+        esc = cls._escape(escape, len(rows))
+        freqs = []
+        for k, r in enumerate(rows):
+            p = r.astype(np.float64)
+            if not np.all(np.isfinite(p)) or np.any(p < 0):
+                raise ValueError(f"pmfs[{k}] must be finite and non-negative")
+            e = max(0.0, 1.0 - float(p.sum())) if esc[k] is None else float(esc[k])
+            if r.size + 1 > 2**precision:
+                raise ValueError(f"pmfs[{k}]: support of {r.size} symbols too large for precision {precision}")
+            freqs.append(_core.quantize_pmf(np.append(p, e), precision))
+        return cls(_core.Dictionary.from_frequencies(freqs, offs, precision))
+
+    @classmethod
+    def from_frequencies(cls, counts, offsets, precision: int = 16, escape=0) -> "Dictionary":
+        """Builds tables from non-negative integer counts (e.g. histograms).
+
+        ``counts`` is ``[K, n]`` or K rows; ``escape`` is the escape count (scalar or per
+        model). Counts that already form a valid table (each ``>= 1``, summing with the
+        escape to ``2**precision``) are kept exactly; otherwise they are quantized with
+        the integer version of the rule in :meth:`from_pmfs`.
+
+        >>> import ldem
+        >>> d = ldem.Dictionary.from_frequencies([[10, 80, 10]], offsets=[-1], precision=12)
+        >>> d.frequencies(0).tolist()
+        [410, 3275, 410, 1]
+        >>> e = ldem.Dictionary.from_frequencies([d.frequencies(0)[:-1]], [-1], 12, escape=1)
+        >>> e == d
+        True
+        """
+        precision = _check_precision(precision)
+        rows = _rows(counts, "counts", np.uint64)
+        offs = _offsets(offsets, len(rows))
+        esc = cls._escape(escape, len(rows))
+        freqs = []
+        for k, r in enumerate(rows):
+            if r.size and r.min() < 0:
+                raise ValueError(f"counts[{k}] must be non-negative")
+            e = 0 if esc[k] is None else int(esc[k])
+            if e < 0:
+                raise ValueError("escape counts must be non-negative")
+            if r.size + 1 > 2**precision:
+                raise ValueError(f"counts[{k}]: support of {r.size} symbols too large for precision {precision}")
+            freqs.append(_core.quantize_counts(np.append(r.astype(np.uint64), np.uint64(e)), precision))
+        return cls(_core.Dictionary.from_frequencies(freqs, offs, precision))
+
+    @staticmethod
+    def _escape(escape, K):
+        if escape is None:
+            return [None] * K
+        e = np.asarray(escape)
+        if e.ndim == 0:
+            return [e.item()] * K
+        if e.shape != (K,):
+            raise ValueError(f"escape must be a scalar or {K} values")
+        return list(e.tolist())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Dictionary":
+        """Reads :meth:`to_bytes` output; raises ``ValueError`` on damaged input.
+
+        >>> import ldem
+        >>> d = ldem.Dictionary.from_pmfs([[0.5, 0.5]], [0])
+        >>> ldem.Dictionary.from_bytes(d.to_bytes()).num_models
+        1
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError("data must be bytes")
+        return cls(_core.Dictionary.deserialize(bytes(data)))
+
+    @classmethod
+    def concat(cls, dictionaries: Iterable["Dictionary"]) -> "Dictionary":
+        """Joins dictionaries of one precision; model indices follow the given order.
+
+        >>> import ldem
+        >>> a = ldem.Dictionary.from_pmfs([[1.0]], [0]); b = ldem.Dictionary.from_pmfs([[0.5, 0.5]], [3])
+        >>> ldem.Dictionary.concat([a, b]).num_models
+        2
+        """
+        ds = list(dictionaries)
+        if not ds or not all(isinstance(d, Dictionary) for d in ds):
+            raise TypeError("concat takes a non-empty sequence of Dictionary")
+        precision = ds[0].precision
+        if any(d.precision != precision for d in ds):
+            raise ValueError("all dictionaries must share one precision")
+        freqs = [d._impl.frequencies(k) for d in ds for k in range(d.num_models)]
+        offs = [d._impl.offset(k) for d in ds for k in range(d.num_models)]
+        return cls(_core.Dictionary.from_frequencies(freqs, offs, precision))
+
+    # -- inspection ------------------------------------------------------------------
+    @property
+    def num_models(self) -> int:
+        return self._impl.num_models
+
+    @property
+    def precision(self) -> int:
+        return self._impl.precision
+
+    def __len__(self) -> int:
+        return self.num_models
+
+    def _index(self, k: int) -> int:
+        if not isinstance(k, (int, np.integer)) or not -self.num_models <= k < self.num_models:
+            raise IndexError(f"model index {k!r} out of range for {self.num_models} models")
+        return int(k) % self.num_models
+
+    def frequencies(self, k: int) -> np.ndarray:
+        """Integer frequencies of model ``k``: ``n`` support symbols, then the escape."""
+        return self._impl.frequencies(self._index(k))
+
+    def offset(self, k: int) -> int:
+        return self._impl.offset(self._index(k))
+
+    def support(self, k: int) -> tuple[int, int]:
+        """``(lo, hi)``: model ``k`` codes ``lo <= v < hi`` directly, the rest by escape."""
+        k = self._index(k)
+        return self._impl.offset(k), self._impl.offset(k) + len(self._impl.frequencies(k)) - 1
+
+    def costs(self, k: int) -> np.ndarray:
+        """Exact cost in bits of each support symbol of model ``k``, then of the escape slot."""
+        return self._impl.costs(self._index(k))
+
+    def to_bytes(self) -> bytes:
+        """Versioned, checksummed little-endian serialisation of the integer tables."""
+        if self._bytes is None:
+            self._bytes = self._impl.serialize()
+        return self._bytes
+
+    def content_hash(self) -> bytes:
+        """8-byte digest of the tables; streams use it to name their dictionaries."""
+        return hashlib.blake2b(self.to_bytes(), digest_size=8).digest()
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Dictionary) and self.to_bytes() == other.to_bytes()
+
+    def __hash__(self) -> int:
+        return hash(self.to_bytes())
+
+    def __repr__(self) -> str:
+        return f"Dictionary(num_models={self.num_models}, precision={self.precision})"
+
+    def __reduce__(self):
+        return (Dictionary.from_bytes, (self.to_bytes(),))
