@@ -16,6 +16,11 @@
 namespace py = pybind11;
 using namespace ldem;
 
+#ifdef LDEM_WITH_CUDA
+// Defined in csrc/cuda_bindings.cc: adds the GPU entry points to the module.
+void register_cuda(py::module_& m);
+#endif
+
 namespace {
 
 using I32 = py::array_t<int32_t, py::array::c_style>;
@@ -78,7 +83,11 @@ py::dict build_info() {
   d["compiler"] = LDEM_CXX_COMPILER;
   d["simd"] = "scalar (x86-64 baseline)";
   d["lanes"] = 4;
+#ifdef LDEM_WITH_CUDA
+  d["cuda"] = true;
+#else
   d["cuda"] = false;
+#endif
   d["hardware_threads"] = hardware_threads();
   d["format_version"] = kFormatVersion;
   return d;
@@ -148,19 +157,22 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("encode",
         [](py::array symbols, py::array models, const Dictionary& dict, int64_t bh, int64_t bw,
-           int threads, bool checksum) {
+           int threads, bool checksum, int lanes_log2, int segment_shift) {
           const int32_t* s = int32_data(symbols, "symbols", 3);
           Layout L = make_layout(symbols.shape(0), symbols.shape(1), symbols.shape(2), bh, bw);
           const int32_t* mm = checked_models(models, L, dict);
+          const StreamParams params{lanes_log2, segment_shift};
+          check_params(params);
           std::vector<uint8_t> out;
           {
             py::gil_scoped_release release;
-            out = encode(s, mm, L, dict, threads, checksum);
+            out = encode(s, mm, L, dict, threads, checksum, params);
           }
           return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
         },
         py::arg("symbols"), py::arg("models"), py::arg("dictionary"), py::arg("bh"), py::arg("bw"),
-        py::arg("threads") = 0, py::arg("checksum") = false);
+        py::arg("threads") = 0, py::arg("checksum") = false, py::arg("lanes_log2") = 2,
+        py::arg("segment_shift") = 17);
 
   m.def("decode",
         [](py::buffer data, py::array models, const Dictionary& dict, int64_t C, int64_t H,
@@ -198,9 +210,20 @@ PYBIND11_MODULE(_core, m) {
         py::arg("symbols"), py::arg("dictionary"), py::arg("bh"), py::arg("bw"),
         py::arg("threads") = 0);
 
-  m.def("max_compressed_size",
-        [](int64_t C, int64_t H, int64_t W) { return max_compressed_size(Layout{C, H, W, 1, 1}); });
+  m.def("max_compressed_size", [](int64_t C, int64_t H, int64_t W, int lanes_log2, int segment_shift) {
+    const StreamParams params{lanes_log2, segment_shift};
+    check_params(params);
+    return max_compressed_size(Layout{C, H, W, 1, 1}, params);
+  });
   m.def("num_segments", &num_segments);
+  m.def("stream_params", [](py::bytes b) {
+    std::string s = b;
+    StreamParams p = read_params(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+    return py::make_tuple(1 << p.lanes_log2, p.segment_shift);
+  });
   m.def("hardware_threads", &hardware_threads);
   m.def("build_info", &build_info);
+#ifdef LDEM_WITH_CUDA
+  register_cuda(m);
+#endif
 }

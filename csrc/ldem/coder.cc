@@ -13,7 +13,6 @@ namespace {
 using rans::kLanes;
 using rans::kLow;
 
-constexpr int64_t kSegmentShift = 17;
 
 [[noreturn]] void corrupt(const std::string& msg) { throw DecodeFailure{msg}; }
 
@@ -321,24 +320,72 @@ bool decode_segment_p(uint64_t x0, uint64_t x1, uint64_t x2, uint64_t x3, const 
 #undef LDEM_DEC
 #undef LDEM_DEC_RUN
 
-// REQUIRES: at least 4 readable padding words after `end`.
+// Generic coders for any lane count (streams made for wide parallel hardware).
+// Same operations as the fast paths; lane of symbol i is (i - a) % lanes.
+uint32_t* encode_segment_generic(const int32_t* sym, int64_t a, int64_t b, const int32_t* models,
+                                 const Layout& L, const View* views, int lanes, uint32_t* end) {
+  uint64_t st[kMaxLanes];
+  for (int l = 0; l < lanes; ++l) st[l] = kLow;
+  uint32_t* out = end;
+  RunCursor runs(a, b, models, L, true);
+  int64_t first, len;
+  int32_t model;
+  while (runs.next(first, len, model)) {
+    for (int64_t i = first + len - 1; i >= first; --i) {
+      const View& m = L.bh == 1 && L.bw == 1 ? views[models[i]] : views[model];
+      enc_one(st[(i - a) & (lanes - 1)], out, m.enc, m.offset, m.n, m, sym[i]);
+    }
+  }
+  for (int lane = lanes - 1; lane >= 0; --lane) {
+    *--out = static_cast<uint32_t>(st[lane] >> 32);
+    *--out = static_cast<uint32_t>(st[lane]);
+  }
+  return out;
+}
+
+template <int P>
+bool decode_segment_generic(uint64_t* st, int lanes, const uint32_t*& in, const uint32_t* end,
+                            int64_t a, int64_t b, const int32_t* models, const Layout& L,
+                            const View* views, int32_t* out) {
+  RunCursor runs(a, b, models, L, false);
+  int64_t first, len;
+  int32_t model;
+  while (runs.next(first, len, model)) {
+    for (int64_t i = first; i < first + len; ++i) {
+      const View& m = L.bh == 1 && L.bw == 1 ? views[models[i]] : views[model];
+      out[i] = dec_one<P>(st[(i - a) & (lanes - 1)], in, end, m.lut, m.cdf, m.offset, m.n, m);
+      if (__builtin_expect(in > end, 0)) corrupt("stream truncated");
+    }
+  }
+  for (int l = 0; l < lanes; ++l)
+    if (st[l] != kLow) return false;
+  return true;
+}
+
+// REQUIRES: at least 4 readable padding words after `end`; 1 <= lanes <= kMaxLanes.
 void decode_segment(const uint32_t* in, const uint32_t* end, int64_t a, int64_t b,
                     const int32_t* models, const Layout& L, const Dictionary& dict,
-                    const View* views, int32_t* out) {
-  if (end - in < 2 * kLanes) corrupt("segment shorter than its initial states");
-  uint64_t init[kLanes];
-  for (auto& x : init) {
+                    const View* views, int lanes, int32_t* out) {
+  if (end - in < 2 * lanes) corrupt("segment shorter than its initial states");
+  uint64_t init[kMaxLanes];
+  for (int l = 0; l < lanes; ++l) {
+    uint64_t& x = init[l];
     x = static_cast<uint64_t>(in[0]) | static_cast<uint64_t>(in[1]) << 32;
     in += 2;
     if (x < kLow || x >= (1ull << 63)) corrupt("invalid initial coder state");
   }
   bool ok;
+  const bool fast = lanes == kLanes;
   switch (dict.precision()) {
-#define LDEM_CASE(P) \
-  case P: ok = decode_segment_p<P>(init[0], init[1], init[2], init[3], in, end, a, b, models, L, views, out); break;
-    LDEM_CASE(12) LDEM_CASE(13) LDEM_CASE(14) LDEM_CASE(15)
-    default: ok = decode_segment_p<16>(init[0], init[1], init[2], init[3], in, end, a, b, models, L, views, out);
+#define LDEM_CASE(P)                                                                                 \
+  case P:                                                                                            \
+    ok = fast ? decode_segment_p<P>(init[0], init[1], init[2], init[3], in, end, a, b, models, L,    \
+                                    views, out)                                                      \
+              : decode_segment_generic<P>(init, lanes, in, end, a, b, models, L, views, out);        \
+    break;
+    LDEM_CASE(12) LDEM_CASE(13) LDEM_CASE(14) LDEM_CASE(15) LDEM_CASE(16)
 #undef LDEM_CASE
+    default: corrupt("invalid precision");
   }
   if (!ok) corrupt("stream does not match the shape, models or dictionary (final state)");
   if (in != end) corrupt("stream has unread data (wrong shape or trailing bytes)");
@@ -372,7 +419,7 @@ bool get_varint(const uint8_t*& p, const uint8_t* end, uint64_t& v) {
   return false;
 }
 
-size_t segment_words(int64_t n) { return static_cast<size_t>(2 * n + 2 * kLanes + 4); }
+size_t segment_words(int64_t n, int lanes) { return static_cast<size_t>(2 * n + 2 * lanes + 4); }
 
 }  // namespace
 
@@ -390,29 +437,46 @@ void check_layout(const Layout& L, const int32_t* models, const Dictionary& dict
                           std::to_string(i) + " is outside [0, " + std::to_string(K) + ")"};
 }
 
-int64_t num_segments(int64_t N) { return N <= 0 ? 0 : std::max<int64_t>(1, N >> kSegmentShift); }
+int64_t num_segments(int64_t N, int segment_shift) {
+  return N <= 0 ? 0 : std::max<int64_t>(1, N >> segment_shift);
+}
 
-size_t max_compressed_size(const Layout& L) {
-  const int64_t N = L.num_symbols(), S = num_segments(N);
-  return 3 + 10 * static_cast<size_t>(S) + 4 + 4 * (2 * static_cast<size_t>(N) + S * (2 * kLanes + 2));
+void check_params(const StreamParams& p) {
+  if (p.lanes_log2 < 0 || p.lanes_log2 > kMaxLanesLog2)
+    throw ArgumentError{"lanes must be a power of two in [1, " + std::to_string(kMaxLanes) + "]"};
+  if (p.segment_shift < kMinSegmentShift || p.segment_shift > kMaxSegmentShift)
+    throw ArgumentError{"segment size must be 2^k symbols with k in [" +
+                        std::to_string(kMinSegmentShift) + ", " + std::to_string(kMaxSegmentShift) + "]"};
+}
+
+size_t max_compressed_size(const Layout& L, const StreamParams& p) {
+  const int64_t N = L.num_symbols(), S = num_segments(N, p.segment_shift);
+  return 4 + 10 * static_cast<size_t>(S) + 4 +
+         4 * (2 * static_cast<size_t>(N) + S * (2 * (size_t{1} << p.lanes_log2) + 4));
 }
 
 std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const Layout& L,
-                            const Dictionary& dict, int threads, bool checksum) {
-  const int64_t N = L.num_symbols(), S = num_segments(N);
+                            const Dictionary& dict, int threads, bool checksum,
+                            const StreamParams& params) {
+  check_params(params);
+  const int lanes = 1 << params.lanes_log2;
+  const int64_t N = L.num_symbols(), S = num_segments(N, params.segment_shift);
   std::vector<std::unique_ptr<uint32_t[]>> bufs(S);
   std::vector<uint32_t*> begins(S);
   std::vector<size_t> words(S);
   const std::vector<View> views = make_views(dict);
   parallel_for(S, threads, [&](int64_t s) {
     const Range r = segment_range(N, S, s);
-    const size_t cap = segment_words(r.b - r.a);
+    const size_t cap = segment_words(r.b - r.a, lanes);
     bufs[s].reset(new uint32_t[cap]);
     uint32_t* end = bufs[s].get() + cap;
-    begins[s] = encode_segment(symbols, r.a, r.b, models, L, views.data(), end);
+    begins[s] = lanes == kLanes
+                    ? encode_segment(symbols, r.a, r.b, models, L, views.data(), end)
+                    : encode_segment_generic(symbols, r.a, r.b, models, L, views.data(), lanes, end);
     words[s] = static_cast<size_t>(end - begins[s]);
   });
-  std::vector<uint8_t> out = {'L', 'D', static_cast<uint8_t>(kFormatVersion << 4 | (checksum ? 1 : 0))};
+  std::vector<uint8_t> out = {'L', 'D', static_cast<uint8_t>(kFormatVersion << 4 | (checksum ? 1 : 0)),
+                              static_cast<uint8_t>(params.lanes_log2 << 5 | params.segment_shift)};
   size_t total = 0;
   for (int64_t s = 0; s < S; ++s) {
     if (s + 1 < S) put_varint(out, words[s] * 4);
@@ -434,16 +498,28 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const
   return out;
 }
 
-void decode(const uint8_t* data, size_t size, const int32_t* models, const Layout& L,
-            const Dictionary& dict, int threads, int32_t* out) {
-  const int64_t N = L.num_symbols(), S = num_segments(N);
-  if (size < 3 || data[0] != 'L' || data[1] != 'D') corrupt("not an ldem stream (bad magic)");
+StreamParams read_params(const uint8_t* data, size_t size) {
+  if (size < 4 || data[0] != 'L' || data[1] != 'D') corrupt("not an ldem stream (bad magic)");
   if ((data[2] >> 4) != kFormatVersion)
     corrupt("unsupported stream format version " + std::to_string(data[2] >> 4));
   if (data[2] & 0x0E) corrupt("unknown stream flags");
+  StreamParams p{data[3] >> 5, data[3] & 31};
+  if (p.lanes_log2 > kMaxLanesLog2 || p.segment_shift < kMinSegmentShift ||
+      p.segment_shift > kMaxSegmentShift)
+    corrupt("invalid stream parameters");
+  return p;
+}
+
+void decode(const uint8_t* data, size_t size, const int32_t* models, const Layout& L,
+            const Dictionary& dict, int threads, int32_t* out) {
+  const StreamParams params = read_params(data, size);
+  const int lanes = 1 << params.lanes_log2;
+  const int64_t N = L.num_symbols(), S = num_segments(N, params.segment_shift);
   const bool checksum = data[2] & 1;
-  const uint8_t* p = data + 3;
+  const uint8_t* p = data + 4;
   const uint8_t* end = data + size;
+  // S is bounded by the caller's shape, never by the stream; each segment needs >= 8 bytes.
+  if (S > static_cast<int64_t>(size)) corrupt("stream too short for its shape");
   std::vector<uint64_t> lengths(S);
   uint64_t sum = 0;
   for (int64_t s = 0; s + 1 < S; ++s) {
@@ -476,7 +552,7 @@ void decode(const uint8_t* data, size_t size, const int32_t* models, const Layou
   parallel_for(S, threads, [&](int64_t s) {
     const Range r = segment_range(N, S, s);
     const uint32_t* in = words.get() + starts[s];
-    decode_segment(in, in + lengths[s] / 4, r.a, r.b, models, L, dict, views.data(), out);
+    decode_segment(in, in + lengths[s] / 4, r.a, r.b, models, L, dict, views.data(), lanes, out);
   });
 }
 

@@ -6,12 +6,15 @@
 //
 // Stream layout (little endian), format version 1:
 //   u8 'L', u8 'D', u8 (version << 4 | flags)      flags bit 0: CRC-32 present
-//   varint length of each segment except the last
+//   u8 (lanes_log2 << 5 | segment_shift)
+//   varint byte length of each segment except the last (the last takes the rest)
 //   [u32 CRC-32 of all segment bytes]               if flags bit 0
-//   segments: kLanes initial states (u32 low, u32 high), then the words
-// The N = C*H*W symbols in raster order are cut into S = max(1, N >> 17)
+//   segments: `lanes` initial states (u32 low, u32 high), then the words
+// The N = C*H*W symbols in raster order are cut into S = max(1, N >> segment_shift)
 // segments (S = 0 when N = 0): segment s covers [s N / S, (s + 1) N / S).
-// S depends only on N, so the stream never depends on the thread count.
+// S depends only on N and the parameters, never on the thread count. Symbol i
+// of segment [a, b) is coded by lane (i - a) % lanes. The CPU default is 4 lanes
+// and 2^17-symbol segments; any valid parameters decode on the CPU.
 //
 // An escaped value v (outside the model's support) is coded as the escape slot,
 // then 7 raw bits (bit 6: v above the support, bits 0..5: L - 1 where
@@ -35,6 +38,16 @@ struct DecodeFailure {
   std::string message;
 };
 
+constexpr int kMaxLanesLog2 = 5;  // up to 32 interleaved lanes per segment
+constexpr int kMaxLanes = 1 << kMaxLanesLog2;
+constexpr int kMinSegmentShift = 8;
+constexpr int kMaxSegmentShift = 31;
+
+struct StreamParams {
+  int lanes_log2 = 2;      // 4 lanes: the CPU fast path
+  int segment_shift = 17;  // 2^17 symbols per segment
+};
+
 struct Layout {
   int64_t C = 0, H = 0, W = 0;
   int64_t bh = 1, bw = 1;
@@ -49,15 +62,24 @@ struct Layout {
 // Throws ArgumentError naming the problem.
 void check_layout(const Layout& layout, const int32_t* models, const Dictionary& dict);
 
-int64_t num_segments(int64_t num_symbols);
+int64_t num_segments(int64_t num_symbols, int segment_shift);
+
+// Throws ArgumentError unless 0 <= lanes_log2 <= kMaxLanesLog2 and
+// kMinSegmentShift <= segment_shift <= kMaxSegmentShift.
+void check_params(const StreamParams& params);
+
+// Reads the parameters from a stream header. Throws DecodeFailure if invalid.
+StreamParams read_params(const uint8_t* data, size_t size);
 
 // Upper bound on the encoded size in bytes for any input of this layout.
-size_t max_compressed_size(const Layout& layout);
+size_t max_compressed_size(const Layout& layout, const StreamParams& params = {});
 
 // REQUIRES: check_layout passed; symbols has layout.num_symbols() entries.
+// REQUIRES: check_params(params) passes (throws ArgumentError otherwise).
 // threads <= 0 means all hardware threads. Output is independent of threads.
 std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const Layout& layout,
-                            const Dictionary& dict, int threads, bool checksum);
+                            const Dictionary& dict, int threads, bool checksum,
+                            const StreamParams& params = {});
 
 // REQUIRES: check_layout passed; out has layout.num_symbols() entries.
 // Throws DecodeFailure on any inconsistency; reads only [data, data + size).

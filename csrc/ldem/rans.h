@@ -12,7 +12,7 @@
 // and e = r f - 2^(63+s) < f <= 2^s, floor(x r / 2^(63+s)) = floor(x / f) whenever
 // x e < 2^(63+s), which holds for all x < 2^63.
 //
-// Interleaving: symbol j of a segment goes to lane j % kLanes. The encoder walks
+// Interleaving: symbol j of a segment goes to lane j % lanes. The encoder walks
 // the segment backwards and writes words downwards into one buffer; the decoder
 // walks forwards and reads upwards, so it replays the encoder's operations in
 // exactly reverse order.
@@ -25,7 +25,7 @@
 namespace ldem::rans {
 
 constexpr uint64_t kLow = 1ull << 31;
-constexpr int kLanes = 4;
+constexpr int kLanes = 4;  // lanes of the CPU fast path
 
 inline uint64_t mulhi64(uint64_t a, uint64_t b) {
   return static_cast<uint64_t>((static_cast<unsigned __int128>(a) * b) >> 64);

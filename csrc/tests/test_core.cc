@@ -35,7 +35,8 @@ static Dictionary random_dictionary(std::mt19937& rng, int precision, int K) {
   return Dictionary(precision, std::move(models));
 }
 
-static void roundtrip(std::mt19937& rng, int precision, Layout L, int K, double wide) {
+static void roundtrip(std::mt19937& rng, int precision, Layout L, int K, double wide,
+                      StreamParams params = {}) {
   Dictionary dict = random_dictionary(rng, precision, K);
   std::vector<int32_t> sym(L.num_symbols());
   std::geometric_distribution<int> geo(0.3);
@@ -47,10 +48,10 @@ static void roundtrip(std::mt19937& rng, int precision, Layout L, int K, double 
   std::vector<int32_t> models(L.num_blocks());
   for (auto& m : models) m = static_cast<int32_t>(rng() % K);
   check_layout(L, models.data(), dict);
-  std::vector<uint8_t> a = encode(sym.data(), models.data(), L, dict, 1, false);
-  std::vector<uint8_t> b = encode(sym.data(), models.data(), L, dict, 4, false);
+  std::vector<uint8_t> a = encode(sym.data(), models.data(), L, dict, 1, false, params);
+  std::vector<uint8_t> b = encode(sym.data(), models.data(), L, dict, 4, false, params);
   CHECK(a == b);
-  CHECK(a.size() <= max_compressed_size(L));
+  CHECK(a.size() <= max_compressed_size(L, params));
   std::vector<int32_t> back(sym.size(), 12345);
   decode(a.data(), a.size(), models.data(), L, dict, 3, back.data());
   CHECK(back == sym);
@@ -60,7 +61,8 @@ static void roundtrip(std::mt19937& rng, int precision, Layout L, int K, double 
   block_costs(sym.data(), L, dict, 2, costs.data());
   double bits = 0;
   for (int64_t i = 0; i < L.num_blocks(); ++i) bits += costs[i * dict.size() + models[i]];
-  const double bound = bits / 8 * 1.0005 + 3 + 6 * num_segments(L.num_symbols()) + 40.0 * num_segments(L.num_symbols());
+  const int64_t S = num_segments(L.num_symbols(), params.segment_shift);
+  const double bound = bits / 8 * 1.0005 + 4 + S * (4.0 + 10.0 * (1 << params.lanes_log2));
   CHECK(a.size() <= bound);
 
   // Every truncation and a sweep of bit flips raise DecodeFailure and nothing else.
@@ -129,6 +131,10 @@ int main() {
     for (const auto& s : shapes)
       for (double wide : {0.0, 0.02})
         roundtrip(rng, P, Layout{s[0], s[1], s[2], s[3], s[4]}, 1 + static_cast<int>(rng() % 6), wide);
+  // Wide-lane, short-segment streams (the layout for parallel hardware) take the generic path.
+  for (int lanes_log2 : {0, 1, 3, 5})
+    for (const auto& s : shapes)
+      roundtrip(rng, 16, Layout{s[0], s[1], s[2], s[3], s[4]}, 3, 0.01, StreamParams{lanes_log2, 8});
   if (failures) {
     std::fprintf(stderr, "%d check(s) failed\n", failures);
     return 1;
