@@ -461,15 +461,24 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const
   check_params(params);
   const int lanes = 1 << params.lanes_log2;
   const int64_t N = L.num_symbols(), S = num_segments(N, params.segment_shift);
-  std::vector<std::unique_ptr<uint32_t[]>> bufs(S);
+  // One scratch arena per calling thread, reused across calls (no page faults on
+  // repeated calls); segment s owns words [ends[s] - cap_s, ends[s]).
+  static thread_local std::vector<uint32_t> arena;
+  std::vector<size_t> ends(S);
+  size_t total_words = 0;
+  for (int64_t s = 0; s < S; ++s) {
+    const Range r = segment_range(N, S, s);
+    total_words += segment_words(r.b - r.a, lanes);
+    ends[s] = total_words;
+  }
+  if (arena.size() < total_words) arena.resize(total_words);
   std::vector<uint32_t*> begins(S);
   std::vector<size_t> words(S);
   const std::vector<View> views = make_views(dict);
+  uint32_t* base = arena.data();
   parallel_for(S, threads, [&](int64_t s) {
     const Range r = segment_range(N, S, s);
-    const size_t cap = segment_words(r.b - r.a, lanes);
-    bufs[s].reset(new uint32_t[cap]);
-    uint32_t* end = bufs[s].get() + cap;
+    uint32_t* end = base + ends[s];
     begins[s] = lanes == kLanes
                     ? encode_segment(symbols, r.a, r.b, models, L, views.data(), end)
                     : encode_segment_generic(symbols, r.a, r.b, models, L, views.data(), lanes, end);
@@ -495,6 +504,7 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const
     const uint32_t c = crc32(out.data() + data_at, total);
     for (int i = 0; i < 4; ++i) out[crc_at + i] = static_cast<uint8_t>(c >> (8 * i));
   }
+  if (arena.size() > (size_t{64} << 20)) std::vector<uint32_t>().swap(arena);  // keep <= 256 MiB
   return out;
 }
 
@@ -544,16 +554,20 @@ void decode(const uint8_t* data, size_t size, const int32_t* models, const Layou
   if (checksum && crc32(p, payload) != crc) corrupt("checksum mismatch");
   // Copy to aligned words (the payload need not be 4-byte aligned in memory).
   constexpr size_t kPad = 8;  // the branchless refill may read a few words past a segment
-  std::unique_ptr<uint32_t[]> words(new uint32_t[payload / 4 + kPad]());
-  std::memcpy(words.get(), p, payload);
+  static thread_local std::vector<uint32_t> words;  // reused across calls
+  if (words.size() < payload / 4 + kPad) words.resize(payload / 4 + kPad);
+  std::memcpy(words.data(), p, payload);
+  std::memset(words.data() + payload / 4, 0, kPad * 4);
   const std::vector<View> views = make_views(dict);
   std::vector<size_t> starts(S);
   for (int64_t s = 1; s < S; ++s) starts[s] = starts[s - 1] + lengths[s - 1] / 4;
+  const uint32_t* word_base = words.data();  // the caller's buffer (thread_local is per thread)
   parallel_for(S, threads, [&](int64_t s) {
     const Range r = segment_range(N, S, s);
-    const uint32_t* in = words.get() + starts[s];
+    const uint32_t* in = word_base + starts[s];
     decode_segment(in, in + lengths[s] / 4, r.a, r.b, models, L, dict, views.data(), lanes, out);
   });
+  if (words.size() > (size_t{64} << 20)) std::vector<uint32_t>().swap(words);
 }
 
 double symbol_cost(const Model& m, int32_t v) {
