@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ldem/coder.h"
+#include "ldem/local.h"
 #include "ldem/tables.h"
 #include "ldem/thread_pool.h"
 
@@ -46,7 +47,47 @@ Layout make_layout(int64_t C, int64_t H, int64_t W, int64_t bh, int64_t bw) {
   return L;
 }
 
-const int32_t* checked_models(const py::array& models, const Layout& L, const Dictionary& dict) {
+// One Dictionary or a sequence of them (model indices follow the order).
+ModelSet model_set(const py::handle& obj) {
+  if (py::isinstance<Dictionary>(obj)) return ModelSet(obj.cast<const Dictionary&>());
+  if (!py::isinstance<py::sequence>(obj))
+    throw py::type_error("dictionary must be a Dictionary or a sequence of them");
+  std::vector<const Dictionary*> ds;
+  for (const py::handle& h : obj.cast<py::sequence>()) {
+    if (!py::isinstance<Dictionary>(h))
+      throw py::type_error("dictionary must be a Dictionary or a sequence of them");
+    ds.push_back(&h.cast<const Dictionary&>());
+  }
+  return ModelSet(ds);
+}
+
+struct Csr {
+  const int64_t* ptr;
+  int64_t B;
+  const int32_t* values;
+  const int32_t* counts;
+};
+
+// Validates block histograms handed in from Python (CSR arrays).
+Csr checked_csr(const py::array& ptr, const py::array& values, const py::array& counts) {
+  if (!py::isinstance<py::array_t<int64_t>>(ptr) || !ptr.dtype().is(py::dtype::of<int64_t>()) ||
+      ptr.ndim() != 1 || !(ptr.flags() & py::array::c_style) || ptr.size() < 1)
+    throw py::type_error("ptr must be a non-empty 1-D contiguous int64 array");
+  const int32_t* v = int32_data(values, "values", 1);
+  const int32_t* c = int32_data(counts, "counts", 1);
+  const int64_t* p = static_cast<const int64_t*>(ptr.data());
+  const int64_t B = ptr.size() - 1;
+  if (p[0] != 0) arg_error("ptr[0] must be 0");
+  for (int64_t b = 0; b < B; ++b)
+    if (p[b + 1] < p[b]) arg_error("ptr must be non-decreasing");
+  if (p[B] != values.size() || p[B] != counts.size())
+    arg_error("ptr[-1] must equal len(values) == len(counts)");
+  for (py::ssize_t i = 0; i < counts.size(); ++i)
+    if (c[i] < 0) arg_error("counts must be non-negative");
+  return {p, B, v, c};
+}
+
+const int32_t* checked_models(const py::array& models, const Layout& L, const ModelSet& dict) {
   const int32_t* m = int32_data(models, "models", 3);
   if (models.shape(0) != L.C || models.shape(1) != L.nby() || models.shape(2) != L.nbx())
     arg_error("models must have shape [C, ceil(H/bh), ceil(W/bw)] = [" + std::to_string(L.C) +
@@ -112,6 +153,22 @@ PYBIND11_MODULE(_core, m) {
   py::class_<Dictionary, std::shared_ptr<Dictionary>>(m, "Dictionary")
       .def_static("from_frequencies", &dictionary_from_frequencies, py::arg("freqs"),
                   py::arg("offsets"), py::arg("precision"))
+      .def_static("from_counts",
+                  [](const std::vector<py::array_t<uint64_t, py::array::c_style | py::array::forcecast>>& counts,
+                     const std::vector<int64_t>& offsets, int precision) {
+                    // Quantizes each row of counts (escape weight 0) with quantize_counts.
+                    if (counts.size() != offsets.size()) arg_error("offsets must have one entry per model");
+                    std::vector<Model> models;
+                    for (size_t k = 0; k < counts.size(); ++k) {
+                      std::vector<uint64_t> w(counts[k].data(), counts[k].data() + counts[k].size());
+                      w.push_back(0);
+                      if (offsets[k] < INT32_MIN || offsets[k] > INT32_MAX) arg_error("offsets must fit in int32");
+                      models.push_back(make_model(static_cast<int32_t>(offsets[k]), quantize_counts(w, precision),
+                                                  precision));
+                    }
+                    return std::make_shared<Dictionary>(precision, std::move(models));
+                  },
+                  py::arg("counts"), py::arg("offsets"), py::arg("precision"))
       .def_static("deserialize",
                   [](py::bytes b) {
                     std::string s = b;
@@ -156,8 +213,9 @@ PYBIND11_MODULE(_core, m) {
         py::arg("weights"), py::arg("precision"));
 
   m.def("encode",
-        [](py::array symbols, py::array models, const Dictionary& dict, int64_t bh, int64_t bw,
+        [](py::array symbols, py::array models, py::object dicts, int64_t bh, int64_t bw,
            int threads, bool checksum, int lanes_log2, int segment_shift) {
+          const ModelSet dict = model_set(dicts);
           const int32_t* s = int32_data(symbols, "symbols", 3);
           Layout L = make_layout(symbols.shape(0), symbols.shape(1), symbols.shape(2), bh, bw);
           const int32_t* mm = checked_models(models, L, dict);
@@ -175,8 +233,9 @@ PYBIND11_MODULE(_core, m) {
         py::arg("segment_shift") = 17);
 
   m.def("decode",
-        [](py::buffer data, py::array models, const Dictionary& dict, int64_t C, int64_t H,
+        [](py::buffer data, py::array models, py::object dicts, int64_t C, int64_t H,
            int64_t W, int64_t bh, int64_t bw, int threads) {
+          const ModelSet dict = model_set(dicts);
           py::buffer_info info = data.request();
           if (info.ndim != 1 || info.itemsize != 1 || (info.ndim == 1 && info.strides[0] != 1))
             throw py::type_error("data must be a contiguous bytes-like object");
@@ -195,7 +254,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("W"), py::arg("bh"), py::arg("bw"), py::arg("threads") = 0);
 
   m.def("block_costs",
-        [](py::array symbols, const Dictionary& dict, int64_t bh, int64_t bw, int threads) {
+        [](py::array symbols, py::object dicts, int64_t bh, int64_t bw, int threads) {
+          const ModelSet dict = model_set(dicts);
           const int32_t* s = int32_data(symbols, "symbols", 3);
           Layout L = make_layout(symbols.shape(0), symbols.shape(1), symbols.shape(2), bh, bw);
           const int64_t K = static_cast<int64_t>(dict.size());
@@ -209,6 +269,174 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("symbols"), py::arg("dictionary"), py::arg("bh"), py::arg("bw"),
         py::arg("threads") = 0);
+
+  m.def("block_histograms",
+        [](py::array symbols, int64_t bh, int64_t bw, int threads) {
+          const int32_t* s = int32_data(symbols, "symbols", 3);
+          Layout L = make_layout(symbols.shape(0), symbols.shape(1), symbols.shape(2), bh, bw);
+          BlockHistograms h;
+          {
+            py::gil_scoped_release release;
+            h = block_histograms(s, L, threads);
+          }
+          return py::make_tuple(py::array_t<int64_t>(h.ptr.size(), h.ptr.data()),
+                                py::array_t<int32_t>(h.values.size(), h.values.data()),
+                                py::array_t<int32_t>(h.counts.size(), h.counts.data()));
+        },
+        py::arg("symbols"), py::arg("bh"), py::arg("bw"), py::arg("threads") = 0);
+
+  m.def("histogram_costs",
+        [](py::array ptr, py::array values, py::array counts, py::object dicts, int threads) {
+          const Csr h = checked_csr(ptr, values, counts);
+          const ModelSet set = model_set(dicts);
+          py::array_t<double> out({h.B, static_cast<int64_t>(set.size())});
+          double* o = out.mutable_data();
+          {
+            py::gil_scoped_release release;
+            histogram_costs(h.ptr, h.B, h.values, h.counts, set.models, threads, o);
+          }
+          return out;
+        },
+        py::arg("ptr"), py::arg("values"), py::arg("counts"), py::arg("dictionary"),
+        py::arg("threads") = 0);
+
+  m.def("assigned_costs",
+        [](py::array ptr, py::array values, py::array counts, py::object dicts, py::array assign,
+           int threads) {
+          const Csr h = checked_csr(ptr, values, counts);
+          const ModelSet set = model_set(dicts);
+          const int32_t* a = int32_data(assign, "assign", 1);
+          if (assign.size() != h.B) arg_error("assign must have one entry per block");
+          for (int64_t b = 0; b < h.B; ++b)
+            if (a[b] < 0 || a[b] >= static_cast<int64_t>(set.size()))
+              arg_error("assign: model index out of range");
+          py::array_t<double> out(h.B);
+          double* o = out.mutable_data();
+          {
+            py::gil_scoped_release release;
+            assigned_costs(h.ptr, h.B, h.values, h.counts, set.models, a, threads, o);
+          }
+          return out;
+        },
+        py::arg("ptr"), py::arg("values"), py::arg("counts"), py::arg("dictionary"),
+        py::arg("assign"), py::arg("threads") = 0);
+
+  m.def("accumulate_clusters",
+        [](py::array ptr, py::array values, py::array counts, py::array cluster, int64_t K,
+           int32_t lo, int64_t V) {
+          const Csr h = checked_csr(ptr, values, counts);
+          const int32_t* c = int32_data(cluster, "cluster", 1);
+          if (cluster.size() != h.B) arg_error("cluster must have one entry per block");
+          if (K < 0 || V < 0 || K * V > (int64_t{1} << 31)) arg_error("K * V too large");
+          for (int64_t b = 0; b < h.B; ++b)
+            if (c[b] >= K) arg_error("cluster index out of range");
+          py::array_t<int64_t> out({K, V});
+          py::array_t<int64_t> outside(K);
+          std::fill(out.mutable_data(), out.mutable_data() + K * V, 0);
+          std::fill(outside.mutable_data(), outside.mutable_data() + K, 0);
+          {
+            py::gil_scoped_release release;
+            accumulate_clusters(h.ptr, h.B, h.values, h.counts, c, K, lo, V, out.mutable_data(),
+                                outside.mutable_data());
+          }
+          return py::make_tuple(out, outside);
+        },
+        py::arg("ptr"), py::arg("values"), py::arg("counts"), py::arg("cluster"), py::arg("K"),
+        py::arg("lo"), py::arg("V"));
+
+  m.def("scale_cluster_counts",
+        [](py::array_t<int64_t, py::array::c_style> counts, int32_t lo, int table_bits, int precision) {
+          if (counts.ndim() != 2) arg_error("counts must be [K, V]");
+          if (table_bits < 1 || table_bits > 24) arg_error("table_bits must be in [1, 24]");
+          const int64_t K = counts.shape(0), V = counts.shape(1);
+          const int64_t* c = counts.data();
+          for (int64_t i = 0; i < K * V; ++i)
+            if (c[i] < 0) arg_error("counts must be non-negative");
+          ScaledTables t = scale_cluster_counts(c, K, V, lo, table_bits);
+          // Exact tables at `precision` (escape weight 0, i.e. frequency 1).
+          std::vector<Model> models;
+          for (size_t j = 0; j + 1 < t.ptr.size(); ++j) {
+            std::vector<uint64_t> w(t.q.begin() + t.ptr[j], t.q.begin() + t.ptr[j + 1]);
+            w.push_back(0);
+            models.push_back(make_model(t.offsets[j], quantize_counts(w, precision), precision));
+          }
+          auto dict = std::make_shared<Dictionary>(precision, std::move(models));
+          const int64_t bits = scaled_tables_bits(t, table_bits);
+          return py::make_tuple(dict, py::array_t<int32_t>(t.rows.size(), t.rows.data()),
+                                py::array_t<int32_t>(t.offsets.size(), t.offsets.data()),
+                                py::array_t<int64_t>(t.ptr.size(), t.ptr.data()),
+                                py::array_t<uint64_t>(t.q.size(), t.q.data()), bits);
+        },
+        py::arg("counts"), py::arg("lo"), py::arg("table_bits"), py::arg("precision"));
+
+  m.def("assign_clusters",
+        [](py::array_t<double, py::array::c_style> costs, py::array_t<double, py::array::c_style> fixed_best,
+           double penalty) {
+          if (costs.ndim() != 2 || costs.shape(1) < 1) arg_error("costs must be [B, K] with K >= 1");
+          const int64_t B = costs.shape(0), K = costs.shape(1);
+          if (fixed_best.ndim() != 1 || fixed_best.shape(0) != B) arg_error("fixed_best must be [B]");
+          py::array_t<int64_t> cluster(B);
+          py::array_t<double> best(B);
+          assign_clusters(costs.data(), B, K, fixed_best.data(), penalty, cluster.mutable_data(),
+                          best.mutable_data());
+          return py::make_tuple(cluster, best);
+        },
+        py::arg("costs"), py::arg("fixed_best"), py::arg("penalty"));
+
+  m.def("select_pooled",
+        [](py::array_t<double, py::array::c_style> fixed, py::object image_obj, int64_t C, int64_t nby,
+           int64_t nbx, int64_t fy, int64_t fx, int precision, int rounds) {
+          const int64_t B = C * nby * nbx;
+          if (C < 0 || nby < 0 || nbx < 0 || fy < 1 || fx < 1) arg_error("invalid grid");
+          if (fixed.ndim() != 2 || fixed.shape(0) != B || fixed.shape(1) < 1)
+            arg_error("fixed must be [C*nby*nbx, F] with F >= 1");
+          if (precision < kMinPrecision || precision > kMaxPrecision) arg_error("invalid precision");
+          const double* img = nullptr;
+          int64_t I = 0;
+          py::array_t<double, py::array::c_style> image;
+          if (!image_obj.is_none()) {
+            image = image_obj.cast<py::array_t<double, py::array::c_style>>();
+            if (image.ndim() != 2 || image.shape(0) != B) arg_error("image must be [C*nby*nbx, I]");
+            img = image.data();
+            I = image.shape(1);
+          }
+          if (fixed.shape(1) + I + 1 > (int64_t{1} << precision)) arg_error("too many models");
+          Selection sel = select_pooled(fixed.data(), fixed.shape(1), img, I, C, nby, nbx, fy, fx,
+                                        precision, rounds);
+          return py::make_tuple(py::array_t<int32_t>(sel.choice.size(), sel.choice.data()),
+                                sel.data_bits, sel.map_bits);
+        },
+        py::arg("fixed"), py::arg("image"), py::arg("C"), py::arg("nby"), py::arg("nbx"), py::arg("fy"),
+        py::arg("fx"), py::arg("precision"), py::arg("rounds") = 3);
+
+  m.def("block_self_costs", [](py::array ptr, py::array counts) {
+    const Csr h = checked_csr(ptr, counts, counts);
+    py::array_t<double> out(h.B);
+    block_self_costs(h.ptr, h.B, h.counts, out.mutable_data());
+    return out;
+  });
+
+  m.def("gamma_pack", [](py::array_t<uint64_t, py::array::c_style | py::array::forcecast> values) {
+    const uint64_t* v = values.data();
+    for (py::ssize_t i = 0; i < values.size(); ++i)
+      if (v[i] == 0) arg_error("gamma codes values >= 1");
+    std::vector<uint8_t> b = gamma_pack(v, values.size());
+    return py::bytes(reinterpret_cast<const char*>(b.data()), b.size());
+  });
+
+  m.def("gamma_unpack",
+        [](py::bytes data, uint64_t pos, int64_t n, int max_bits) {
+          std::string s = data;
+          if (max_bits < 1 || max_bits > 63) arg_error("max_bits must be in [1, 63]");
+          // Every code takes at least one bit: n is bounded by the data, not trusted.
+          if (n < 0 || static_cast<uint64_t>(n) > 8 * s.size()) throw DecodeFailure{"side information truncated"};
+          py::array_t<uint64_t> out(n);
+          if (!gamma_unpack(reinterpret_cast<const uint8_t*>(s.data()), s.size(), pos, n, max_bits,
+                            out.mutable_data()))
+            throw DecodeFailure{"side information truncated or invalid"};
+          return py::make_tuple(out, pos);
+        },
+        py::arg("data"), py::arg("pos"), py::arg("n"), py::arg("max_bits") = 40);
 
   m.def("max_compressed_size", [](int64_t C, int64_t H, int64_t W, int lanes_log2, int segment_shift) {
     const StreamParams params{lanes_log2, segment_shift};

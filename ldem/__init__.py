@@ -11,8 +11,10 @@ from ldem._version import __version__
 from ldem.errors import DecodeError
 from ldem.dictionary import Dictionary
 from ldem.coder import block_costs, block_grid, build_info, cuda_available, decode, encode
+from ldem.local import LocalEntropyCoder, fit_global_models, learn_dictionary
 
 __all__ = [
     "__version__", "DecodeError", "Dictionary",
     "encode", "decode", "block_costs", "block_grid", "build_info", "cuda_available",
+    "LocalEntropyCoder", "learn_dictionary", "fit_global_models",
 ]

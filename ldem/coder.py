@@ -12,10 +12,16 @@ from ldem.dictionary import Dictionary
 __all__ = ["encode", "decode", "block_costs", "block_grid", "build_info", "cuda_available"]
 
 
-def _check_dictionary(dictionary) -> Dictionary:
-    if not isinstance(dictionary, Dictionary):
-        raise TypeError(f"dictionary must be an ldem.Dictionary, got {type(dictionary).__name__}")
-    return dictionary
+def _check_dictionary(dictionary):
+    """The core handle of one Dictionary, or a list of handles for a sequence of them."""
+    if isinstance(dictionary, Dictionary):
+        return dictionary._impl
+    if isinstance(dictionary, (list, tuple)) and dictionary and all(isinstance(d, Dictionary) for d in dictionary):
+        if len({d.precision for d in dictionary}) != 1:
+            raise ValueError("dictionaries must share one precision")
+        return [d._impl for d in dictionary]
+    raise TypeError("dictionary must be an ldem.Dictionary or a non-empty sequence of them, "
+                    f"got {type(dictionary).__name__}")
 
 
 def _check_block(block) -> tuple[int, int]:
@@ -98,6 +104,9 @@ def encode(symbols: np.ndarray, models, dictionary: Dictionary, block=(1, 1),
            lanes: int = 4, segment_size: int = 2**17) -> bytes:
     """Entropy-codes an int32 ``[C, H, W]`` tensor, block ``(c, by, bx)`` with model ``models[c, by, bx]``.
 
+    ``dictionary`` is a :class:`Dictionary` or a sequence of them whose models are
+    numbered in order (no tables are rebuilt to join them).
+
     Any int32 value round-trips exactly: values outside a model's support are escaped.
     The stream is identical for every ``threads`` value; ``checksum=True`` adds a CRC-32.
     ``lanes`` interleaved rANS states share each segment of ``segment_size`` symbols; the
@@ -117,7 +126,7 @@ def encode(symbols: np.ndarray, models, dictionary: Dictionary, block=(1, 1),
     bh, bw = _check_block(block)
     m = _check_models(models, block_grid(y.shape, (bh, bw)))
     lanes_log2, segment_shift = _check_stream_layout(lanes, segment_size)
-    return _core.encode(y, m, d._impl, bh, bw, _check_threads(threads), bool(checksum),
+    return _core.encode(y, m, d, bh, bw, _check_threads(threads), bool(checksum),
                         lanes_log2, segment_shift)
 
 
@@ -141,7 +150,7 @@ def decode(data, models, dictionary: Dictionary, shape, block=(1, 1),
     C, H, W = _check_shape(shape)
     bh, bw = _check_block(block)
     m = _check_models(models, block_grid((C, H, W), (bh, bw)))
-    return _core.decode(data, m, d._impl, C, H, W, bh, bw, _check_threads(threads))
+    return _core.decode(data, m, d, C, H, W, bh, bw, _check_threads(threads))
 
 
 def block_costs(symbols: np.ndarray, dictionary: Dictionary, block=(1, 1),
@@ -161,7 +170,7 @@ def block_costs(symbols: np.ndarray, dictionary: Dictionary, block=(1, 1),
     d = _check_dictionary(dictionary)
     y = _check_symbols(symbols)
     bh, bw = _check_block(block)
-    return _core.block_costs(y, d._impl, bh, bw, _check_threads(threads))
+    return _core.block_costs(y, d, bh, bw, _check_threads(threads))
 
 
 def build_info() -> dict:

@@ -28,7 +28,7 @@ struct View {
   const Model* model;
 };
 
-std::vector<View> make_views(const Dictionary& dict) {
+std::vector<View> make_views(const ModelSet& dict) {
   std::vector<View> v(dict.size());
   for (size_t k = 0; k < dict.size(); ++k) {
     const Model& m = dict.model(k);
@@ -38,45 +38,98 @@ std::vector<View> make_views(const Dictionary& dict) {
 }
 
 // Walks [a, b) in raster order as runs of symbols that share one model
-// (forwards, or backwards when reverse). Per-symbol maps (1 x 1 blocks) are
-// handled by the callers without it.
+// (forwards, or backwards when reverse), tracking row, channel and block
+// coordinates incrementally (no division per run).
 class RunCursor {
  public:
   RunCursor(int64_t a, int64_t b, const int32_t* models, const Layout& L, bool reverse)
-      : a_(a), b_(b), i_(reverse ? b : a), reverse_(reverse), models_(models), L_(L),
-        nby_(L.nby()), nbx_(L.nbx()) {}
+      : reverse_(reverse), models_(models), L_(L), nby_(L.nby()), nbx_(L.nbx()) {
+    left_ = b - a;
+    if (left_ <= 0 || L.W == 0) return;
+    const int64_t i = reverse ? b - 1 : a;
+    const int64_t row = i / L.W;
+    x_ = i - row * L.W;
+    c_ = row / L.H;
+    y_ = row % L.H;
+    by_ = y_ / L.bh;
+    yb_ = y_ % L.bh;
+    pos_ = i;
+    set_row();
+  }
 
-  // Sets the next run; returns false at the end.
+  // Sets the next run; returns false at the end. Neighbouring pieces (next block,
+  // next row) that use the same model join the run.
   bool next(int64_t& first, int64_t& len, int32_t& model) {
-    const int64_t W = L_.W;
-    if (reverse_) {
-      if (i_ <= a_) return false;
-      const int64_t row = (i_ - 1) / W, rs = row * W;
-      const int64_t x1 = i_ - rs, bx = (x1 - 1) / L_.bw;
-      const int64_t start = std::max(std::max(a_, rs), rs + bx * L_.bw);
-      model = models_[((row / L_.H) * nby_ + (row % L_.H) / L_.bh) * nbx_ + bx];
-      first = start;
-      len = i_ - start;
-      i_ = start;
-    } else {
-      if (i_ >= b_) return false;
-      const int64_t row = i_ / W, rs = row * W;
-      const int64_t x0 = i_ - rs, bx = x0 / L_.bw;
-      const int64_t stop = std::min(std::min(b_, rs + W), rs + (bx + 1) * L_.bw);
-      model = models_[((row / L_.H) * nby_ + (row % L_.H) / L_.bh) * nbx_ + bx];
-      first = i_;
-      len = stop - i_;
-      i_ = stop;
+    if (left_ <= 0) return false;
+    piece(first, len, model);
+    int64_t f, l;
+    int32_t m;
+    while (left_ > 0 && mrow_[x_ / L_.bw] == model) {
+      piece(f, l, m);
+      len += l;
+      if (reverse_) first = f;
     }
     return true;
   }
 
  private:
-  int64_t a_, b_, i_;
+  // One block-row piece of the run, then moves to the next position.
+  void piece(int64_t& first, int64_t& len, int32_t& model) {
+    const int64_t bx = x_ / L_.bw;  // one division per piece, by the (small) block width
+    model = mrow_[bx];
+    if (reverse_) {
+      const int64_t start = std::max(bx * L_.bw, x_ - left_ + 1);
+      len = x_ - start + 1;
+      first = pos_ - len + 1;
+      left_ -= len;
+      pos_ -= len;
+      x_ = start - 1;
+      if (x_ < 0 && left_ > 0) {  // previous row
+        x_ = L_.W - 1;
+        if (--yb_ < 0) {
+          yb_ = L_.bh - 1;
+          --by_;
+        }
+        if (--y_ < 0) {
+          y_ = L_.H - 1;
+          by_ = y_ / L_.bh;
+          yb_ = y_ % L_.bh;
+          --c_;
+        }
+        set_row();
+      }
+    } else {
+      const int64_t stop = std::min((bx + 1) * L_.bw, std::min(L_.W, x_ + left_));
+      len = stop - x_;
+      first = pos_;
+      left_ -= len;
+      pos_ += len;
+      x_ = stop;
+      if (x_ == L_.W && left_ > 0) {  // next row
+        x_ = 0;
+        if (++yb_ == L_.bh) {
+          yb_ = 0;
+          ++by_;
+        }
+        if (++y_ == L_.H) {
+          y_ = 0;
+          by_ = 0;
+          yb_ = 0;
+          ++c_;
+        }
+        set_row();
+      }
+    }
+  }
+
+  void set_row() { mrow_ = models_ + (c_ * nby_ + by_) * nbx_; }
+
   bool reverse_;
   const int32_t* models_;
   const Layout& L_;
   int64_t nby_, nbx_;
+  int64_t left_ = 0, pos_ = 0, x_ = 0, c_ = 0, y_ = 0, by_ = 0, yb_ = 0;
+  const int32_t* mrow_ = nullptr;
 };
 
 // Branchless put (the emitted word is always stored; the pointer moves only on emit).
@@ -364,7 +417,7 @@ bool decode_segment_generic(uint64_t* st, int lanes, const uint32_t*& in, const 
 
 // REQUIRES: at least 4 readable padding words after `end`; 1 <= lanes <= kMaxLanes.
 void decode_segment(const uint32_t* in, const uint32_t* end, int64_t a, int64_t b,
-                    const int32_t* models, const Layout& L, const Dictionary& dict,
+                    const int32_t* models, const Layout& L, const ModelSet& dict,
                     const View* views, int lanes, int32_t* out) {
   if (end - in < 2 * lanes) corrupt("segment shorter than its initial states");
   uint64_t init[kMaxLanes];
@@ -376,7 +429,7 @@ void decode_segment(const uint32_t* in, const uint32_t* end, int64_t a, int64_t 
   }
   bool ok;
   const bool fast = lanes == kLanes;
-  switch (dict.precision()) {
+  switch (dict.precision) {
 #define LDEM_CASE(P)                                                                                 \
   case P:                                                                                            \
     ok = fast ? decode_segment_p<P>(init[0], init[1], init[2], init[3], in, end, a, b, models, L,    \
@@ -423,7 +476,23 @@ size_t segment_words(int64_t n, int lanes) { return static_cast<size_t>(2 * n + 
 
 }  // namespace
 
-void check_layout(const Layout& L, const int32_t* models, const Dictionary& dict) {
+ModelSet::ModelSet(const Dictionary& d) : precision(d.precision()) {
+  models.reserve(d.size());
+  for (const Model& m : d.models()) models.push_back(&m);
+}
+
+ModelSet::ModelSet(const std::vector<const Dictionary*>& ds) {
+  if (ds.empty()) throw ArgumentError{"at least one dictionary is required"};
+  precision = ds[0]->precision();
+  for (const Dictionary* d : ds) {
+    if (d->precision() != precision)
+      throw ArgumentError{"dictionaries must share one precision (" + std::to_string(precision) +
+                          " vs " + std::to_string(d->precision()) + ")"};
+    for (const Model& m : d->models()) models.push_back(&m);
+  }
+}
+
+void check_layout(const Layout& L, const int32_t* models, const ModelSet& dict) {
   if (L.C < 0 || L.H < 0 || L.W < 0) throw ArgumentError{"shape must be non-negative"};
   if (L.bh < 1 || L.bw < 1) throw ArgumentError{"block sizes must be >= 1"};
   if (L.H > (int64_t{1} << 31) || L.W > (int64_t{1} << 31) || L.C > (int64_t{1} << 31) ||
@@ -456,7 +525,7 @@ size_t max_compressed_size(const Layout& L, const StreamParams& p) {
 }
 
 std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const Layout& L,
-                            const Dictionary& dict, int threads, bool checksum,
+                            const ModelSet& dict, int threads, bool checksum,
                             const StreamParams& params) {
   check_params(params);
   const int lanes = 1 << params.lanes_log2;
@@ -521,7 +590,7 @@ StreamParams read_params(const uint8_t* data, size_t size) {
 }
 
 void decode(const uint8_t* data, size_t size, const int32_t* models, const Layout& L,
-            const Dictionary& dict, int threads, int32_t* out) {
+            const ModelSet& dict, int threads, int32_t* out) {
   const StreamParams params = read_params(data, size);
   const int lanes = 1 << params.lanes_log2;
   const int64_t N = L.num_symbols(), S = num_segments(N, params.segment_shift);
@@ -576,7 +645,7 @@ double symbol_cost(const Model& m, int32_t v) {
   return m.cost[m.n] + escape_payload_bits(m.offset, m.n, v);
 }
 
-void block_costs(const int32_t* symbols, const Layout& L, const Dictionary& dict, int threads,
+void block_costs(const int32_t* symbols, const Layout& L, const ModelSet& dict, int threads,
                  double* out) {
   const int64_t nby = L.nby(), nbx = L.nbx(), K = static_cast<int64_t>(dict.size());
   const int64_t rows = L.C * nby;

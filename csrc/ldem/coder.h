@@ -48,6 +48,19 @@ struct StreamParams {
   int segment_shift = 17;  // 2^17 symbols per segment
 };
 
+// An ordered list of models sharing one precision, drawn from one or more
+// dictionaries (indices follow the given order). Holds pointers only.
+// REQUIRES: the dictionaries outlive the set.
+struct ModelSet {
+  int precision = 16;
+  std::vector<const Model*> models;
+  explicit ModelSet(const Dictionary& d);
+  // Throws ArgumentError if the list is empty or precisions differ.
+  explicit ModelSet(const std::vector<const Dictionary*>& ds);
+  size_t size() const { return models.size(); }
+  const Model& model(size_t k) const { return *models[k]; }
+};
+
 struct Layout {
   int64_t C = 0, H = 0, W = 0;
   int64_t bh = 1, bw = 1;
@@ -60,7 +73,7 @@ struct Layout {
 // Checks shapes and that every model index is in [0, dict.size()).
 // REQUIRES: models has layout.num_blocks() entries.
 // Throws ArgumentError naming the problem.
-void check_layout(const Layout& layout, const int32_t* models, const Dictionary& dict);
+void check_layout(const Layout& layout, const int32_t* models, const ModelSet& dict);
 
 int64_t num_segments(int64_t num_symbols, int segment_shift);
 
@@ -78,19 +91,37 @@ size_t max_compressed_size(const Layout& layout, const StreamParams& params = {}
 // REQUIRES: check_params(params) passes (throws ArgumentError otherwise).
 // threads <= 0 means all hardware threads. Output is independent of threads.
 std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const Layout& layout,
-                            const Dictionary& dict, int threads, bool checksum,
+                            const ModelSet& dict, int threads, bool checksum,
                             const StreamParams& params = {});
 
 // REQUIRES: check_layout passed; out has layout.num_symbols() entries.
 // Throws DecodeFailure on any inconsistency; reads only [data, data + size).
 void decode(const uint8_t* data, size_t size, const int32_t* models, const Layout& layout,
-            const Dictionary& dict, int threads, int32_t* out);
+            const ModelSet& dict, int threads, int32_t* out);
 
 // Exact coded cost in bits of every block under every model:
 // out[((c * nby + by) * nbx + bx) * K + k]. Counts escapes with their payload.
 // REQUIRES: symbols has layout.num_symbols() entries, out has num_blocks * K.
-void block_costs(const int32_t* symbols, const Layout& layout, const Dictionary& dict,
+void block_costs(const int32_t* symbols, const Layout& layout, const ModelSet& dict,
                  int threads, double* out);
+
+// Single-dictionary conveniences.
+inline void check_layout(const Layout& l, const int32_t* m, const Dictionary& d) {
+  check_layout(l, m, ModelSet(d));
+}
+inline std::vector<uint8_t> encode(const int32_t* s, const int32_t* m, const Layout& l,
+                                   const Dictionary& d, int threads, bool checksum,
+                                   const StreamParams& params = {}) {
+  return encode(s, m, l, ModelSet(d), threads, checksum, params);
+}
+inline void decode(const uint8_t* data, size_t size, const int32_t* m, const Layout& l,
+                   const Dictionary& d, int threads, int32_t* out) {
+  decode(data, size, m, l, ModelSet(d), threads, out);
+}
+inline void block_costs(const int32_t* s, const Layout& l, const Dictionary& d, int threads,
+                        double* out) {
+  block_costs(s, l, ModelSet(d), threads, out);
+}
 
 // Exact cost in bits of value v under model m.
 double symbol_cost(const Model& m, int32_t v);

@@ -1,0 +1,332 @@
+#include "ldem/local.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "ldem/thread_pool.h"
+
+namespace ldem {
+namespace {
+
+constexpr int32_t kWinSize = 512;  // blocks spanning fewer values are counted densely
+
+// Splits [0, n) into about `parts` chunks for parallel_for.
+int64_t chunk_count(int64_t n, int threads) {
+  const int64_t t = threads <= 0 ? hardware_threads() : threads;
+  return std::max<int64_t>(1, std::min<int64_t>(n, 4 * t));
+}
+
+}  // namespace
+
+BlockHistograms block_histograms(const int32_t* symbols, const Layout& L, int threads) {
+  const int64_t nby = L.nby(), nbx = L.nbx(), rows = L.C * nby;
+  struct Row {
+    std::vector<int64_t> sizes;  // distinct values per block of the row
+    std::vector<int32_t> values, counts;
+  };
+  std::vector<Row> out(rows);
+  parallel_for(rows, threads, [&](int64_t r) {
+    const int64_t c = r / nby, by = r % nby;
+    const int64_t y0 = by * L.bh, y1 = std::min(L.H, y0 + L.bh);
+    // Four interleaved sub-histograms: runs of one value (mostly zeros) would
+    // otherwise serialise on a single counter.
+    int32_t dense[4][kWinSize] = {};
+    std::vector<int32_t> wide;
+    Row& row = out[r];
+    row.sizes.resize(nbx);
+    for (int64_t bx = 0; bx < nbx; ++bx) {
+      const int64_t x0 = bx * L.bw, x1 = std::min(L.W, x0 + L.bw);
+      int32_t lo = INT32_MAX, hi = INT32_MIN;
+      for (int64_t y = y0; y < y1; ++y) {
+        const int32_t* p = symbols + (c * L.H + y) * L.W;
+        for (int64_t x = x0; x < x1; ++x) {
+          lo = std::min(lo, p[x]);
+          hi = std::max(hi, p[x]);
+        }
+      }
+      const size_t before = row.values.size();
+      if (static_cast<int64_t>(hi) - lo < kWinSize) {
+        const uint32_t base = static_cast<uint32_t>(lo);
+        for (int64_t y = y0; y < y1; ++y) {
+          const int32_t* p = symbols + (c * L.H + y) * L.W;
+          int64_t x = x0;
+          for (; x + 4 <= x1; x += 4) {
+            ++dense[0][static_cast<uint32_t>(p[x]) - base];
+            ++dense[1][static_cast<uint32_t>(p[x + 1]) - base];
+            ++dense[2][static_cast<uint32_t>(p[x + 2]) - base];
+            ++dense[3][static_cast<uint32_t>(p[x + 3]) - base];
+          }
+          for (; x < x1; ++x) ++dense[0][static_cast<uint32_t>(p[x]) - base];
+        }
+        const int64_t span = static_cast<int64_t>(hi) - lo + 1;
+        for (int64_t i = 0; i < span; ++i) {
+          const int32_t n = dense[0][i] + dense[1][i] + dense[2][i] + dense[3][i];
+          if (n) {
+            row.values.push_back(static_cast<int32_t>(lo + i));
+            row.counts.push_back(n);
+            dense[0][i] = dense[1][i] = dense[2][i] = dense[3][i] = 0;
+          }
+        }
+      } else {  // wide spread: sort
+        wide.clear();
+        for (int64_t y = y0; y < y1; ++y) {
+          const int32_t* p = symbols + (c * L.H + y) * L.W;
+          wide.insert(wide.end(), p + x0, p + x1);
+        }
+        std::sort(wide.begin(), wide.end());
+        for (size_t w = 0; w < wide.size();) {
+          size_t j = w;
+          while (j < wide.size() && wide[j] == wide[w]) ++j;
+          row.values.push_back(wide[w]);
+          row.counts.push_back(static_cast<int32_t>(j - w));
+          w = j;
+        }
+      }
+      row.sizes[bx] = static_cast<int64_t>(row.values.size() - before);
+    }
+  });
+  BlockHistograms h;
+  h.ptr.resize(rows * nbx + 1);
+  h.ptr[0] = 0;
+  int64_t b = 0;
+  for (const Row& row : out)
+    for (int64_t s : row.sizes) {
+      h.ptr[b + 1] = h.ptr[b] + s;
+      ++b;
+    }
+  h.values.reserve(h.ptr[b]);
+  h.counts.reserve(h.ptr[b]);
+  for (const Row& row : out) {
+    h.values.insert(h.values.end(), row.values.begin(), row.values.end());
+    h.counts.insert(h.counts.end(), row.counts.begin(), row.counts.end());
+  }
+  return h;
+}
+
+void histogram_costs(const int64_t* ptr, int64_t B, const int32_t* values, const int32_t* counts,
+                     const std::vector<const Model*>& models, int threads, double* out) {
+  const int64_t K = static_cast<int64_t>(models.size());
+  if (B == 0) return;
+  if (K == 0) return;
+  // Value-major cost table over the window of observed values (clipped), so the
+  // inner loop over models is contiguous; values outside use symbol_cost().
+  int64_t lo = INT32_MAX, hi = INT32_MIN;
+  for (int64_t i = 0; i < ptr[B]; ++i) {
+    lo = std::min<int64_t>(lo, values[i]);
+    hi = std::max<int64_t>(hi, values[i]);
+  }
+  lo = std::max<int64_t>(lo, -4096);
+  hi = std::min<int64_t>(hi, 4095);
+  const int64_t V = hi >= lo ? hi - lo + 1 : 0;
+  std::vector<double> table(static_cast<size_t>(V * K));
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t v = 0; v < V; ++v)
+      table[v * K + k] = symbol_cost(*models[k], static_cast<int32_t>(lo + v));
+  const int64_t chunks = chunk_count(B, threads);
+  parallel_for(chunks, threads, [&](int64_t t) {
+    const int64_t b0 = B * t / chunks, b1 = B * (t + 1) / chunks;
+    for (int64_t b = b0; b < b1; ++b) {
+      double* o = out + b * K;
+      std::fill(o, o + K, 0.0);
+      for (int64_t i = ptr[b]; i < ptr[b + 1]; ++i) {
+        const double n = counts[i];
+        const int64_t v = static_cast<int64_t>(values[i]) - lo;
+        if (v >= 0 && v < V) {
+          const double* row = table.data() + v * K;
+          for (int64_t k = 0; k < K; ++k) o[k] += n * row[k];
+        } else {
+          for (int64_t k = 0; k < K; ++k) o[k] += n * symbol_cost(*models[k], values[i]);
+        }
+      }
+    }
+  });
+}
+
+void assigned_costs(const int64_t* ptr, int64_t B, const int32_t* values, const int32_t* counts,
+                    const std::vector<const Model*>& models, const int32_t* assign, int threads,
+                    double* out) {
+  const int64_t chunks = chunk_count(B, threads);
+  parallel_for(chunks, threads, [&](int64_t t) {
+    const int64_t b0 = B * t / chunks, b1 = B * (t + 1) / chunks;
+    for (int64_t b = b0; b < b1; ++b) {
+      const Model& m = *models[assign[b]];
+      double bits = 0;
+      for (int64_t i = ptr[b]; i < ptr[b + 1]; ++i) bits += counts[i] * symbol_cost(m, values[i]);
+      out[b] = bits;
+    }
+  });
+}
+
+void accumulate_clusters(const int64_t* ptr, int64_t B, const int32_t* values,
+                         const int32_t* counts, const int32_t* cluster, int64_t K, int32_t lo,
+                         int64_t V, int64_t* out, int64_t* outside) {
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t k = cluster[b];
+    if (k < 0 || k >= K) continue;
+    for (int64_t i = ptr[b]; i < ptr[b + 1]; ++i) {
+      const int64_t v = static_cast<int64_t>(values[i]) - lo;
+      if (v >= 0 && v < V)
+        out[k * V + v] += counts[i];
+      else
+        outside[k] += counts[i];
+    }
+  }
+}
+
+namespace {
+int64_t gamma_bits(uint64_t v) { return 2 * (64 - __builtin_clzll(v)) - 1; }
+}  // namespace
+
+void assign_clusters(const double* costs, int64_t B, int64_t K, const double* fixed_best,
+                     double penalty, int64_t* cluster, double* best) {
+  for (int64_t b = 0; b < B; ++b) {
+    const double* row = costs + b * K;
+    int64_t arg = 0;
+    for (int64_t k = 1; k < K; ++k)
+      if (row[k] < row[arg]) arg = k;
+    cluster[b] = row[arg] + penalty < fixed_best[b] ? arg : -1;
+    best[b] = std::min(fixed_best[b], row[arg]);
+  }
+}
+
+Selection select_pooled(const double* fixed, int64_t F, const double* image, int64_t I, int64_t C,
+                        int64_t nby, int64_t nbx, int64_t fy, int64_t fx, int precision,
+                        int rounds) {
+  const int64_t A = F + I, py = (nby + fy - 1) / fy, px = (nbx + fx - 1) / fx, Bp = C * py * px;
+  std::vector<double> pooled(static_cast<size_t>(Bp * A), 0.0);
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t by = 0; by < nby; ++by)
+      for (int64_t bx = 0; bx < nbx; ++bx) {
+        const int64_t src = (c * nby + by) * nbx + bx;
+        double* dst = pooled.data() + ((c * py + by / fy) * px + bx / fx) * A;
+        for (int64_t k = 0; k < F; ++k) dst[k] += fixed[src * F + k];
+        for (int64_t k = 0; k < I; ++k) dst[F + k] += image[src * I + k];
+      }
+  Selection sel;
+  sel.choice.assign(Bp, 0);
+  std::vector<double> idx(A, std::log2(static_cast<double>(std::max<int64_t>(A, 1))));
+  auto choose = [&] {
+    bool changed = false;
+    for (int64_t b = 0; b < Bp; ++b) {
+      const double* row = pooled.data() + b * A;
+      int32_t arg = 0;
+      double v = row[0] + idx[0];
+      for (int64_t k = 1; k < A; ++k)
+        if (row[k] + idx[k] < v) {
+          v = row[k] + idx[k];
+          arg = static_cast<int32_t>(k);
+        }
+      changed |= sel.choice[b] != arg;
+      sel.choice[b] = arg;
+    }
+    return changed;
+  };
+  auto index_costs = [&] {
+    std::vector<uint64_t> counts(A + 1, 0);  // + an empty escape slot, as the map coder
+    for (int32_t k : sel.choice) ++counts[k];
+    std::vector<uint32_t> f = quantize_counts(counts, precision);
+    for (int64_t k = 0; k < A; ++k) idx[k] = precision - std::log2(static_cast<double>(f[k]));
+  };
+  choose();
+  for (int r = 0; r < rounds; ++r) {
+    index_costs();
+    if (!choose()) break;
+  }
+  index_costs();
+  for (int64_t b = 0; b < Bp; ++b) {
+    sel.data_bits += pooled[b * A + sel.choice[b]];
+    sel.map_bits += idx[sel.choice[b]];
+  }
+  return sel;
+}
+
+void block_self_costs(const int64_t* ptr, int64_t B, const int32_t* counts, double* out) {
+  for (int64_t b = 0; b < B; ++b) {
+    double n = 0, s = 0;
+    for (int64_t i = ptr[b]; i < ptr[b + 1]; ++i) n += counts[i];
+    for (int64_t i = ptr[b]; i < ptr[b + 1]; ++i)
+      if (counts[i] > 0) s += counts[i] * std::log2(n / counts[i]);
+    out[b] = s;
+  }
+}
+
+std::vector<uint8_t> gamma_pack(const uint64_t* values, size_t n) {
+  std::vector<uint8_t> out;
+  uint64_t acc = 0;  // pending bits, fewer than 8 between values
+  int nacc = 0;
+  auto put = [&](uint64_t v, int nbits) {  // nbits <= 32
+    acc = (acc << nbits) | v;
+    nacc += nbits;
+    while (nacc >= 8) {
+      nacc -= 8;
+      out.push_back(static_cast<uint8_t>(acc >> nacc));
+    }
+    acc &= (uint64_t{1} << nacc) - 1;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t v = values[i];
+    const int len = 64 - __builtin_clzll(v);  // v >= 1
+    for (int z = len - 1; z > 0; z -= std::min(z, 32)) put(0, std::min(z, 32));
+    if (len > 32) put(v >> 32, len - 32);
+    put(v & (len >= 32 ? 0xFFFFFFFFull : ((uint64_t{1} << len) - 1)), std::min(len, 32));
+  }
+  if (nacc) out.push_back(static_cast<uint8_t>(acc << (8 - nacc)));
+  return out;
+}
+
+bool gamma_unpack(const uint8_t* data, size_t size, uint64_t& pos, size_t n, int max_bits,
+                  uint64_t* out) {
+  const uint64_t total = 8 * static_cast<uint64_t>(size);
+  auto bit = [&](uint64_t p) { return (data[p >> 3] >> (7 - (p & 7))) & 1; };
+  for (size_t i = 0; i < n; ++i) {
+    int zeros = 0;
+    for (;;) {
+      if (pos >= total) return false;
+      if (bit(pos++)) break;
+      if (++zeros > max_bits) return false;
+    }
+    if (pos + zeros > total) return false;
+    uint64_t v = 1;
+    for (int z = 0; z < zeros; ++z) v = (v << 1) | bit(pos++);
+    out[i] = v;
+  }
+  return true;
+}
+
+ScaledTables scale_cluster_counts(const int64_t* counts, int64_t K, int64_t V, int32_t lo,
+                                  int table_bits) {
+  ScaledTables t;
+  t.ptr.push_back(0);
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t* row = counts + k * V;
+    int64_t a = 0, b = V - 1;
+    while (a < V && row[a] == 0) ++a;
+    if (a == V) continue;
+    while (row[b] == 0) --b;
+    unsigned __int128 total = 0;
+    for (int64_t i = a; i <= b; ++i) total += static_cast<uint64_t>(row[i]);
+    t.rows.push_back(static_cast<int32_t>(k));
+    t.offsets.push_back(static_cast<int32_t>(lo + a));
+    for (int64_t i = a; i <= b; ++i) {
+      const unsigned __int128 num = 2 * (static_cast<unsigned __int128>(row[i]) << table_bits) + total;
+      t.q.push_back(static_cast<uint64_t>(num / (2 * total)));
+    }
+    t.ptr.push_back(static_cast<int64_t>(t.q.size()));
+  }
+  return t;
+}
+
+int64_t scaled_tables_bits(const ScaledTables& t, int table_bits) {
+  int64_t bits = gamma_bits(static_cast<uint64_t>(table_bits));
+  for (size_t j = 0; j + 1 < t.ptr.size(); ++j) {
+    const int64_t o = t.offsets[j];
+    const uint64_t zz = o >= 0 ? 2 * static_cast<uint64_t>(o) : 2 * static_cast<uint64_t>(-o) - 1;
+    bits += gamma_bits(zz + 1) + gamma_bits(static_cast<uint64_t>(t.ptr[j + 1] - t.ptr[j]));
+    for (int64_t i = t.ptr[j]; i < t.ptr[j + 1]; ++i) bits += gamma_bits(t.q[i] + 1);
+  }
+  return bits;
+}
+
+}  // namespace ldem

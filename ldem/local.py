@@ -1,0 +1,688 @@
+"""Image-dependent local entropy models (Minnen et al., ICIP 2018).
+
+The latent ``y[C, H, W]`` is cut into ``bh x bw`` blocks per channel. Each block is
+coded with the cheapest model among the channel's global model, a learned static
+dictionary, and models built for this image (sent as side information). Costs are
+exact bits under the integer tables the coder uses.
+
+Stream layout (little endian):
+
+* ``b"LE"``, u8 ``version << 4 | mode << 1 | map_codec`` (mode 0 global, 1 static,
+  2 local; map codec 0 rANS, 1 raw DEFLATE), 4-byte digest of the coder's
+  dictionaries, varints ``C, H, W``.
+* modes 1 and 2: varints ``bh, bw``, the number of image models ``I``, the length and
+  bytes of the side bits (image tables; index counts for the rANS map codec), and the
+  length and bytes of the coded block map.
+* the data: an :func:`ldem.encode` stream (the rest).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import zlib
+from dataclasses import dataclass, field
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from ldem import _core
+from ldem.bitio import ByteReader, put_varint
+from ldem.coder import block_grid, decode, encode
+from ldem.dictionary import Dictionary
+from ldem.errors import DecodeError
+
+__all__ = ["LocalEntropyCoder", "learn_dictionary", "fit_global_models"]
+
+_MAGIC = b"LE"
+_VERSION = 1
+_MODES = {"global": 0, "static": 1, "local": 2}
+_MODE_NAMES = {v: k for k, v in _MODES.items()}
+_MAP_RANS, _MAP_DEFLATE = 0, 1
+_WINDOW = 2048  # centres are dense over [-2048, 2048); rarer values are escapes
+
+
+# --------------------------------------------------------------------------------------
+# helpers on block histograms (CSR: ptr [B + 1], values, counts)
+
+
+@dataclass
+class _Hist:
+    ptr: np.ndarray
+    values: np.ndarray
+    counts: np.ndarray
+    channel: np.ndarray  # channel of each block
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.ptr) - 1
+
+    @classmethod
+    def of(cls, y: np.ndarray, block, threads: int) -> "_Hist":
+        C, nby, nbx = block_grid(y.shape, block)
+        ptr, values, counts = _core.block_histograms(y, block[0], block[1], threads)
+        return cls(ptr, values, counts, np.repeat(np.arange(C, dtype=np.int32), nby * nbx))
+
+    @classmethod
+    def concat(cls, parts: Sequence["_Hist"]) -> "_Hist":
+        offsets = np.cumsum([0] + [len(p.values) for p in parts])
+        ptr = np.concatenate([p.ptr[:-1] + o for p, o in zip(parts, offsets)] + [offsets[-1:]])
+        return cls(ptr.astype(np.int64), np.concatenate([p.values for p in parts]),
+                   np.concatenate([p.counts for p in parts]), np.concatenate([p.channel for p in parts]))
+
+    def costs(self, dicts, threads: int) -> np.ndarray:
+        return _core.histogram_costs(self.ptr, self.values, self.counts, dicts, threads)
+
+    def assigned(self, dicts, assign: np.ndarray, threads: int) -> np.ndarray:
+        return _core.assigned_costs(self.ptr, self.values, self.counts, dicts,
+                                    np.ascontiguousarray(assign, dtype=np.int32), threads)
+
+    def self_cost(self) -> np.ndarray:
+        """Bits of each block under its own empirical distribution (a lower bound)."""
+        return _core.block_self_costs(self.ptr, self.counts)
+
+    def window(self) -> tuple[int, int]:
+        if len(self.values) == 0:
+            return 0, 1
+        lo = int(max(self.values.min(), -_WINDOW))
+        hi = int(min(self.values.max(), _WINDOW - 1))
+        return (lo, hi - lo + 1) if hi >= lo else (0, 1)
+
+    def cluster_counts(self, cluster: np.ndarray, K: int, lo: int, V: int) -> np.ndarray:
+        dense, _ = _core.accumulate_clusters(self.ptr, self.values, self.counts,
+                                             np.ascontiguousarray(cluster, dtype=np.int32), K, lo, V)
+        return dense
+
+
+@dataclass
+class _ImageTables:
+    """Image-dependent models: the integer dictionary and what is sent for it."""
+    dictionary: Dictionary
+    offsets: np.ndarray
+    ptr: np.ndarray
+    q: np.ndarray
+    bits: int  # exact size of the side bits that describe them
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    @classmethod
+    def from_counts(cls, counts: np.ndarray, lo: int, table_bits: int, precision: int):
+        impl, rows, offsets, ptr, q, bits = _core.scale_cluster_counts(
+            np.ascontiguousarray(counts, dtype=np.int64), lo, table_bits, precision)
+        if len(offsets) == 0:
+            return None
+        return cls(Dictionary(impl), offsets, ptr, q, int(bits))
+
+    def side_values(self, table_bits: int) -> np.ndarray:
+        """The Elias-gamma values that describe the tables (see :func:`_read_tables`)."""
+        zz = np.where(self.offsets >= 0, 2 * self.offsets.astype(np.int64),
+                      -2 * self.offsets.astype(np.int64) - 1) + 1
+        parts = [np.array([table_bits], np.uint64)]
+        for j in range(len(self.offsets)):
+            q = self.q[self.ptr[j]:self.ptr[j + 1]]
+            parts.append(np.array([zz[j], len(q)], np.uint64))
+            parts.append(q + np.uint64(1))
+        return np.concatenate(parts)
+
+
+def _read_tables(side: bytes, pos: int, count: int, precision: int):
+    """Reads ``count`` image tables from the gamma-coded side bits at bit ``pos``.
+
+    Layout: table_bits, then per table zigzag(offset) + 1, n, and n values q_i + 1.
+    Returns (dictionary or None, new pos).
+    """
+    if count == 0:
+        return None, pos
+    (table_bits,), pos = _core.gamma_unpack(side, pos, 1)
+    if not 4 <= table_bits <= 16:
+        raise DecodeError("invalid image table precision")
+    qs, offsets = [], []
+    for _ in range(count):
+        (zz, n), pos = _core.gamma_unpack(side, pos, 2)
+        zz = int(zz) - 1
+        offset = zz // 2 if zz % 2 == 0 else -(zz + 1) // 2
+        if n >= (1 << precision) - 1 or not -2**31 <= offset <= 2**31 - int(n):
+            raise DecodeError("invalid image model support")
+        q, pos = _core.gamma_unpack(side, pos, int(n))
+        q = q - np.uint64(1)
+        if q.max() > 1 << table_bits:
+            raise DecodeError("invalid image model counts")
+        qs.append(q)
+        offsets.append(offset)
+    return Dictionary(_core.Dictionary.from_counts(qs, offsets, precision)), pos
+
+
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Candidate:
+    block: tuple
+    image: Optional[_ImageTables]
+    choice: np.ndarray  # category per block: 0 global, 1..S static, S+1.. image
+    est_bits: float
+    parts: dict = field(default_factory=dict)
+
+    @property
+    def num_image_models(self) -> int:
+        return 0 if self.image is None else len(self.image)
+
+
+class LocalEntropyCoder:
+    """Codes int32 latents ``[C, H, W]`` with per-block models chosen from a dictionary.
+
+    ``global_models`` has one model per channel (model ``c`` codes channel ``c``): the
+    fixed global entropy model of a learned codec. ``static`` is an optional learned
+    dictionary shared by all channels. ``mode="local"`` (the default) also builds up to
+    ``max_image_models`` models for the image itself and sends them. The encoder tries
+    each of ``block_sizes`` and keeps the cheapest; a stream is never more than a few
+    bytes larger than ``mode="global"``.
+
+    >>> import numpy as np, ldem
+    >>> g = ldem.Dictionary.from_pmfs([[0.1, 0.2, 0.4, 0.2, 0.1]] * 4, offsets=[-2] * 4)
+    >>> coder = ldem.LocalEntropyCoder(g)
+    >>> y = np.zeros((4, 32, 32), np.int32)
+    >>> y[:, :8] = np.random.default_rng(0).integers(-2, 3, size=(4, 8, 32))  # busy top, flat rest
+    >>> data, stats = coder.encode(y, return_stats=True)
+    >>> bool((coder.decode(data) == y).all()), len(data) < len(coder.encode(y, mode="global"))
+    (True, True)
+    """
+
+    def __init__(self, global_models: Dictionary, static: Optional[Dictionary] = None, *,
+                 block_sizes: Iterable[Sequence[int]] = ((16, 16), (32, 32)),
+                 max_image_models: int = 16, table_bits: int = 8, lloyd_iterations: int = 2,
+                 map_codecs: Iterable[str] = ("rans", "deflate"), threads: Optional[int] = 1,
+                 seed: int = 0, max_symbols: int = 2**28):
+        if not isinstance(global_models, Dictionary):
+            raise TypeError("global_models must be an ldem.Dictionary with one model per channel")
+        if static is not None and not isinstance(static, Dictionary):
+            raise TypeError("static must be an ldem.Dictionary or None")
+        if static is not None and static.precision != global_models.precision:
+            raise ValueError("static and global_models must share one precision")
+        self.block_sizes = []
+        for b in block_sizes:
+            if len(b) != 2 or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in b):
+                raise ValueError(f"block_sizes must be pairs of positive ints, got {b!r}")
+            self.block_sizes.append((int(b[0]), int(b[1])))
+        if not self.block_sizes:
+            raise ValueError("block_sizes must not be empty")
+        if not isinstance(max_image_models, (int, np.integer)) or not 0 <= max_image_models <= 64:
+            raise ValueError("max_image_models must be an int in [0, 64]")
+        if not isinstance(table_bits, (int, np.integer)) or not 4 <= table_bits <= 16:
+            raise ValueError("table_bits must be an int in [4, 16]")
+        self.map_codecs = tuple(map_codecs)
+        if not self.map_codecs or any(c not in ("rans", "deflate") for c in self.map_codecs):
+            raise ValueError("map_codecs must name 'rans' and/or 'deflate'")
+        if static is not None and 1 + static.num_models + max_image_models > 65535:
+            raise ValueError("too many models for the block map")
+        self.global_models = global_models
+        self.static = static
+        self.max_image_models = int(max_image_models)
+        self.table_bits = int(table_bits)
+        self.lloyd_iterations = int(lloyd_iterations)
+        self.threads = 0 if threads is None else int(threads)
+        self.seed = int(seed)
+        self.max_symbols = int(max_symbols)
+        self.precision = global_models.precision
+        self._C = global_models.num_models
+        self._S = static.num_models if static is not None else 0
+        digest = hashlib.blake2b(digest_size=4)
+        digest.update(global_models.to_bytes())
+        if static is not None:
+            digest.update(static.to_bytes())
+        self._digest = digest.digest()
+
+    # ---------------------------------------------------------------------------------
+    def _fixed_dicts(self):
+        return [self.global_models] + ([self.static] if self.static is not None else [])
+
+    def _check_latent(self, y) -> np.ndarray:
+        if not isinstance(y, np.ndarray):
+            raise TypeError(f"y must be an int32 numpy array [C, H, W], got {type(y).__name__}")
+        if y.dtype != np.int32:
+            raise TypeError(f"y must have dtype int32, got {y.dtype}")
+        if y.ndim != 3:
+            raise ValueError(f"y must have shape [C, H, W], got {y.shape}")
+        if y.shape[0] != self._C:
+            raise ValueError(f"y has {y.shape[0]} channels but global_models has {self._C} models")
+        if y.size > self.max_symbols:
+            raise ValueError(f"y has {y.size} symbols, more than max_symbols={self.max_symbols}")
+        return np.ascontiguousarray(y)
+
+    def _header(self, mode: int, map_codec: int, shape) -> bytearray:
+        out = bytearray(_MAGIC)
+        out.append(_VERSION << 4 | mode << 1 | map_codec)
+        out += self._digest
+        for v in shape:
+            put_varint(out, int(v))
+        return out
+
+    def _model_map(self, choice: np.ndarray, shape, block) -> np.ndarray:
+        C, nby, nbx = block_grid(shape, block)
+        channel = np.repeat(np.arange(C, dtype=np.int64), nby * nbx)
+        S = self._S
+        m = np.where(choice == 0, channel, self._C + choice - 1)  # static and image follow in order
+        return m.astype(np.int32).reshape(C, nby, nbx)
+
+    # ---------------------------------------------------------------------------------
+    def _image_models(self, h: _Hist, fixed_best: np.ndarray, A_fixed: int):
+        """Yields image models (an :class:`_ImageTables`) and their block costs [B, I]
+        for growing numbers of models.
+
+        Each stage adds k-means++ seeds (blocks drawn in proportion to the bits the
+        current models waste on them), then runs Lloyd iterations in which a block
+        joins the image model with the fewest exact bits, or none if a fixed model is
+        cheaper, and each model becomes the count-averaged histogram of its blocks.
+        """
+        B = h.num_blocks
+        lo, V = h.window()
+        rng = np.random.default_rng(self.seed)
+        own = h.self_cost()
+        idx_guess = math.log2(A_fixed + self.max_image_models)
+        current = fixed_best.copy()
+        cluster = np.full(B, -1, np.int64)
+        K_now = 0
+        for K in [k for k in (1, 2, 4, 8, 16, 32, 64) if k <= self.max_image_models]:
+            # A stage's seeds are drawn together, in proportion to excess bits, without repeats.
+            excess = np.maximum(current - own - idx_guess, 0.0)
+            cdf = np.cumsum(excess)
+            seeds = []
+            if cdf[-1] > 0:
+                draws = np.searchsorted(cdf, rng.random(K - K_now) * cdf[-1], side="right")
+                seeds = list(dict.fromkeys(int(min(b, B - 1)) for b in draws))
+            if not seeds:
+                return
+            cluster[seeds] = K_now + np.arange(len(seeds))
+            K_now += len(seeds)
+            tables = None
+            for _ in range(max(1, self.lloyd_iterations)):
+                counts = h.cluster_counts(cluster, K_now, lo, V)
+                tables = _ImageTables.from_counts(counts, lo, self.table_bits, self.precision)
+                if tables is None:
+                    return
+                costs = h.costs(tables.dictionary._impl, self.threads)
+                new, current = _core.assign_clusters(costs, fixed_best, idx_guess)
+                K_now = len(tables)
+                if np.array_equal(new, cluster):
+                    break
+                cluster = new
+            yield tables, costs
+
+    def _search(self, y: np.ndarray, mode: int):
+        """Candidates over block sizes and image-model counts, and the global data bits.
+
+        Block costs are additive, so when every candidate block size is a multiple of
+        the smallest one, costs are computed once at the smallest size and summed to
+        the larger ones; image models are clustered at the smallest size.
+        """
+        C, H, W = y.shape
+        sizes = []
+        for b in self.block_sizes:
+            b = (max(1, min(b[0], H)), max(1, min(b[1], W)))
+            if b not in sizes:
+                sizes.append(b)
+        base = (min(b[0] for b in sizes), min(b[1] for b in sizes))
+        nested = all(b[0] % base[0] == 0 and b[1] % base[1] == 0 for b in sizes)
+        groups = [(base, sizes)] if nested else [(b, [b]) for b in sizes]
+        cands = []
+        global_bits = None
+        for level, blocks in groups:
+            h = _Hist.of(y, level, self.threads)
+            grid = block_grid(y.shape, level)
+            fixed = [h.assigned(self.global_models._impl, h.channel, self.threads)[:, None]]
+            if self.static is not None:
+                fixed.append(h.costs(self.static._impl, self.threads))
+            fixed = np.hstack(fixed)
+            global_bits = float(fixed[:, 0].sum())
+            factors = {b: (b[0] // level[0], b[1] // level[1]) for b in blocks}
+
+            def consider(image, image_costs):
+                best = math.inf
+                for b in blocks:
+                    fy, fx = factors[b]
+                    choice, data_bits, map_bits = _core.select_pooled(
+                        fixed, image_costs, grid[0], grid[1], grid[2], fy, fx, self.precision)
+                    tbits = 0 if image is None else image.bits
+                    est = data_bits + map_bits + tbits
+                    cands.append(_Candidate(b, image, choice.astype(np.int64), est,
+                                            dict(data=data_bits, map=map_bits, tables=float(tbits))))
+                    best = min(best, est)
+                return best
+
+            best_here = consider(None, None)
+            if mode == _MODES["local"] and self.max_image_models > 0 and h.num_blocks > 1:
+                worse = 0  # stop growing after two stages that do not help
+                for image, image_costs in self._image_models(h, fixed.min(axis=1), fixed.shape[1]):
+                    est = consider(image, image_costs)
+                    if est < best_here:
+                        best_here, worse = est, 0
+                    else:
+                        worse += 1
+                        if worse == 2:
+                            break
+        return cands, global_bits
+
+    def _code_map(self, choice: np.ndarray, A: int):
+        """The smallest map coding: (codec, index counts to send or None, map bytes)."""
+        options = []
+        B = len(choice)
+        if "rans" in self.map_codecs:
+            counts = np.bincount(choice, minlength=A)
+            count_bits = sum(2 * int(v + 1).bit_length() - 1 for v in counts.tolist())
+            table = Dictionary.from_frequencies([counts.astype(np.uint64)], [0], self.precision, escape=0)
+            data = encode(choice.astype(np.int32).reshape(1, 1, B), np.zeros((1, 1, 1), np.int32), table,
+                          block=(1, max(B, 1)), lanes=1)
+            options.append((count_bits / 8 + len(data), _MAP_RANS, counts, data))
+        if "deflate" in self.map_codecs:
+            raw = choice.astype(np.uint8 if A <= 256 else "<u2").tobytes()
+            comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+            data = comp.compress(raw) + comp.flush()
+            options.append((len(data), _MAP_DEFLATE, None, data))
+        _, codec, counts, data = min(options, key=lambda o: o[0])
+        return codec, counts, data
+
+    def _assemble(self, y, cand: _Candidate, mode: int):
+        A = 1 + self._S + cand.num_image_models
+        codec, counts, map_bytes = self._code_map(cand.choice, A)
+        values = [cand.image.side_values(self.table_bits)] if cand.image is not None else []
+        table_bits = cand.image.bits if cand.image is not None else 0
+        if counts is not None:
+            values.append(counts.astype(np.uint64) + np.uint64(1))
+        side_bytes = _core.gamma_pack(np.concatenate(values)) if values else b""
+        out = self._header(mode, codec, y.shape)
+        for v in (cand.block[0], cand.block[1], cand.num_image_models, len(side_bytes)):
+            put_varint(out, v)
+        out += side_bytes
+        put_varint(out, len(map_bytes))
+        head_bits = 8 * (len(out) - len(side_bytes))
+        out += map_bytes
+        dicts = self._fixed_dicts() + ([cand.image.dictionary] if cand.image is not None else [])
+        models = self._model_map(cand.choice, y.shape, cand.block)
+        data = encode(y, models, dicts, block=cand.block, threads=self.threads or None)
+        stats = dict(mode=_MODE_NAMES[mode], block=cand.block, num_image_models=cand.num_image_models,
+                     map_codec="rans" if codec == _MAP_RANS else "deflate",
+                     bits_header=head_bits, bits_tables=table_bits,
+                     bits_map=8 * len(side_bytes) - table_bits + 8 * len(map_bytes),
+                     bits_data=8 * len(data), model_map=models, categories=cand.choice.reshape(models.shape))
+        return bytes(out) + data, stats
+
+    def _global_stream(self, y):
+        C, H, W = y.shape
+        out = self._header(0, 0, y.shape)
+        block, models = _global_layout(y.shape)
+        data = encode(y, models, self.global_models, block=block, threads=self.threads or None)
+        stats = dict(mode="global", block=block, num_image_models=0, map_codec=None,
+                     bits_header=8 * len(out), bits_tables=0, bits_map=0, bits_data=8 * len(data),
+                     model_map=models, categories=np.zeros(models.shape, np.int64))
+        return bytes(out) + data, stats
+
+    # ---------------------------------------------------------------------------------
+    def encode(self, y: np.ndarray, mode: str = "local", return_stats: bool = False):
+        """Codes ``y`` (int32 ``[C, H, W]``) and returns the stream (and stats if asked).
+
+        ``mode``: ``"global"`` (per-channel models only), ``"static"`` (global ∪ static)
+        or ``"local"`` (also image-dependent models). The stats give the bits of header,
+        image tables, block map and data, the block size, the number of image models,
+        the map codec that won, and the block→model map.
+        """
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {sorted(_MODES)}, got {mode!r}")
+        y = self._check_latent(y)
+        m = _MODES[mode]
+        if m == _MODES["static"] and self.static is None:
+            m = _MODES["global"]
+        if m == 0 or y.size == 0:
+            data, stats = self._global_stream(y)
+        else:
+            cands, global_bits = self._search(y, m)
+            best = min(cands, key=lambda c: c.est_bits)
+            data, stats = self._assemble(y, best, m)
+            stats["candidates"] = [dict(block=c.block, num_image_models=c.num_image_models,
+                                        est_bits=c.est_bits, **{f"est_{k}": v for k, v in c.parts.items()})
+                                   for c in cands]
+            # Never larger than the global mode: unless the global stream is surely
+            # bigger, build it and keep the smaller.
+            if len(data) >= self._global_lower_bound(y, global_bits):
+                gdata, gstats = self._global_stream(y)
+                if len(gdata) <= len(data):
+                    data, stats = gdata, gstats
+        stats["requested_mode"] = mode
+        stats["bytes"] = len(data)
+        return (data, stats) if return_stats else data
+
+    def _global_lower_bound(self, y, global_bits: float) -> float:
+        """A lower bound on the global stream's size in bytes.
+
+        The rANS payload holds the information plus each lane's final state, less at
+        most 4.4e-5 bits per symbol of rounding (state >= 2^31 vs M <= 2^16); the
+        bound subtracts 4 bytes per lane and 1e-5 bytes per symbol to be safe.
+        """
+        lanes = 4 * max(1, y.size >> 17)
+        return len(self._header(0, 0, y.shape)) + 4 + global_bits / 8 - 4 * lanes - 1 - 1e-5 * y.size
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decodes :meth:`encode` output; raises :class:`ldem.DecodeError` on damage or mismatch."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be bytes, got {type(data).__name__}")
+        data = bytes(data)
+        r = ByteReader(data)
+        if r.take(2) != _MAGIC:
+            raise DecodeError("not an ldem local-entropy stream (bad magic)")
+        flags = r.u8()
+        if flags >> 4 != _VERSION:
+            raise DecodeError(f"unsupported local stream version {flags >> 4}")
+        mode, codec = (flags >> 1) & 7, flags & 1
+        if mode not in _MODE_NAMES:
+            raise DecodeError("invalid mode in stream")
+        if r.take(4) != self._digest:
+            raise DecodeError("stream was made with other dictionaries (digest mismatch)")
+        C, H, W = r.varint(2**31), r.varint(2**31), r.varint(2**31)
+        if C != self._C:
+            raise DecodeError(f"stream has {C} channels, the coder's global models have {self._C}")
+        if C * H * W > self.max_symbols:
+            raise DecodeError(f"stream declares {C * H * W} symbols, more than max_symbols={self.max_symbols}")
+        shape = (C, H, W)
+        if mode == 0:
+            block, models = _global_layout(shape)
+            return decode(data[r.pos:], models, self.global_models, shape, block=block,
+                          threads=self.threads or None)
+        bh, bw = r.varint(max(H, 1)), r.varint(max(W, 1))
+        if bh < 1 or bw < 1:
+            raise DecodeError("invalid block size")
+        I = r.varint(64)
+        if mode == 1 and I:
+            raise DecodeError("static mode stream with image models")
+        side = r.take(r.varint(r.remaining()))
+        map_bytes = r.take(r.varint(r.remaining()))
+        image, pos = _read_tables(side, 0, I, self.precision)
+        A = 1 + self._S + I
+        _, nby, nbx = block_grid(shape, (bh, bw))
+        B = C * nby * nbx
+        if codec == _MAP_RANS:
+            counts, pos = _core.gamma_unpack(side, pos, A)
+            counts = counts - np.uint64(1)
+            if int(counts.sum()) != B:
+                raise DecodeError("block map counts do not match the block grid")
+            table = _core.Dictionary.from_counts([counts], [0], self.precision)
+            choice = _core.decode(map_bytes, np.zeros((1, 1, 1), np.int32), table, 1, 1, B, 1, max(B, 1), 1)
+            choice = choice.reshape(-1).astype(np.int64)
+            if B and (choice.min() < 0 or choice.max() >= A):
+                raise DecodeError("block map index out of range")
+        else:
+            dtype = np.uint8 if A <= 256 else np.dtype("<u2")
+            item = np.dtype(dtype).itemsize
+            try:
+                dec = zlib.decompressobj(-15)
+                raw = dec.decompress(map_bytes, B * item + 1)
+            except zlib.error as e:
+                raise DecodeError(f"corrupt block map: {e}") from None
+            if len(raw) != B * item or not dec.eof or dec.unused_data:
+                raise DecodeError("corrupt block map (wrong length)")
+            choice = np.frombuffer(raw, dtype=dtype).astype(np.int64)
+            if B and choice.max() >= A:
+                raise DecodeError("block map index out of range")
+        dicts = self._fixed_dicts() + ([image] if image is not None else [])
+        models = self._model_map(choice, shape, (bh, bw))  # valid by construction
+        return _core.decode(memoryview(data)[r.pos:], models, [d._impl for d in dicts], C, H, W, bh, bw,
+                            self.threads)
+
+
+def _global_layout(shape):
+    """Whole-plane blocks and the model map of the global mode (channel c uses model c)."""
+    C, H, W = shape
+    block = (max(H, 1), max(W, 1))
+    grid = block_grid(shape, block)
+    models = np.broadcast_to(np.arange(C, dtype=np.int32)[:, None, None], grid)
+    return block, np.ascontiguousarray(models)
+
+
+# --------------------------------------------------------------------------------------
+# learning
+
+
+def _latent_list(latents) -> list[np.ndarray]:
+    if isinstance(latents, np.ndarray):
+        latents = [latents] if latents.ndim == 3 else list(latents)
+    out = []
+    for i, y in enumerate(latents):
+        if not isinstance(y, np.ndarray) or y.dtype != np.int32 or y.ndim != 3:
+            raise TypeError(f"latents[{i}] must be an int32 array [C, H, W]")
+        out.append(np.ascontiguousarray(y))
+    if not out:
+        raise ValueError("latents must not be empty")
+    return out
+
+
+def _smoothed_table(row: np.ndarray, lo: int, margin: int, alpha: float):
+    """(offset, counts, escape) with every symbol of the widened support kept cheap."""
+    nz = np.flatnonzero(row)
+    if len(nz) == 0:
+        return None
+    a, b = max(int(nz[0]) - margin, 0), min(int(nz[-1]) + margin, len(row) - 1)
+    c = row[a:b + 1].astype(np.float64)
+    total = c.sum()
+    scale = 2**40 / total
+    w = np.floor(c * scale + alpha * scale * total / len(c)).astype(np.uint64)
+    return lo + a, w, int(max(1, alpha * 2**40 / 16))
+
+
+def fit_global_models(latents, precision: int = 16, margin: int = 2, alpha: float = 1e-4) -> Dictionary:
+    """Per-channel models (the fixed global entropy model) from training latents.
+
+    Model ``c`` covers the values seen in channel ``c`` widened by ``margin``; a small
+    ``alpha`` floor keeps unseen symbols cheap and the escape covers the rest.
+
+    >>> import numpy as np, ldem
+    >>> y = np.random.default_rng(0).laplace(0, 2, (3, 16, 16)).round().astype(np.int32)
+    >>> g = ldem.fit_global_models([y]); g.num_models
+    3
+    """
+    ys = _latent_list(latents)
+    C = ys[0].shape[0]
+    if any(y.shape[0] != C for y in ys):
+        raise ValueError("all latents must have the same number of channels")
+    offsets, weights, escapes = [], [], []
+    for c in range(C):
+        v = np.concatenate([y[c].reshape(-1) for y in ys])
+        v = v[(v >= -_WINDOW) & (v < _WINDOW)]
+        if len(v) == 0:
+            v = np.zeros(1, np.int64)
+        lo = int(v.min())
+        row = np.bincount(v - lo)
+        o, w, e = _smoothed_table(row, lo, margin, alpha)
+        offsets.append(o)
+        weights.append(w)
+        escapes.append(e)
+    return Dictionary.from_frequencies(weights, offsets, precision, escape=np.asarray(escapes))
+
+
+def learn_dictionary(latents, num_models: int, block=(16, 16), seed: int = 0, *, iterations: int = 10,
+                     precision: int = 16, global_models: Optional[Dictionary] = None, margin: int = 2,
+                     alpha: float = 1e-4, threads: Optional[int] = None, progress: bool = True) -> Dictionary:
+    """Learns a static dictionary of ``num_models`` block models from training latents.
+
+    k-means++ seeding on coding cost, then Lloyd iterations: blocks go to the model
+    with the fewest exact bits, centres are count-averaged histograms. With
+    ``global_models``, blocks that their channel's global model codes best do not pull
+    the centres, so the dictionary complements the global models. Deterministic for a
+    ``seed``; smoothed so unseen symbols stay cheap.
+
+    >>> import numpy as np, ldem
+    >>> rng = np.random.default_rng(0)
+    >>> ys = [rng.laplace(0, s, (4, 32, 32)).round().astype(np.int32) for s in (0.3, 3.0)]
+    >>> d = ldem.learn_dictionary(ys, num_models=4, block=(8, 8), progress=False)
+    >>> d.num_models <= 4
+    True
+    """
+    if not isinstance(num_models, (int, np.integer)) or num_models < 1:
+        raise ValueError("num_models must be a positive int")
+    ys = _latent_list(latents)
+    th = 0 if threads is None else int(threads)
+    h = _Hist.concat([_Hist.of(y, block, th) for y in ys])
+    B = h.num_blocks
+    if B == 0:
+        raise ValueError("latents have no blocks")
+    lo, V = h.window()
+    rng = np.random.default_rng(seed)
+    own = h.self_cost()
+    if global_models is not None:
+        base = h.assigned(global_models._impl, h.channel, th)
+    else:
+        base = np.full(B, np.inf)
+    bar = None
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=num_models + iterations, desc="learn_dictionary", leave=False)
+        except ImportError:
+            bar = None
+
+    def build(cluster, K):
+        counts = h.cluster_counts(cluster, K, lo, V)
+        tabs = [t for t in (_smoothed_table(r, lo, margin, alpha) for r in counts) if t]
+        if not tabs:
+            return None
+        return Dictionary.from_frequencies([w for _, w, _ in tabs], [o for o, _, _ in tabs], precision,
+                                           escape=np.asarray([e for _, _, e in tabs]))
+
+    # k-means++ seeding: each new seed drawn with probability proportional to the bits
+    # the current models waste on a block.
+    seeds = [int(rng.integers(B))]
+    current = np.minimum(base, h.costs(build(_one_hot(B, seeds), 1)._impl, th)[:, 0])
+    if bar:
+        bar.update(1)
+    while len(seeds) < num_models:
+        excess = np.maximum(current - own, 0.0)
+        if excess.sum() <= 0:
+            break
+        b = int(rng.choice(B, p=excess / excess.sum()))
+        seeds.append(b)
+        one = np.full(B, -1, np.int64)
+        one[b] = 0
+        current = np.minimum(current, h.costs(build(one, 1)._impl, th)[:, 0])
+        if bar:
+            bar.update(1)
+    cluster = np.full(B, -1, np.int64)
+    cluster[seeds] = np.arange(len(seeds))
+    d = build(cluster, len(seeds))
+    for _ in range(iterations):
+        costs = h.costs(d._impl, th)
+        new = np.where(costs.min(axis=1) < base, costs.argmin(axis=1), -1)
+        if bar:
+            bar.update(1)
+        if np.array_equal(new, cluster):
+            break
+        cluster = new
+        nd = build(cluster, d.num_models)
+        if nd is None:
+            break
+        d = nd
+    if bar:
+        bar.close()
+    return d
+
+
+def _one_hot(B: int, seeds: list[int]) -> np.ndarray:
+    c = np.full(B, -1, np.int64)
+    c[seeds] = np.arange(len(seeds))
+    return c
