@@ -241,6 +241,8 @@ PYBIND11_MODULE(_core, m) {
             throw py::type_error("data must be a contiguous bytes-like object");
           Layout L = make_layout(C, H, W, bh, bw);
           const int32_t* mm = checked_models(models, L, dict);
+          check_stream_fits(static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.size),
+                            L.num_symbols(), dict.precision);  // before allocating the output
           py::array_t<int32_t> out({C, H, W});
           int32_t* o = out.mutable_data();
           {

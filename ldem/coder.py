@@ -42,8 +42,8 @@ def _check_threads(threads) -> int:
         return 0
     if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool):
         raise TypeError("threads must be an int or None")
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1 (or None for all cores), got {threads}")
+    if not 1 <= threads <= 4096:
+        raise ValueError(f"threads must be in [1, 4096] (or None for all cores), got {threads}")
     return int(threads)
 
 
@@ -71,9 +71,12 @@ def block_grid(shape: Sequence[int], block: Sequence[int]) -> tuple[int, int, in
 
 def _check_shape(shape) -> tuple[int, int, int]:
     try:
-        C, H, W = (int(v) for v in shape)
-    except (TypeError, ValueError):
+        values = tuple(shape)
+    except TypeError:
         raise TypeError(f"shape must be three ints (C, H, W), got {shape!r}") from None
+    if len(values) != 3 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        raise TypeError(f"shape must be three ints (C, H, W), got {shape!r}")
+    C, H, W = (int(v) for v in values)
     if min(C, H, W) < 0:
         raise ValueError(f"shape must be non-negative, got {shape!r}")
     return C, H, W
@@ -91,10 +94,12 @@ def _check_models(models, grid) -> np.ndarray:
 
 
 def _check_stream_layout(lanes, segment_size) -> tuple[int, int]:
-    if not isinstance(lanes, (int, np.integer)) or lanes < 1 or lanes > 32 or lanes & (lanes - 1):
+    for name, v in (("lanes", lanes), ("segment_size", segment_size)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise TypeError(f"{name} must be an int, got {v!r}")
+    if lanes < 1 or lanes > 32 or lanes & (lanes - 1):
         raise ValueError(f"lanes must be a power of two in [1, 32], got {lanes!r}")
-    if (not isinstance(segment_size, (int, np.integer)) or segment_size < 256
-            or segment_size > 2**31 or segment_size & (segment_size - 1)):
+    if segment_size < 256 or segment_size > 2**31 or segment_size & (segment_size - 1):
         raise ValueError(f"segment_size must be a power of two in [2**8, 2**31], got {segment_size!r}")
     return int(lanes).bit_length() - 1, int(segment_size).bit_length() - 1
 
@@ -108,7 +113,10 @@ def encode(symbols: np.ndarray, models, dictionary: Dictionary, block=(1, 1),
     numbered in order (no tables are rebuilt to join them).
 
     Any int32 value round-trips exactly: values outside a model's support are escaped.
-    The stream is identical for every ``threads`` value; ``checksum=True`` adds a CRC-32.
+    The stream is identical for every ``threads`` value. Without a checksum, damage is
+    detected with high probability by the coder's final-state check, except in the raw
+    payload bits of escaped values; ``checksum=True`` adds a CRC-32 (4 bytes) over the
+    whole stream for data that crosses untrusted channels.
     ``lanes`` interleaved rANS states share each segment of ``segment_size`` symbols; the
     defaults suit CPUs (each segment adds about ``4 * lanes`` bytes). Any choice decodes
     with :func:`decode`, which reads it from the stream header.

@@ -34,9 +34,11 @@ def _rows(values, name: str, dtype) -> list[np.ndarray]:
 
 def _offsets(offsets, K: int) -> list[int]:
     off = np.asarray(offsets)
+    if off.size and not np.issubdtype(off.dtype, np.integer):
+        raise TypeError(f"offsets must be integers, got dtype {off.dtype}")
     if off.ndim == 0:
         off = np.full(K, int(off))
-    if off.ndim != 1 or off.shape[0] != K or not np.issubdtype(off.dtype, np.integer):
+    if off.ndim != 1 or off.shape[0] != K:
         raise ValueError(f"offsets must be {K} integers (one per model), got shape {off.shape}")
     if off.size and (off.min() < -(2**31) or off.max() > 2**31 - 1):
         raise ValueError("offsets must fit in int32")
@@ -96,7 +98,7 @@ class Dictionary:
         precision = _check_precision(precision)
         rows = _rows(pmfs, "pmfs", np.float64)
         offs = _offsets(offsets, len(rows))
-        esc = cls._escape(escape, len(rows))
+        esc = cls._escape(escape, len(rows), integer=False)
         freqs = []
         for k, r in enumerate(rows):
             p = r.astype(np.float64)
@@ -128,7 +130,7 @@ class Dictionary:
         precision = _check_precision(precision)
         rows = _rows(counts, "counts", np.uint64)
         offs = _offsets(offsets, len(rows))
-        esc = cls._escape(escape, len(rows))
+        esc = cls._escape(escape, len(rows), integer=True)
         freqs = []
         for k, r in enumerate(rows):
             if r.size and r.min() < 0:
@@ -142,14 +144,21 @@ class Dictionary:
         return cls(_core.Dictionary.from_frequencies(freqs, offs, precision))
 
     @staticmethod
-    def _escape(escape, K):
+    def _escape(escape, K, integer: bool):
+        """Per-model escape weights: finite, non-negative, integers for counts."""
         if escape is None:
             return [None] * K
         e = np.asarray(escape)
+        kind = np.integer if integer else np.number
+        if e.dtype == bool or not np.issubdtype(e.dtype, kind):
+            raise TypeError(f"escape must be {'an integer' if integer else 'a number'} or one per model, "
+                            f"got {escape!r}")
         if e.ndim == 0:
-            return [e.item()] * K
+            e = np.full(K, e.item())
         if e.shape != (K,):
             raise ValueError(f"escape must be a scalar or {K} values")
+        if not np.all(np.isfinite(e)) or np.any(e < 0):
+            raise ValueError(f"escape must be finite and non-negative, got {escape!r}")
         return list(e.tolist())
 
     @classmethod

@@ -7,13 +7,16 @@ exact bits under the integer tables the coder uses.
 
 Stream layout (little endian):
 
-* ``b"LE"``, u8 ``version << 4 | mode << 1 | map_codec`` (mode 0 global, 1 static,
-  2 local; map codec 0 rANS, 1 raw DEFLATE), 4-byte digest of the coder's
-  dictionaries, varints ``C, H, W``.
+* ``b"LE"``, u8 ``version << 4 | checksum << 3 | mode << 1 | map_codec`` (mode 0
+  global, 1 static, 2 local; map codec 0 rANS, 1 raw DEFLATE), 4-byte digest of the
+  coder's dictionaries, varints ``C, H, W``.
 * modes 1 and 2: varints ``bh, bw``, the number of image models ``I``, the length and
   bytes of the side bits (image tables; index counts for the rANS map codec), and the
   length and bytes of the coded block map.
-* the data: an :func:`ldem.encode` stream (the rest).
+* the data: an :func:`ldem.encode` stream.
+* with the checksum flag (the default): the CRC-32 of everything before it, as u32.
+  Without it, damage is still detected with high probability by the coder's
+  final-state check, but not in the raw payload bits of escaped values.
 """
 from __future__ import annotations
 
@@ -192,7 +195,7 @@ class LocalEntropyCoder:
                  block_sizes: Iterable[Sequence[int]] = ((16, 16), (32, 32)),
                  max_image_models: int = 16, table_bits: int = 8, lloyd_iterations: int = 2,
                  map_codecs: Iterable[str] = ("rans", "deflate"), threads: Optional[int] = 1,
-                 seed: int = 0, max_symbols: int = 2**28):
+                 seed: int = 0, max_symbols: int = 2**28, checksum: bool = True):
         if not isinstance(global_models, Dictionary):
             raise TypeError("global_models must be an ldem.Dictionary with one model per channel")
         if static is not None and not isinstance(static, Dictionary):
@@ -223,6 +226,7 @@ class LocalEntropyCoder:
         self.threads = 0 if threads is None else int(threads)
         self.seed = int(seed)
         self.max_symbols = int(max_symbols)
+        self.checksum = bool(checksum)
         self.precision = global_models.precision
         self._C = global_models.num_models
         self._S = static.num_models if static is not None else 0
@@ -251,7 +255,7 @@ class LocalEntropyCoder:
 
     def _header(self, mode: int, map_codec: int, shape) -> bytearray:
         out = bytearray(_MAGIC)
-        out.append(_VERSION << 4 | mode << 1 | map_codec)
+        out.append(_VERSION << 4 | self.checksum << 3 | mode << 1 | map_codec)
         out += self._digest
         for v in shape:
             put_varint(out, int(v))
@@ -363,7 +367,8 @@ class LocalEntropyCoder:
         return cands, global_bits
 
     def _code_map(self, choice: np.ndarray, A: int):
-        """The smallest map coding: (codec, index counts to send or None, map bytes)."""
+        """The smallest map coding: (codec, index counts to send or None, map bytes,
+        {codec: bytes incl. its side bits} for every codec tried)."""
         options = []
         B = len(choice)
         if "rans" in self.map_codecs:
@@ -379,11 +384,12 @@ class LocalEntropyCoder:
             data = comp.compress(raw) + comp.flush()
             options.append((len(data), _MAP_DEFLATE, None, data))
         _, codec, counts, data = min(options, key=lambda o: o[0])
-        return codec, counts, data
+        sizes = {("rans" if o[1] == _MAP_RANS else "deflate"): o[0] for o in options}
+        return codec, counts, data, sizes
 
     def _assemble(self, y, cand: _Candidate, mode: int):
         A = 1 + self._S + cand.num_image_models
-        codec, counts, map_bytes = self._code_map(cand.choice, A)
+        codec, counts, map_bytes, map_sizes = self._code_map(cand.choice, A)
         values = [cand.image.side_values(self.table_bits)] if cand.image is not None else []
         table_bits = cand.image.bits if cand.image is not None else 0
         if counts is not None:
@@ -403,7 +409,8 @@ class LocalEntropyCoder:
                      map_codec="rans" if codec == _MAP_RANS else "deflate",
                      bits_header=head_bits, bits_tables=table_bits,
                      bits_map=8 * len(side_bytes) - table_bits + 8 * len(map_bytes),
-                     bits_data=8 * len(data), model_map=models, categories=cand.choice.reshape(models.shape))
+                     bits_data=8 * len(data), model_map=models, categories=cand.choice.reshape(models.shape),
+                     map_bytes_by_codec=map_sizes)
         return bytes(out) + data, stats
 
     def _global_stream(self, y):
@@ -446,6 +453,9 @@ class LocalEntropyCoder:
                 gdata, gstats = self._global_stream(y)
                 if len(gdata) <= len(data):
                     data, stats = gdata, gstats
+        if self.checksum:
+            data += zlib.crc32(data).to_bytes(4, "little")
+            stats["bits_header"] += 32
         stats["requested_mode"] = mode
         stats["bytes"] = len(data)
         return (data, stats) if return_stats else data
@@ -471,7 +481,12 @@ class LocalEntropyCoder:
         flags = r.u8()
         if flags >> 4 != _VERSION:
             raise DecodeError(f"unsupported local stream version {flags >> 4}")
-        mode, codec = (flags >> 1) & 7, flags & 1
+        mode, codec = (flags >> 1) & 3, flags & 1
+        if flags & 8:
+            if len(data) < 7 or zlib.crc32(data[:-4]) != int.from_bytes(data[-4:], "little"):
+                raise DecodeError("checksum mismatch (corrupt or truncated stream)")
+            data = data[:-4]
+            r.data = data
         if mode not in _MODE_NAMES:
             raise DecodeError("invalid mode in stream")
         if r.take(4) != self._digest:

@@ -205,3 +205,19 @@ def test_fit_global_models_covers_each_channel():
         ldem.fit_global_models([y.astype(np.float32)])
     with pytest.raises(ValueError):
         ldem.fit_global_models([])
+
+
+def test_checksum_catches_escape_payload_damage():
+    g = ldem.Dictionary.from_pmfs([[0.5, 0.5]], [0], precision=12)
+    y = np.array([[[1000000, 0, 1, 0]]], np.int32)
+    coder = ldem.LocalEntropyCoder(g)
+    data = coder.encode(y)
+    assert np.array_equal(coder.decode(data), y)
+    for i in range(len(data)):
+        for bit in range(8):
+            bad = bytearray(data)
+            bad[i] ^= 1 << bit
+            with pytest.raises(ldem.DecodeError):
+                coder.decode(bytes(bad))
+    plain = ldem.LocalEntropyCoder(g, checksum=False)
+    assert len(plain.encode(y)) == len(data) - 4

@@ -1,6 +1,7 @@
 #include "ldem/coder.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <memory>
 
@@ -570,7 +571,7 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const
     p += words[s] * 4;
   }
   if (checksum) {
-    const uint32_t c = crc32(out.data() + data_at, total);
+    const uint32_t c = crc32(out.data() + data_at, total, crc32(out.data(), crc_at));
     for (int i = 0; i < 4; ++i) out[crc_at + i] = static_cast<uint8_t>(c >> (8 * i));
   }
   if (arena.size() > (size_t{64} << 20)) std::vector<uint32_t>().swap(arena);  // keep <= 256 MiB
@@ -587,6 +588,16 @@ StreamParams read_params(const uint8_t* data, size_t size) {
       p.segment_shift > kMaxSegmentShift)
     corrupt("invalid stream parameters");
   return p;
+}
+
+void check_stream_fits(const uint8_t* data, size_t size, int64_t N, int precision) {
+  const StreamParams params = read_params(data, size);
+  const int64_t S = num_segments(N, params.segment_shift);
+  const uint64_t lanes = uint64_t{1} << params.lanes_log2;
+  if (static_cast<uint64_t>(S) > size / (8 * lanes))
+    corrupt("stream too short for its shape (segments need their coder states)");
+  if (N > 0 && static_cast<double>(N) > 12.0 * std::ldexp(1.0, precision) * static_cast<double>(size))
+    corrupt("stream too short to hold that many symbols");
 }
 
 void decode(const uint8_t* data, size_t size, const int32_t* models, const Layout& L,
@@ -606,9 +617,10 @@ void decode(const uint8_t* data, size_t size, const int32_t* models, const Layou
     if (lengths[s] % 4 || lengths[s] > size) corrupt("invalid segment length");
     sum += lengths[s];
   }
-  uint32_t crc = 0;
+  uint32_t crc = 0, header_crc = 0;
   if (checksum) {
     if (end - p < 4) corrupt("truncated stream header");
+    header_crc = crc32(data, static_cast<size_t>(p - data));
     crc = uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
     p += 4;
   }
@@ -620,7 +632,7 @@ void decode(const uint8_t* data, size_t size, const int32_t* models, const Layou
   if (sum > payload) corrupt("stream truncated (segment lengths exceed the data)");
   lengths[S - 1] = payload - sum;
   if (lengths[S - 1] % 4) corrupt("stream truncated (payload not a whole number of words)");
-  if (checksum && crc32(p, payload) != crc) corrupt("checksum mismatch");
+  if (checksum && crc32(p, payload, header_crc) != crc) corrupt("checksum mismatch");
   // Copy to aligned words (the payload need not be 4-byte aligned in memory).
   constexpr size_t kPad = 8;  // the branchless refill may read a few words past a segment
   static thread_local std::vector<uint32_t> words;  // reused across calls

@@ -8,7 +8,7 @@
 //   u8 'L', u8 'D', u8 (version << 4 | flags)      flags bit 0: CRC-32 present
 //   u8 (lanes_log2 << 5 | segment_shift)
 //   varint byte length of each segment except the last (the last takes the rest)
-//   [u32 CRC-32 of all segment bytes]               if flags bit 0
+//   [u32 CRC-32 of the header bytes before it and all segment bytes]   if flags bit 0
 //   segments: `lanes` initial states (u32 low, u32 high), then the words
 // The N = C*H*W symbols in raster order are cut into S = max(1, N >> segment_shift)
 // segments (S = 0 when N = 0): segment s covers [s N / S, (s + 1) N / S).
@@ -84,6 +84,12 @@ void check_params(const StreamParams& params);
 // Reads the parameters from a stream header. Throws DecodeFailure if invalid.
 StreamParams read_params(const uint8_t* data, size_t size);
 
+// Cheap checks, before any output is allocated, that a stream of `size` bytes can
+// hold `num_symbols` symbols at `precision`: every segment needs its lane states,
+// and every coded symbol grows the coder state by more than 2^-P / 1.5 bits, so
+// num_symbols <= 12 * 2^P * size. Throws DecodeFailure otherwise.
+void check_stream_fits(const uint8_t* data, size_t size, int64_t num_symbols, int precision);
+
 // Upper bound on the encoded size in bytes for any input of this layout.
 size_t max_compressed_size(const Layout& layout, const StreamParams& params = {});
 
@@ -96,6 +102,9 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const
 
 // REQUIRES: check_layout passed; out has layout.num_symbols() entries.
 // Throws DecodeFailure on any inconsistency; reads only [data, data + size).
+// Detection: the final-state check catches damage to modelled symbols with high
+// probability, but escaped values' raw payload bits carry no redundancy; with
+// the CRC-32 flag every error of up to 3 bits (and nearly all others) is caught.
 void decode(const uint8_t* data, size_t size, const int32_t* models, const Layout& layout,
             const ModelSet& dict, int threads, int32_t* out);
 

@@ -1,0 +1,342 @@
+"""Throws damaged streams at ldem.decode and checks that it only ever raises DecodeError.
+
+Not part of the default test run (pytest collects ``test_*.py`` only). Run it as::
+
+    python tests/fuzz_decoder.py --streams 100000 [--seed S]
+
+It builds a handful of valid streams (escapes and int32 extremes, several segments,
+1/4/8/32 lanes, checksum on and off, 1x1 and larger blocks, precisions 12..16), then
+decodes at least ``--streams`` damaged variants in-process: truncations, bit flips,
+byte overwrites, splices of two streams, appended junk, random bodies behind a valid
+header, headers with huge or unterminated varint lengths, and header field changes.
+Every outcome is counted: ``DecodeError``, another ``ValueError``, or a clean decode
+(which must return an int32 array of the requested shape), split into decodes that give
+back the original symbols and decodes that give other symbols (possible without a
+checksum: a flip in the raw bits of an escaped value changes only that value). Any other
+exception, a wrong result type, other symbols from a checksummed stream, or a case
+slower than ``--case-seconds`` is a failure; a watchdog
+thread aborts the process if one decode call hangs for ``--hang-seconds``. The summary
+line gives the counts; the exit status is 1 if anything failed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from collections import Counter
+
+import numpy as np
+
+import ldem
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+class Base:
+    """One valid stream and everything needed to decode it."""
+
+    def __init__(self, name, symbols, models, dictionary, block, checksum=False, lanes=4,
+                 segment_size=2**17):
+        self.name = name
+        self.symbols = symbols
+        self.models = models
+        self.dictionary = dictionary
+        self.block = block
+        self.shape = symbols.shape
+        self.checksum = checksum
+        self.data = ldem.encode(symbols, models, dictionary, block, threads=None,
+                                checksum=checksum, lanes=lanes, segment_size=segment_size)
+        back = ldem.decode(self.data, models, dictionary, self.shape, block)
+        if not np.array_equal(back, symbols):
+            raise AssertionError(f"{name}: the undamaged stream does not round-trip")
+        n = symbols.size
+        shift = segment_size.bit_length() - 1
+        self.segments = 0 if n == 0 else max(1, n >> shift)
+        # Header: 4 fixed bytes, S - 1 varints, optional CRC.
+        pos = 4
+        for _ in range(max(0, self.segments - 1)):
+            while self.data[pos] & 0x80:
+                pos += 1
+            pos += 1
+        self.varints_at = 4
+        self.varints_end = pos
+        self.payload_at = pos + (4 if checksum else 0)
+
+
+def _dictionary(rng, precision, K, n_max=40, peaked=False):
+    pmfs, offsets = [], []
+    for _ in range(K):
+        n = int(rng.integers(1, n_max + 1))
+        if peaked:
+            p = np.full(n, 1e-9)
+            p[rng.integers(n)] = 1.0
+        else:
+            p = rng.dirichlet(np.full(n, 0.5)) + 1e-6
+        pmfs.append(p)
+        offsets.append(int(rng.integers(-20, 21)) - n // 2)
+    return ldem.Dictionary.from_pmfs(pmfs, offsets, precision=precision)
+
+
+def _symbols(rng, shape, dictionary, wide=0.02):
+    lo = min(dictionary.support(k)[0] for k in range(dictionary.num_models))
+    hi = max(dictionary.support(k)[1] for k in range(dictionary.num_models))
+    y = rng.integers(lo - 2, hi + 2, size=shape, dtype=np.int64)
+    u = rng.random(shape)
+    y = np.where(u < wide, rng.integers(INT32_MIN, INT32_MAX, size=shape, dtype=np.int64, endpoint=True), y)
+    y = np.where(u < wide / 10, INT32_MIN, y)
+    y = np.where((u >= wide / 10) & (u < wide / 5), INT32_MAX, y)
+    return y.astype(np.int32)
+
+
+def _models(rng, shape, block, K):
+    grid = ldem.block_grid(shape, block)
+    return rng.integers(0, K, size=grid, dtype=np.int32)
+
+
+def make_bases(rng):
+    bases = []
+
+    def add(name, shape, block, precision, K, checksum=False, lanes=4, segment_size=2**17,
+            peaked=False, wide=0.02):
+        d = _dictionary(rng, precision, K, peaked=peaked)
+        y = _symbols(rng, shape, d, wide)
+        m = _models(rng, shape, block, K)
+        bases.append(Base(name, y, m, d, block, checksum, lanes, segment_size))
+
+    add("small-escapes-p12", (2, 9, 13), (3, 5), 12, 3, wide=0.2)
+    add("tiny", (1, 1, 3), (1, 1), 16, 1)
+    add("per-symbol-map", (3, 17, 11), (1, 1), 14, 5)
+    add("whole-plane-p16-peaked", (2, 24, 24), (24, 24), 16, 2, peaked=True)
+    add("segments-256", (3, 20, 30), (4, 7), 13, 4, segment_size=256)
+    add("segments-256-1x1", (2, 20, 30), (1, 1), 15, 3, segment_size=256)
+    add("lanes1", (2, 16, 16), (5, 5), 16, 2, lanes=1, segment_size=256)
+    add("lanes8", (2, 16, 16), (8, 3), 12, 3, lanes=8)
+    add("lanes32", (4, 16, 16), (16, 16), 14, 2, lanes=32, segment_size=256)
+    add("checksum", (2, 12, 12), (4, 4), 16, 2, checksum=True)
+    add("checksum-segments", (2, 20, 20), (6, 6), 12, 2, checksum=True, segment_size=256)
+    add("int32-extremes", (1, 8, 8), (2, 2), 12, 2, wide=0.6)
+    # Several default-size segments (N > 2**18); decoded rarely, it is the slow one.
+    add("default-segments", (3, 300, 300), (16, 16), 16, 4, wide=0.001)
+    return bases
+
+
+# -- mutations -------------------------------------------------------------------------------
+
+def m_truncate(rng, b, bases):
+    return b.data[: int(rng.integers(0, len(b.data)))]
+
+
+def m_bitflip(rng, b, bases):
+    d = bytearray(b.data)
+    for _ in range(int(rng.integers(1, 9)) if rng.random() < 0.5 else 1):
+        i = int(rng.integers(len(d)))
+        d[i] ^= 1 << int(rng.integers(8))
+    return bytes(d)
+
+
+def m_payload_bitflip(rng, b, bases):
+    d = bytearray(b.data)
+    if len(d) <= b.payload_at:
+        return bytes(d)
+    i = int(rng.integers(b.payload_at, len(d)))
+    d[i] ^= 1 << int(rng.integers(8))
+    return bytes(d)
+
+
+def m_overwrite(rng, b, bases):
+    d = bytearray(b.data)
+    for _ in range(int(rng.integers(1, 5))):
+        i = int(rng.integers(len(d)))
+        k = int(rng.integers(1, 9))
+        d[i:i + k] = rng.integers(0, 256, size=min(k, len(d) - i), dtype=np.uint8).tobytes()
+    return bytes(d)
+
+
+def m_zero_or_ff(rng, b, bases):
+    d = bytearray(b.data)
+    i = int(rng.integers(len(d)))
+    k = int(rng.integers(1, 33))
+    fill = 0 if rng.random() < 0.5 else 0xFF
+    d[i:i + k] = bytes([fill]) * len(d[i:i + k])
+    return bytes(d)
+
+
+def m_splice(rng, b, bases):
+    other = bases[int(rng.integers(len(bases)))].data
+    i = int(rng.integers(0, len(b.data) + 1))
+    j = int(rng.integers(0, len(other) + 1))
+    if rng.random() < 0.5:
+        return b.data[:i] + other[j:]
+    # Cut a random slice out of the stream, or duplicate one.
+    k = int(rng.integers(i, len(b.data) + 1))
+    return b.data[:i] + b.data[k:] if rng.random() < 0.5 else b.data[:k] + b.data[i:k] + b.data[k:]
+
+
+def m_append(rng, b, bases):
+    k = int(rng.integers(1, 65))
+    junk = rng.integers(0, 256, size=k, dtype=np.uint8).tobytes()
+    return b.data + (junk if rng.random() < 0.7 else b.data[-k:])
+
+
+def m_random_body(rng, b, bases):
+    n = int(rng.integers(0, 2 * len(b.data) + 16))
+    body = rng.integers(0, 256, size=n, dtype=np.uint8).tobytes()
+    head = b.data[:b.payload_at] if rng.random() < 0.5 else b.data[:4]
+    return head + body
+
+
+def m_random_bytes(rng, b, bases):
+    n = int(rng.integers(0, 200))
+    return rng.integers(0, 256, size=n, dtype=np.uint8).tobytes()
+
+
+def m_huge_varint(rng, b, bases):
+    choice = rng.random()
+    if choice < 0.3:
+        v = _varint(int(rng.integers(0, 2**63, dtype=np.uint64)) | (1 << int(rng.integers(20, 64))))
+    elif choice < 0.5:
+        v = b"\xff" * int(rng.integers(1, 16))  # unterminated / over-long varint
+    elif choice < 0.7:
+        v = _varint(4 * int(rng.integers(0, 2**40)))  # word-aligned, far too long
+    else:
+        v = _varint(4 * int(rng.integers(0, len(b.data) // 4 + 3)))  # plausible but wrong
+    tail = b.data[b.varints_end:] if rng.random() < 0.5 else b.data[b.varints_at:]
+    return b.data[:4] + v + tail
+
+
+def m_header_fields(rng, b, bases):
+    d = bytearray(b.data)
+    i = int(rng.integers(0, 4))
+    if i == 2:
+        d[2] = (int(rng.integers(0, 16)) << 4) | int(rng.integers(0, 16))  # version, flags
+    elif i == 3:
+        d[3] = int(rng.integers(0, 256))  # lanes, segment shift
+    else:
+        d[i] = int(rng.integers(0, 256))
+    return bytes(d)
+
+
+MUTATIONS = [
+    (m_truncate, 3), (m_bitflip, 4), (m_payload_bitflip, 2), (m_overwrite, 2), (m_zero_or_ff, 1),
+    (m_splice, 2), (m_append, 2), (m_random_body, 2), (m_random_bytes, 1), (m_huge_varint, 2),
+    (m_header_fields, 2),
+]
+
+
+class Watchdog(threading.Thread):
+    """Aborts the process if one decode call runs longer than `limit` seconds."""
+
+    def __init__(self, limit: float):
+        super().__init__(daemon=True)
+        self.limit = limit
+        self.started_at = None
+        self.describe = ""
+
+    def run(self):
+        while True:
+            time.sleep(min(1.0, self.limit / 4))
+            t0 = self.started_at
+            if t0 is not None and time.perf_counter() - t0 > self.limit:
+                sys.stderr.write(f"HANG: decode ran > {self.limit:.0f} s on {self.describe}\n")
+                sys.stderr.flush()
+                os._exit(3)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--streams", type=int, default=100_000, help="damaged streams to decode")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--case-seconds", type=float, default=2.0,
+                    help="a single decode slower than this counts as a failure")
+    ap.add_argument("--hang-seconds", type=float, default=60.0,
+                    help="abort the whole run if one decode runs this long")
+    ap.add_argument("--show", type=int, default=10, help="failures to print in full")
+    args = ap.parse_args(argv)
+
+    rng = np.random.default_rng(args.seed)
+    t_start = time.perf_counter()
+    bases = make_bases(rng)
+    # The large base is decoded ~100x less often than the small ones.
+    weights = np.array([0.01 if b.name == "default-segments" else 1.0 for b in bases])
+    weights /= weights.sum()
+    mut_fns = [m for m, _ in MUTATIONS]
+    mut_w = np.array([w for _, w in MUTATIONS], np.float64)
+    mut_w /= mut_w.sum()
+
+    watchdog = Watchdog(args.hang_seconds)
+    watchdog.start()
+    counts = Counter()
+    per_mutation = Counter()
+    failures = []
+    slowest = (0.0, "")
+    for case in range(args.streams):
+        b = bases[rng.choice(len(bases), p=weights)]
+        mut = mut_fns[rng.choice(len(mut_fns), p=mut_w)]
+        data = mut(rng, b, bases)
+        threads = 1 if rng.random() < 0.8 else int(rng.integers(2, 4))
+        desc = f"case {case} base={b.name} mutation={mut.__name__} threads={threads} len={len(data)}"
+        watchdog.describe = desc
+        watchdog.started_at = t0 = time.perf_counter()
+        try:
+            out = ldem.decode(data, b.models, b.dictionary, b.shape, b.block, threads=threads)
+        except ldem.DecodeError:
+            outcome = "decode_error"
+        except ValueError:
+            outcome = "value_error"
+        except BaseException as e:  # noqa: BLE001 - anything else is a bug
+            outcome = "failure"
+            failures.append(f"{desc}: {type(e).__name__}: {e} data={data[:64].hex()}")
+        else:
+            if not (isinstance(out, np.ndarray) and out.dtype == np.int32 and out.shape == tuple(b.shape)):
+                outcome = "failure"
+                failures.append(f"{desc}: returned {type(out).__name__} "
+                                f"{getattr(out, 'dtype', None)} {getattr(out, 'shape', None)}")
+            elif np.array_equal(out, b.symbols):
+                outcome = "decoded"  # e.g. a header bit that does not matter for this shape
+            elif data == b.data:
+                outcome = "failure"
+                failures.append(f"{desc}: the undamaged stream decoded wrongly")
+            elif b.checksum:
+                outcome = "failure"
+                failures.append(f"{desc}: a checksummed stream decoded to other symbols")
+            else:
+                outcome = "decoded_changed"  # raw escape bits carry no redundancy
+        dt = time.perf_counter() - t0
+        watchdog.started_at = None
+        if dt > args.case_seconds:
+            outcome = "failure"
+            failures.append(f"{desc}: took {dt:.2f} s")
+        if dt > slowest[0]:
+            slowest = (dt, desc)
+        counts[outcome] += 1
+        per_mutation[(mut.__name__, outcome)] += 1
+
+    wall = time.perf_counter() - t_start
+    for f in failures[: args.show]:
+        print("FAIL", f)
+    by_mut = {}
+    for (name, outcome), n in sorted(per_mutation.items()):
+        by_mut.setdefault(name, []).append(f"{outcome}={n}")
+    for name, parts in by_mut.items():
+        print(f"  {name:18s} {' '.join(parts)}")
+    print(f"  slowest case: {slowest[0] * 1e3:.1f} ms ({slowest[1]})")
+    print(f"fuzz_decoder: streams={args.streams} seed={args.seed} bases={len(bases)} "
+          f"decode_error={counts['decode_error']} value_error={counts['value_error']} "
+          f"decoded_same={counts['decoded']} decoded_changed={counts['decoded_changed']} "
+          f"failures={counts['failure']} wall={wall:.1f}s")
+    return 1 if counts["failure"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Runs the docstring examples of the public ldem modules as tests."""
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["ldem", "ldem.coder", "ldem.dictionary", "ldem.errors"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+                             report=True, verbose=False)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {name} failed"
+    if name != "ldem.errors":  # DecodeError's example is collected under the package name "ldem"
+        assert result.attempted > 0, f"{name} has no doctest examples"
+
+
+def test_public_api_has_examples():
+    finder = doctest.DocTestFinder()
+    documented = {t.name.rsplit(".", 1)[-1] if t.name != "ldem" else "ldem"
+                  for m in MODULES for t in finder.find(importlib.import_module(m)) if t.examples}
+    expected = {"ldem", "DecodeError", "Dictionary", "from_pmfs", "from_frequencies", "from_bytes",
+                "concat", "encode", "decode", "block_costs", "block_grid", "build_info", "cuda_available"}
+    assert expected <= documented, f"no runnable example: {sorted(expected - documented)}"
