@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ldem import _core
+from ldem import cuda as _cuda
 from ldem.dictionary import Dictionary
 
 __all__ = ["encode", "decode", "block_costs", "block_grid", "build_info", "cuda_available"]
@@ -106,7 +107,7 @@ def _check_stream_layout(lanes, segment_size) -> tuple[int, int]:
 
 def encode(symbols: np.ndarray, models, dictionary: Dictionary, block=(1, 1),
            threads: Optional[int] = None, checksum: bool = False, *,
-           lanes: int = 4, segment_size: int = 2**17) -> bytes:
+           lanes: Optional[int] = None, segment_size: Optional[int] = None) -> bytes:
     """Entropy-codes an int32 ``[C, H, W]`` tensor, block ``(c, by, bx)`` with model ``models[c, by, bx]``.
 
     ``dictionary`` is a :class:`Dictionary` or a sequence of them whose models are
@@ -118,8 +119,11 @@ def encode(symbols: np.ndarray, models, dictionary: Dictionary, block=(1, 1),
     payload bits of escaped values; ``checksum=True`` adds a CRC-32 (4 bytes) over the
     whole stream for data that crosses untrusted channels.
     ``lanes`` interleaved rANS states share each segment of ``segment_size`` symbols; the
-    defaults suit CPUs (each segment adds about ``4 * lanes`` bytes). Any choice decodes
-    with :func:`decode`, which reads it from the stream header.
+    CPU defaults are 4 lanes and 2**17 symbols (each segment adds about ``4 * lanes``
+    bytes). Any choice decodes with :func:`decode`, which reads it from the stream
+    header. A torch CUDA tensor is coded on its GPU (see :mod:`ldem.cuda`), which picks
+    its own layout unless given one, and the result is a uint8 CUDA tensor holding the
+    same bytes the CPU writes for that layout.
 
     >>> import numpy as np, ldem
     >>> d = ldem.Dictionary.from_pmfs([[0.1, 0.8, 0.1], [0.5, 0.5]], offsets=[-1, 0])
@@ -129,6 +133,11 @@ def encode(symbols: np.ndarray, models, dictionary: Dictionary, block=(1, 1),
     >>> bool((ldem.decode(data, models, d, y.shape, block=(4, 2)) == y).all())
     True
     """
+    if _cuda.is_cuda_tensor(symbols):
+        return _cuda.encode_cuda(symbols, models, dictionary, block, checksum=checksum,
+                                 lanes=lanes, segment_size=segment_size)
+    lanes = 4 if lanes is None else lanes
+    segment_size = 2**17 if segment_size is None else segment_size
     d = _check_dictionary(dictionary)
     y = _check_symbols(symbols)
     bh, bw = _check_block(block)
@@ -144,6 +153,7 @@ def decode(data, models, dictionary: Dictionary, shape, block=(1, 1),
 
     Raises :class:`ldem.DecodeError` if the stream is corrupt, truncated, or was made
     with another shape, model map or dictionary (detected by the coder's final-state check).
+    ``data`` may also be a uint8 CUDA tensor, decoded on its GPU into an int32 CUDA tensor.
 
     >>> import numpy as np, ldem
     >>> d = ldem.Dictionary.from_pmfs([[0.25, 0.5, 0.25]], offsets=[-1])
@@ -152,6 +162,8 @@ def decode(data, models, dictionary: Dictionary, shape, block=(1, 1),
     >>> ldem.decode(data, np.zeros((1, 1, 4), np.int32), d, y.shape).tolist()
     [[[0, 1, -1, 2147483647]]]
     """
+    if _cuda.is_cuda_tensor(data):
+        return _cuda.decode_cuda(data, models, dictionary, shape, block)
     d = _check_dictionary(dictionary)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
@@ -175,6 +187,8 @@ def block_costs(symbols: np.ndarray, dictionary: Dictionary, block=(1, 1),
     >>> ldem.block_costs(y, d, block=(2, 2)).round(3).tolist()
     [[[[4.0, 0.0]]]]
     """
+    if _cuda.is_cuda_tensor(symbols):
+        return _cuda.block_costs_cuda(symbols, dictionary, block)
     d = _check_dictionary(dictionary)
     y = _check_symbols(symbols)
     bh, bw = _check_block(block)
