@@ -440,6 +440,44 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("data"), py::arg("pos"), py::arg("n"), py::arg("max_bits") = 40);
 
+  m.def("read_image_tables",
+        [](py::bytes side, uint64_t pos, int64_t count, int precision) {
+          // Parses `count` image tables from gamma-coded side bits (see ldem/local.py):
+          // table_bits, then per table zigzag(offset) + 1, n, and n values q_i + 1.
+          std::string s = side;
+          const uint8_t* d = reinterpret_cast<const uint8_t*>(s.data());
+          if (precision < kMinPrecision || precision > kMaxPrecision) arg_error("invalid precision");
+          if (count < 0 || static_cast<uint64_t>(count) > 8 * s.size())
+            throw DecodeFailure{"side information truncated"};
+          auto read = [&](size_t n, uint64_t* out) {
+            if (!gamma_unpack(d, s.size(), pos, n, 40, out))
+              throw DecodeFailure{"side information truncated or invalid"};
+          };
+          uint64_t table_bits;
+          read(1, &table_bits);
+          if (table_bits < 4 || table_bits > 16) throw DecodeFailure{"invalid image table precision"};
+          std::vector<Model> models;
+          for (int64_t k = 0; k < count; ++k) {
+            uint64_t head[2];
+            read(2, head);
+            const uint64_t zz = head[0] - 1, n = head[1];
+            const int64_t offset = zz % 2 == 0 ? static_cast<int64_t>(zz / 2) : -static_cast<int64_t>((zz + 1) / 2);
+            if (n >= (uint64_t{1} << precision) - 1 || offset < INT32_MIN ||
+                offset > static_cast<int64_t>(INT32_MAX) - static_cast<int64_t>(n))
+              throw DecodeFailure{"invalid image model support"};
+            std::vector<uint64_t> q(n + 1);
+            read(n, q.data());
+            for (uint64_t i = 0; i < n; ++i) {
+              if (q[i] - 1 > (uint64_t{1} << table_bits)) throw DecodeFailure{"invalid image model counts"};
+              q[i] -= 1;
+            }
+            q[n] = 0;  // escape weight
+            models.push_back(make_model(static_cast<int32_t>(offset), quantize_counts(q, precision), precision));
+          }
+          return py::make_tuple(std::make_shared<Dictionary>(precision, std::move(models)), pos);
+        },
+        py::arg("side"), py::arg("pos"), py::arg("count"), py::arg("precision"));
+
   m.def("max_compressed_size", [](int64_t C, int64_t H, int64_t W, int lanes_log2, int segment_shift) {
     const StreamParams params{lanes_log2, segment_shift};
     check_params(params);

@@ -131,28 +131,14 @@ class _ImageTables:
 def _read_tables(side: bytes, pos: int, count: int, precision: int):
     """Reads ``count`` image tables from the gamma-coded side bits at bit ``pos``.
 
-    Layout: table_bits, then per table zigzag(offset) + 1, n, and n values q_i + 1.
-    Returns (dictionary or None, new pos).
+    Layout: table_bits, then per table zigzag(offset) + 1, n, and n values q_i + 1;
+    each table is ``quantize_counts(q + [0])`` at ``precision``, as the encoder built it.
+    Returns (dictionary or None, new pos); raises DecodeError on invalid data.
     """
     if count == 0:
         return None, pos
-    (table_bits,), pos = _core.gamma_unpack(side, pos, 1)
-    if not 4 <= table_bits <= 16:
-        raise DecodeError("invalid image table precision")
-    qs, offsets = [], []
-    for _ in range(count):
-        (zz, n), pos = _core.gamma_unpack(side, pos, 2)
-        zz = int(zz) - 1
-        offset = zz // 2 if zz % 2 == 0 else -(zz + 1) // 2
-        if n >= (1 << precision) - 1 or not -2**31 <= offset <= 2**31 - int(n):
-            raise DecodeError("invalid image model support")
-        q, pos = _core.gamma_unpack(side, pos, int(n))
-        q = q - np.uint64(1)
-        if q.max() > 1 << table_bits:
-            raise DecodeError("invalid image model counts")
-        qs.append(q)
-        offsets.append(offset)
-    return Dictionary(_core.Dictionary.from_counts(qs, offsets, precision)), pos
+    impl, pos = _core.read_image_tables(side, pos, count, precision)
+    return Dictionary(impl), pos
 
 
 # --------------------------------------------------------------------------------------
@@ -262,11 +248,11 @@ class LocalEntropyCoder:
         return out
 
     def _model_map(self, choice: np.ndarray, shape, block) -> np.ndarray:
+        """Model indices into [global, static, image] from per-block categories."""
         C, nby, nbx = block_grid(shape, block)
-        channel = np.repeat(np.arange(C, dtype=np.int64), nby * nbx)
-        S = self._S
-        m = np.where(choice == 0, channel, self._C + choice - 1)  # static and image follow in order
-        return m.astype(np.int32).reshape(C, nby, nbx)
+        channel = np.repeat(np.arange(C, dtype=np.int32), nby * nbx)
+        m = np.where(choice == 0, channel, (self._C - 1) + choice.astype(np.int32))  # static, image follow
+        return m.astype(np.int32, copy=False).reshape(C, nby, nbx)
 
     # ---------------------------------------------------------------------------------
     def _image_models(self, h: _Hist, fixed_best: np.ndarray, A_fixed: int):

@@ -13,7 +13,7 @@ namespace ldem {
 
 constexpr int kMinPrecision = 12;
 constexpr int kMaxPrecision = 16;
-constexpr int kLutBits = 12;  // decoder lookup resolution (slot >> (P - 12))
+constexpr int kLutBits = 11;  // decoder lookup resolution: 4 KiB per model keeps more models cached
 
 // Raised for bad arguments (invalid tables, shapes, indices).
 struct ArgumentError {
