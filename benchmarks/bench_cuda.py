@@ -31,36 +31,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ldem  # noqa: E402
 import ldem.cuda  # noqa: E402  (imports torch only when used)
-from workloads import SHAPE, _laplace_pmf, workload_a  # noqa: E402
+from workloads import SHAPE, workload_a, workload_lowrate  # noqa: E402
 
 
 def fail(msg: str) -> None:
     print(f"bench_cuda: {msg}", file=sys.stderr)
     sys.exit(2)
 
-
-def lowrate(seed: int = 0, bits_per_symbol: float = 0.267):
-    """Workload A's shape with the Laplace scales shrunk until the ideal rate is reached."""
-    rng = np.random.default_rng(seed)
-    C, H, W = SHAPE
-    u = rng.uniform(0, 1, size=C)
-
-    def pmfs(alpha):
-        scales = np.exp(np.log(0.05) + u * (np.log(8) - np.log(0.05))) * alpha
-        with np.errstate(over="ignore"):
-            return np.stack([_laplace_pmf(s, -32, 32) for s in scales])
-
-    lo, hi = 1e-3, 1.0
-    for _ in range(40):
-        mid = (lo * hi) ** 0.5
-        p = pmfs(mid)
-        h = -(p * np.log2(np.maximum(p, 1e-300))).sum(1).mean()
-        lo, hi = (mid, hi) if h < bits_per_symbol else (lo, mid)
-    p = pmfs(lo)
-    y = np.empty(SHAPE, np.int32)
-    for c in range(C):
-        y[c] = rng.choice(65, size=(H, W), p=p[c]) - 32
-    return y, p, np.full(C, -32), np.arange(C, dtype=np.int32).reshape(C, 1, 1)
 
 
 def timed(torch, fn, repeats):
@@ -110,7 +87,7 @@ def main():
     d = ldem.Dictionary.from_pmfs(pmfs, offsets)
     block = SHAPE[1:]
     N = y.size
-    yl, pl, ol, ml = lowrate()
+    yl, pl, ol, ml = workload_lowrate()
     dl = ldem.Dictionary.from_pmfs(pl, ol)
 
     # -- bandwidth limit ------------------------------------------------------------------------

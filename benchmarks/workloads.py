@@ -58,3 +58,29 @@ def workload_b(seed: int = 0):
         sel = np.flatnonzero(flat_i == k)
         flat_s[sel] = rng.choice(len(pmfs[k]), size=sel.size, p=pmfs[k]) + offsets[k]
     return symbols, pmfs, np.asarray(offsets), index
+
+
+def workload_lowrate(seed: int = 0, bits_per_symbol: float = 0.267):
+    """Workload A's shape with the Laplace scales shrunk until the ideal rate is reached
+    (0.267 bit/symbol is 0.2 bpp for a 768 x 512 image). Returns (symbols, pmfs,
+    offsets, per-channel model map)."""
+    rng = np.random.default_rng(seed)
+    C, H, W = SHAPE
+    u = rng.uniform(0, 1, size=C)
+
+    def pmfs(alpha):
+        scales = np.exp(np.log(0.05) + u * (np.log(8) - np.log(0.05))) * alpha
+        with np.errstate(over="ignore"):
+            return np.stack([_laplace_pmf(s, -32, 32) for s in scales])
+
+    lo, hi = 1e-3, 1.0
+    for _ in range(40):
+        mid = (lo * hi) ** 0.5
+        p = pmfs(mid)
+        h = -(p * np.log2(np.maximum(p, 1e-300))).sum(1).mean()
+        lo, hi = (mid, hi) if h < bits_per_symbol else (lo, mid)
+    p = pmfs(lo)
+    y = np.empty(SHAPE, np.int32)
+    for c in range(C):
+        y[c] = rng.choice(65, size=(H, W), p=p[c]) - 32
+    return y, p, np.full(C, -32), np.arange(C, dtype=np.int32).reshape(C, 1, 1)

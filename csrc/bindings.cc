@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "py_args.h"
 #include "ldem/coder.h"
 #include "ldem/local.h"
 #include "ldem/tables.h"
@@ -47,19 +48,6 @@ Layout make_layout(int64_t C, int64_t H, int64_t W, int64_t bh, int64_t bw) {
   return L;
 }
 
-// One Dictionary or a sequence of them (model indices follow the order).
-ModelSet model_set(const py::handle& obj) {
-  if (py::isinstance<Dictionary>(obj)) return ModelSet(obj.cast<const Dictionary&>());
-  if (!py::isinstance<py::sequence>(obj))
-    throw py::type_error("dictionary must be a Dictionary or a sequence of them");
-  std::vector<const Dictionary*> ds;
-  for (const py::handle& h : obj.cast<py::sequence>()) {
-    if (!py::isinstance<Dictionary>(h))
-      throw py::type_error("dictionary must be a Dictionary or a sequence of them");
-    ds.push_back(&h.cast<const Dictionary&>());
-  }
-  return ModelSet(ds);
-}
 
 struct Csr {
   const int64_t* ptr;

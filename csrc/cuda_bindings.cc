@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cuda/ldem_cuda.h"
+#include "py_args.h"
 
 namespace py = pybind11;
 using namespace ldem;
@@ -65,19 +66,6 @@ void check_pointer(uintptr_t p, const char* name, int device, bool allow_null = 
   if (attr.device != device)
     arg_error(std::string(name) + " lives on CUDA device " + std::to_string(attr.device) +
               ", not " + std::to_string(device));
-}
-
-ModelSet model_set(const py::handle& obj) {
-  if (py::isinstance<Dictionary>(obj)) return ModelSet(obj.cast<const Dictionary&>());
-  if (!py::isinstance<py::sequence>(obj) || py::isinstance<py::str>(obj))
-    throw py::type_error("dictionary must be a Dictionary or a sequence of them");
-  std::vector<const Dictionary*> ds;
-  for (const py::handle& h : obj.cast<py::sequence>()) {
-    if (!py::isinstance<Dictionary>(h))
-      throw py::type_error("dictionary must be a Dictionary or a sequence of them");
-    ds.push_back(&h.cast<const Dictionary&>());
-  }
-  return ModelSet(ds);
 }
 
 // The device tables of one dictionary (or an ordered list of them).

@@ -8,6 +8,7 @@ import numpy as np
 
 from ldem import _core
 from ldem import cuda as _cuda
+from ldem._args import check_block, check_shape, check_symbols, check_threads
 from ldem.dictionary import Dictionary
 
 __all__ = ["encode", "decode", "block_costs", "block_grid", "build_info", "cuda_available"]
@@ -25,39 +26,6 @@ def _check_dictionary(dictionary):
                     f"got {type(dictionary).__name__}")
 
 
-def _check_block(block) -> tuple[int, int]:
-    try:
-        bh, bw = block
-    except (TypeError, ValueError):
-        raise TypeError(f"block must be a pair (bh, bw), got {block!r}") from None
-    for v in (bh, bw):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
-            raise TypeError(f"block sizes must be ints, got {block!r}")
-        if v < 1:
-            raise ValueError(f"block sizes must be >= 1, got {block!r}")
-    return int(bh), int(bw)
-
-
-def _check_threads(threads) -> int:
-    if threads is None:
-        return 0
-    if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool):
-        raise TypeError("threads must be an int or None")
-    if not 1 <= threads <= 4096:
-        raise ValueError(f"threads must be in [1, 4096] (or None for all cores), got {threads}")
-    return int(threads)
-
-
-def _check_symbols(symbols) -> np.ndarray:
-    if not isinstance(symbols, np.ndarray):
-        raise TypeError(f"symbols must be an int32 numpy array, got {type(symbols).__name__}")
-    if symbols.dtype != np.int32:
-        raise TypeError(f"symbols must have dtype int32, got {symbols.dtype}")
-    if symbols.ndim != 3:
-        raise ValueError(f"symbols must have shape [C, H, W], got {symbols.shape}")
-    return np.ascontiguousarray(symbols)
-
-
 def block_grid(shape: Sequence[int], block: Sequence[int]) -> tuple[int, int, int]:
     """Shape ``[C, ceil(H/bh), ceil(W/bw)]`` of the model map for ``shape`` and ``block``.
 
@@ -65,22 +33,9 @@ def block_grid(shape: Sequence[int], block: Sequence[int]) -> tuple[int, int, in
     >>> ldem.block_grid((192, 32, 48), (16, 16))
     (192, 2, 3)
     """
-    C, H, W = _check_shape(shape)
-    bh, bw = _check_block(block)
+    C, H, W = check_shape(shape)
+    bh, bw = check_block(block)
     return C, -(-H // bh), -(-W // bw)
-
-
-def _check_shape(shape) -> tuple[int, int, int]:
-    try:
-        values = tuple(shape)
-    except TypeError:
-        raise TypeError(f"shape must be three ints (C, H, W), got {shape!r}") from None
-    if len(values) != 3 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-        raise TypeError(f"shape must be three ints (C, H, W), got {shape!r}")
-    C, H, W = (int(v) for v in values)
-    if min(C, H, W) < 0:
-        raise ValueError(f"shape must be non-negative, got {shape!r}")
-    return C, H, W
 
 
 def _check_models(models, grid) -> np.ndarray:
@@ -139,11 +94,11 @@ def encode(symbols: np.ndarray, models, dictionary: Dictionary, block=(1, 1),
     lanes = 4 if lanes is None else lanes
     segment_size = 2**17 if segment_size is None else segment_size
     d = _check_dictionary(dictionary)
-    y = _check_symbols(symbols)
-    bh, bw = _check_block(block)
+    y = check_symbols(symbols)
+    bh, bw = check_block(block)
     m = _check_models(models, block_grid(y.shape, (bh, bw)))
     lanes_log2, segment_shift = _check_stream_layout(lanes, segment_size)
-    return _core.encode(y, m, d, bh, bw, _check_threads(threads), bool(checksum),
+    return _core.encode(y, m, d, bh, bw, check_threads(threads), bool(checksum),
                         lanes_log2, segment_shift)
 
 
@@ -167,10 +122,10 @@ def decode(data, models, dictionary: Dictionary, shape, block=(1, 1),
     d = _check_dictionary(dictionary)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
-    C, H, W = _check_shape(shape)
-    bh, bw = _check_block(block)
+    C, H, W = check_shape(shape)
+    bh, bw = check_block(block)
     m = _check_models(models, block_grid((C, H, W), (bh, bw)))
-    return _core.decode(data, m, d, C, H, W, bh, bw, _check_threads(threads))
+    return _core.decode(data, m, d, C, H, W, bh, bw, check_threads(threads))
 
 
 def block_costs(symbols: np.ndarray, dictionary: Dictionary, block=(1, 1),
@@ -190,9 +145,9 @@ def block_costs(symbols: np.ndarray, dictionary: Dictionary, block=(1, 1),
     if _cuda.is_cuda_tensor(symbols):
         return _cuda.block_costs_cuda(symbols, dictionary, block)
     d = _check_dictionary(dictionary)
-    y = _check_symbols(symbols)
-    bh, bw = _check_block(block)
-    return _core.block_costs(y, d, bh, bw, _check_threads(threads))
+    y = check_symbols(symbols)
+    bh, bw = check_block(block)
+    return _core.block_costs(y, d, bh, bw, check_threads(threads))
 
 
 def build_info() -> dict:

@@ -29,6 +29,7 @@ from typing import Optional
 import numpy as np
 
 from ldem import _core
+from ldem._args import check_block, check_shape
 from ldem.dictionary import Dictionary
 
 __all__ = [
@@ -218,29 +219,6 @@ def _check_tensor(t, name: str, dtype, ndim=None, device=None):
     return t
 
 
-def _check_block(block) -> tuple[int, int]:
-    try:
-        bh, bw = block
-    except (TypeError, ValueError):
-        raise TypeError(f"block must be a pair (bh, bw), got {block!r}") from None
-    for v in (bh, bw):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
-            raise TypeError(f"block sizes must be ints, got {block!r}")
-        if v < 1:
-            raise ValueError(f"block sizes must be >= 1, got {block!r}")
-    return int(bh), int(bw)
-
-
-def _check_shape(shape) -> tuple[int, int, int]:
-    try:
-        C, H, W = (int(v) for v in shape)
-    except (TypeError, ValueError):
-        raise TypeError(f"shape must be three ints (C, H, W), got {shape!r}") from None
-    if min(C, H, W) < 0:
-        raise ValueError(f"shape must be non-negative, got {shape!r}")
-    return C, H, W
-
-
 def _grid(shape, block) -> tuple[int, int, int]:
     C, H, W = shape
     bh, bw = block
@@ -351,7 +329,7 @@ def encode_cuda(symbols, models, dictionary, block=(1, 1), *, checksum: bool = F
     """
     torch = _require()
     _check_tensor(symbols, "symbols", torch.int32, ndim=3)
-    blk = _check_block(block)
+    blk = check_block(block)
     grid = _grid(tuple(symbols.shape), blk)
     m = _models_on(models, grid, symbols.device)
     with torch.cuda.device(symbols.device):
@@ -379,7 +357,7 @@ def encode_batch(latents, models, dictionary, block=(1, 1), *, checksum: bool = 
     if not syms:
         return []
     device = syms[0].device
-    blk = _check_block(block)
+    blk = check_block(block)
     for i, s in enumerate(syms):
         _check_tensor(s, f"latents[{i}]", torch.int32, ndim=3, device=device)
     maps = _as_list(torch, models, "models", 3, allow_host=True)
@@ -461,8 +439,8 @@ def decode_cuda(data, models, dictionary, shape, block=(1, 1), *, device=None):
     ...                            m, d, (4, 16, 16), block=(16, 16))            # doctest: +SKIP
     """
     torch = _require()
-    shp = _check_shape(shape)
-    blk = _check_block(block)
+    shp = check_shape(shape)
+    blk = check_block(block)
     dev = torch.device(device) if device is not None else _default_device(torch, data, models)
     if dev.type != "cuda":
         raise ValueError(f"device must be a CUDA device, got {dev}")
@@ -488,11 +466,11 @@ def decode_batch(streams, models, dictionary, shapes, block=(1, 1), *, device=No
         raise TypeError("streams must be a list of uint8 CUDA tensors or bytes")
     if not streams:
         return []
-    blk = _check_block(block)
+    blk = check_block(block)
     if isinstance(shapes, (list, tuple)) and shapes and isinstance(shapes[0], (list, tuple)):
-        shps = [_check_shape(s) for s in shapes]
+        shps = [check_shape(s) for s in shapes]
     else:
-        shps = [_check_shape(shapes)] * len(streams)
+        shps = [check_shape(shapes)] * len(streams)
     if len(shps) != len(streams):
         raise ValueError(f"got {len(streams)} streams but {len(shps)} shapes")
     maps = _as_list(torch, models, "models", 3, allow_host=True)
@@ -510,7 +488,7 @@ def decode_batch(streams, models, dictionary, shapes, block=(1, 1), *, device=No
 # -- block costs and selection -----------------------------------------------------------------
 def _costs(symbols, dictionary, block, bias, want_costs, want_choice):
     torch = _require()
-    blk = _check_block(block)
+    blk = check_block(block)
     batched = isinstance(symbols, torch.Tensor) and symbols.dim() == 4
     _check_tensor(symbols, "symbols", torch.int32, ndim=4 if batched else 3)
     device = symbols.device

@@ -29,6 +29,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from ldem import _core
+from ldem._args import check_symbols
 from ldem.bitio import ByteReader, put_varint
 from ldem.coder import block_grid, decode, encode
 from ldem.dictionary import Dictionary
@@ -227,17 +228,12 @@ class LocalEntropyCoder:
         return [self.global_models] + ([self.static] if self.static is not None else [])
 
     def _check_latent(self, y) -> np.ndarray:
-        if not isinstance(y, np.ndarray):
-            raise TypeError(f"y must be an int32 numpy array [C, H, W], got {type(y).__name__}")
-        if y.dtype != np.int32:
-            raise TypeError(f"y must have dtype int32, got {y.dtype}")
-        if y.ndim != 3:
-            raise ValueError(f"y must have shape [C, H, W], got {y.shape}")
+        y = check_symbols(y, name="y")
         if y.shape[0] != self._C:
             raise ValueError(f"y has {y.shape[0]} channels but global_models has {self._C} models")
         if y.size > self.max_symbols:
             raise ValueError(f"y has {y.size} symbols, more than max_symbols={self.max_symbols}")
-        return np.ascontiguousarray(y)
+        return y
 
     def _header(self, mode: int, map_codec: int, shape) -> bytearray:
         out = bytearray(_MAGIC)

@@ -62,29 +62,10 @@ def make_case(seed, C=3, H=19, W=23, block=(4, 5), K=4, escapes=0.02, precision=
 
 
 def lowrate_latent(seed=0, bits_per_symbol=0.267):
-    """Workload A's shape with Laplace scales shrunk to the given ideal rate (0.2 bpp Kodak)."""
-    from workloads import SHAPE, _laplace_pmf
-    rng = np.random.default_rng(seed)
-    C, H, W = SHAPE
-    u = rng.uniform(0, 1, size=C)
-
-    def pmfs(alpha):
-        scales = np.exp(np.log(0.05) + u * (np.log(8) - np.log(0.05))) * alpha
-        with np.errstate(over="ignore"):
-            return np.stack([_laplace_pmf(s, -32, 32) for s in scales])
-
-    lo, hi = 1e-3, 1.0
-    for _ in range(40):
-        mid = (lo * hi) ** 0.5
-        p = pmfs(mid)
-        h = -(p * np.log2(np.maximum(p, 1e-300))).sum(1).mean()
-        lo, hi = (mid, hi) if h < bits_per_symbol else (lo, mid)
-    p = pmfs(lo)
-    y = np.empty(SHAPE, np.int32)
-    for c in range(C):
-        y[c] = rng.choice(65, size=(H, W), p=p[c]) - 32
-    d = ldem.Dictionary.from_pmfs(p, np.full(C, -32))
-    return y, np.arange(C, dtype=np.int32).reshape(C, 1, 1), d, (H, W)
+    """Workload A's shape at a low ideal rate (0.2 bpp for a 768 x 512 image)."""
+    from workloads import workload_lowrate
+    y, p, offsets, models = workload_lowrate(seed, bits_per_symbol)
+    return y, models, ldem.Dictionary.from_pmfs(p, offsets), y.shape[1:]
 
 
 def damaged(data: bytes, rng, count):
