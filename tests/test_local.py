@@ -221,3 +221,35 @@ def test_checksum_catches_escape_payload_damage():
                 coder.decode(bytes(bad))
     plain = ldem.LocalEntropyCoder(g, checksum=False)
     assert len(plain.encode(y)) == len(data) - 4
+
+
+@pytest.mark.parametrize("checksum", [True, False])
+def test_mutated_streams_raise_only_decode_error(checksum):
+    rng = np.random.default_rng(1)
+    g = ldem.fit_global_models([synthetic_latent("regimes", (16, 32, 48), seed=s) for s in (1, 2)])
+    st = ldem.learn_dictionary([synthetic_latent("regimes", (16, 32, 48), seed=5)], 6, block=(16, 16),
+                               progress=False)
+    coder = ldem.LocalEntropyCoder(g, st, checksum=checksum)
+    y = synthetic_latent("regimes", (16, 32, 48), seed=3)
+    bases = [coder.encode(y, mode=m) for m in ("global", "static", "local")]
+    for i in range(1500):
+        b = bytearray(bases[i % 3])
+        op = i % 4
+        if op == 0:
+            j = int(rng.integers(len(b)))
+            b[j] ^= 1 << int(rng.integers(8))
+        elif op == 1:
+            j = int(rng.integers(len(b)))
+            b[j:j + 4] = rng.integers(0, 256, 4, dtype=np.uint8).tobytes()
+        elif op == 2:
+            b += rng.integers(0, 256, int(rng.integers(1, 20)), dtype=np.uint8).tobytes()
+        else:
+            j = int(rng.integers(3, len(b)))
+            b[j:j] = bytes(b[j:int(rng.integers(j, len(b)))])
+        try:
+            out = coder.decode(bytes(b))
+        except ldem.DecodeError:
+            continue
+        assert out.shape == y.shape and out.dtype == np.int32
+        if checksum:  # a changed stream that passes the CRC must still be the same latent
+            assert np.array_equal(out, y)
