@@ -180,7 +180,7 @@ class LocalEntropyCoder:
 
     def __init__(self, global_models: Dictionary, static: Optional[Dictionary] = None, *,
                  block_sizes: Iterable[Sequence[int]] = ((16, 16), (32, 32)),
-                 max_image_models: int = 16, table_bits: int = 8, lloyd_iterations: int = 2,
+                 max_image_models: int = 32, table_bits: int = 8, lloyd_iterations: int = 2,
                  map_codecs: Iterable[str] = ("rans", "deflate"), threads: Optional[int] = 1,
                  seed: int = 0, max_symbols: int = 2**28, checksum: bool = True):
         if not isinstance(global_models, Dictionary):
