@@ -1,7 +1,6 @@
 """Block-wise entropy coding of int32 tensors over a model dictionary."""
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence
 
 import numpy as np

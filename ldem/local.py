@@ -45,6 +45,12 @@ _MAP_RANS, _MAP_DEFLATE = 0, 1
 _WINDOW = 2048  # centres are dense over [-2048, 2048); rarer values are escapes
 
 
+def _window_half(precision: int, margin: int = 0) -> int:
+    """Half-width of the dense value window: a table of 2 * half + 2 * margin symbols
+    plus the escape fits in 2^precision slots."""
+    return min(_WINDOW, ((1 << precision) - 1 - 2 * margin) // 2)
+
+
 # --------------------------------------------------------------------------------------
 # helpers on block histograms (CSR: ptr [B + 1], values, counts)
 
@@ -84,11 +90,13 @@ class _Hist:
         """Bits of each block under its own empirical distribution (a lower bound)."""
         return _core.block_self_costs(self.ptr, self.counts)
 
-    def window(self) -> tuple[int, int]:
+    def window(self, precision: int) -> tuple[int, int]:
+        """(lo, V): the dense range of centres, at most what a table at ``precision`` holds."""
         if len(self.values) == 0:
             return 0, 1
-        lo = int(max(self.values.min(), -_WINDOW))
-        hi = int(min(self.values.max(), _WINDOW - 1))
+        half = _window_half(precision)
+        lo = int(max(self.values.min(), -half))
+        hi = int(min(self.values.max(), half - 1))
         return (lo, hi - lo + 1) if hi >= lo else (0, 1)
 
     def cluster_counts(self, cluster: np.ndarray, K: int, lo: int, V: int) -> np.ndarray:
@@ -261,7 +269,7 @@ class LocalEntropyCoder:
         cheaper, and each model becomes the count-averaged histogram of its blocks.
         """
         B = h.num_blocks
-        lo, V = h.window()
+        lo, V = h.window(self.precision)
         rng = np.random.default_rng(self.seed)
         own = h.self_cost()
         idx_guess = math.log2(A_fixed + self.max_image_models)
@@ -580,8 +588,9 @@ def fit_global_models(latents, precision: int = 16, margin: int = 2, alpha: floa
         raise ValueError("all latents must have the same number of channels")
     offsets, weights, escapes = [], [], []
     for c in range(C):
+        half = _window_half(precision, margin)
         v = np.concatenate([y[c].reshape(-1) for y in ys])
-        v = v[(v >= -_WINDOW) & (v < _WINDOW)]
+        v = v[(v >= -half) & (v < half)]
         if len(v) == 0:
             v = np.zeros(1, np.int64)
         lo = int(v.min())
@@ -619,7 +628,7 @@ def learn_dictionary(latents, num_models: int, block=(16, 16), seed: int = 0, *,
     B = h.num_blocks
     if B == 0:
         raise ValueError("latents have no blocks")
-    lo, V = h.window()
+    lo, V = h.window(precision)
     rng = np.random.default_rng(seed)
     own = h.self_cost()
     if global_models is not None:

@@ -253,3 +253,19 @@ def test_mutated_streams_raise_only_decode_error(checksum):
         assert out.shape == y.shape and out.dtype == np.int32
         if checksum:  # a changed stream that passes the CRC must still be the same latent
             assert np.array_equal(out, y)
+
+
+def test_wide_values_at_precision_12():
+    """Value ranges wider than 2^12 symbols still give valid tables at precision 12."""
+    rng = np.random.default_rng(4)
+    y = rng.integers(-3000, 3000, (2, 32, 32)).astype(np.int32)
+    y[1, :16] = rng.integers(-2047, 2048, (16, 32))
+    y[:, 0, :2] = [-2048, 2047]  # both ends of the dense window in every channel and block
+    y[:, 16, :2] = [-2048, 2047]
+    g = ldem.fit_global_models([y], precision=12)
+    for n_support in range(g.num_models):
+        assert len(g.frequencies(n_support)) <= 2**12
+    static = ldem.learn_dictionary([y], 3, block=(16, 16), precision=12, progress=False)
+    coder = ldem.LocalEntropyCoder(g, static, block_sizes=[(8, 8), (16, 16)])
+    for mode in ("global", "static", "local"):
+        assert np.array_equal(coder.decode(coder.encode(y, mode=mode)), y)
