@@ -31,7 +31,9 @@ using I32 = py::array_t<int32_t, py::array::c_style>;
 
 // Requires an exact int32, C-contiguous array of the given rank.
 const int32_t* int32_data(const py::array& a, const char* name, int ndim) {
-  if (!py::isinstance<I32>(a) || !a.dtype().is(py::dtype::of<int32_t>()))
+  // array_t's check compares type equivalence (native int32), not dtype identity, so
+  // arrays that crossed a pickle or came from a buffer are accepted.
+  if (!py::isinstance<py::array_t<int32_t>>(a))
     throw py::type_error(std::string(name) + " must be an int32 numpy array, got dtype " +
                          std::string(py::str(a.dtype())));
   if (a.ndim() != ndim)
@@ -58,8 +60,8 @@ struct Csr {
 
 // Validates block histograms handed in from Python (CSR arrays).
 Csr checked_csr(const py::array& ptr, const py::array& values, const py::array& counts) {
-  if (!py::isinstance<py::array_t<int64_t>>(ptr) || !ptr.dtype().is(py::dtype::of<int64_t>()) ||
-      ptr.ndim() != 1 || !(ptr.flags() & py::array::c_style) || ptr.size() < 1)
+  if (!py::isinstance<py::array_t<int64_t>>(ptr) || ptr.ndim() != 1 ||
+      !(ptr.flags() & py::array::c_style) || ptr.size() < 1)
     throw py::type_error("ptr must be a non-empty 1-D contiguous int64 array");
   const int32_t* v = int32_data(values, "values", 1);
   const int32_t* c = int32_data(counts, "counts", 1);

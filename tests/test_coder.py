@@ -779,3 +779,27 @@ def test_checksum_covers_the_header():
     data[3] ^= 0x02  # segment size 2^17 -> 2^19: still one segment, caught by the CRC
     with pytest.raises(ldem.DecodeError, match="checksum"):
         ldem.decode(bytes(data), m, d, y.shape, (4, 4))
+
+
+def test_threads_after_fork_do_not_hang():
+    """A forked child (multiprocessing, data loaders) inherits no pool threads."""
+    import multiprocessing as mp
+    d = ldem.Dictionary.from_pmfs([[0.25, 0.5, 0.25]], [-1])
+    y = np.random.default_rng(0).integers(-1, 2, (1, 700, 700)).astype(np.int32)
+    m = np.zeros((1, 1, 1), np.int32)
+    expected = ldem.encode(y, m, d, (700, 700), threads=2)  # starts the pool in this process
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(ldem.encode, (y, m, d, (700, 700)), {"threads": 2}).get(timeout=60)
+    assert got == expected
+
+
+def test_arrays_from_pickles_and_buffers_are_accepted():
+    import pickle
+    d = ldem.Dictionary.from_pmfs([[0.5, 0.5]], [0])
+    y = pickle.loads(pickle.dumps(np.zeros((1, 3, 3), np.int32)))
+    m = np.frombuffer(np.zeros(1, np.int32).tobytes(), dtype="<i4").reshape(1, 1, 1)
+    data = ldem.encode(y, m, d, (3, 3))
+    np.testing.assert_array_equal(ldem.decode(data, m, d, y.shape, (3, 3)), y)
+    with pytest.raises(TypeError):  # non-native byte order is not int32 here
+        ldem.encode(y.astype(">i4"), m, d, (3, 3))

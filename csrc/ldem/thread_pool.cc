@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 namespace ldem {
 namespace {
 
@@ -86,9 +88,12 @@ class Pool {
   bool stop_ = false;
 };
 
-Pool& pool() {
-  static Pool p(std::max(0, hardware_threads() - 1));
-  return p;
+// Never destroyed: a forked child inherits this object but not its threads, and must
+// neither wait for them nor join them at exit.
+Pool* pool_or_null() {
+  static const pid_t owner = getpid();
+  static Pool* p = new Pool(std::max(0, hardware_threads() - 1));
+  return getpid() == owner ? p : nullptr;
 }
 
 }  // namespace
@@ -106,8 +111,12 @@ void parallel_for(int64_t n, int threads, const std::function<void(int64_t)>& fn
     for (int64_t i = 0; i < n; ++i) fn(i);
     return;
   }
-  Pool& p = pool();
-  p.run(n, static_cast<int>(std::min<int64_t>(want - 1, p.workers())), fn);
+  Pool* p = pool_or_null();
+  if (p == nullptr) {  // in a forked child: the calling thread does the work
+    for (int64_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  p->run(n, static_cast<int>(std::min<int64_t>(want - 1, p->workers())), fn);
 }
 
 }  // namespace ldem
