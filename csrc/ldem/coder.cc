@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 
+#include "ldem/local.h"
 #include "ldem/rans.h"
 #include "ldem/thread_pool.h"
 
@@ -133,17 +134,6 @@ class RunCursor {
   const int32_t* mrow_ = nullptr;
 };
 
-// Branchless put (the emitted word is always stored; the pointer moves only on emit).
-// REQUIRES: out[-1] is writable.
-__attribute__((always_inline)) inline void put_fast(uint64_t& x, uint32_t*& out, const EncSymbol& s) {
-  const bool emit = x >= s.x_max;
-  out[-1] = static_cast<uint32_t>(x);
-  out -= emit;
-  x = emit ? x >> 32 : x;  // compiles to cmov
-  const uint64_t q = rans::mulhi64(x, s.rcp) >> s.shift;
-  x = x + s.bias + q * s.cmpl;
-}
-
 struct EncState {
   uint64_t x;
   uint32_t* out;
@@ -169,7 +159,7 @@ __attribute__((always_inline)) inline void enc_one(uint64_t& x, uint32_t*& out, 
                                                    uint32_t off, uint32_t n, const View& m, int32_t v) {
   const uint32_t idx = static_cast<uint32_t>(v) - off;
   if (__builtin_expect(idx < n, 1)) {
-    put_fast(x, out, enc[idx]);
+    rans::put(x, out, enc[idx]);
   } else {
     const EncState r = put_escape(x, out, m, v);
     x = r.x;
@@ -659,37 +649,9 @@ double symbol_cost(const Model& m, int32_t v) {
 
 void block_costs(const int32_t* symbols, const Layout& L, const ModelSet& dict, int threads,
                  double* out) {
-  const int64_t nby = L.nby(), nbx = L.nbx(), K = static_cast<int64_t>(dict.size());
-  const int64_t rows = L.C * nby;
-  parallel_for(rows, threads, [&](int64_t r) {
-    const int64_t c = r / nby, by = r % nby;
-    const int64_t y0 = by * L.bh, y1 = std::min(L.H, y0 + L.bh);
-    std::vector<int32_t> vals;
-    std::vector<std::pair<int32_t, int64_t>> hist;
-    for (int64_t bx = 0; bx < nbx; ++bx) {
-      const int64_t x0 = bx * L.bw, x1 = std::min(L.W, x0 + L.bw);
-      vals.clear();
-      for (int64_t y = y0; y < y1; ++y) {
-        const int32_t* row = symbols + (c * L.H + y) * L.W;
-        vals.insert(vals.end(), row + x0, row + x1);
-      }
-      std::sort(vals.begin(), vals.end());
-      hist.clear();
-      for (size_t i = 0; i < vals.size();) {
-        size_t j = i;
-        while (j < vals.size() && vals[j] == vals[i]) ++j;
-        hist.emplace_back(vals[i], static_cast<int64_t>(j - i));
-        i = j;
-      }
-      double* o = out + ((c * nby + by) * nbx + bx) * K;
-      for (int64_t k = 0; k < K; ++k) {
-        const Model& m = dict.model(k);
-        double bits = 0;
-        for (const auto& [v, cnt] : hist) bits += cnt * symbol_cost(m, v);
-        o[k] = bits;
-      }
-    }
-  });
+  const BlockHistograms h = block_histograms(symbols, L, threads);
+  histogram_costs(h.ptr.data(), L.num_blocks(), h.values.data(), h.counts.data(), dict.models,
+                  threads, out);
 }
 
 }  // namespace ldem

@@ -31,12 +31,14 @@ inline uint64_t mulhi64(uint64_t a, uint64_t b) {
   return static_cast<uint64_t>((static_cast<unsigned __int128>(a) * b) >> 64);
 }
 
-// REQUIRES: kLow <= x < 2^63; out has room for one more word below it.
+// Encodes one symbol. Branchless renormalisation: the low word is always stored at
+// out[-1] and `out` moves only when it is emitted (at most once per symbol).
+// REQUIRES: kLow <= x < 2^63; out[-1] is writable.
 inline void put(uint64_t& x, uint32_t*& out, const EncSymbol& s) {
-  if (x >= s.x_max) {
-    *--out = static_cast<uint32_t>(x);
-    x >>= 32;
-  }
+  const bool emit = x >= s.x_max;
+  out[-1] = static_cast<uint32_t>(x);
+  out -= emit;
+  x = emit ? x >> 32 : x;  // compiles to cmov
   const uint64_t q = mulhi64(x, s.rcp) >> s.shift;
   x = x + s.bias + q * s.cmpl;
 }
@@ -49,28 +51,6 @@ inline void put_bits(uint64_t& x, uint32_t*& out, uint32_t bits, int nbits) {
     x >>= 32;
   }
   x = (x << nbits) | bits;
-}
-
-// Reads one word if x dropped below L. Returns false if the stream is exhausted.
-// REQUIRES: in <= end.
-inline bool refill(uint64_t& x, const uint32_t*& in, const uint32_t* end) {
-  if (x < kLow) {
-    if (in == end) return false;
-    x = (x << 32) | *in++;
-  }
-  return true;
-}
-
-// Decodes one symbol index (0..n, n = escape) and advances the state.
-inline uint32_t get(uint64_t& x, const Model& m, int precision) {
-  const uint32_t mask = (1u << precision) - 1;
-  const uint32_t slot = static_cast<uint32_t>(x) & mask;
-  const int lut_shift = precision > kLutBits ? precision - kLutBits : 0;
-  uint32_t s = m.lut[slot >> lut_shift];
-  const uint32_t* cdf = m.cdf.data();
-  while (cdf[s + 1] <= slot) ++s;
-  x = static_cast<uint64_t>(cdf[s + 1] - cdf[s]) * (x >> precision) + slot - cdf[s];
-  return s;
 }
 
 // REQUIRES: 1 <= nbits <= 16.
