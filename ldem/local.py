@@ -460,11 +460,12 @@ class LocalEntropyCoder:
         lanes = 4 * max(1, y.size >> 17)
         return len(self._header(0, 0, y.shape)) + 4 + global_bits / 8 - 4 * lanes - 1 - 1e-5 * y.size
 
-    def decode(self, data: bytes) -> np.ndarray:
-        """Decodes :meth:`encode` output; raises :class:`ldem.DecodeError` on damage or mismatch."""
+    def _parse(self, data):
+        """Checks the header (and checksum) of a stream; returns its fields."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes, got {type(data).__name__}")
         data = bytes(data)
+        total = len(data)
         r = ByteReader(data)
         if r.take(2) != _MAGIC:
             raise DecodeError("not an ldem local-entropy stream (bad magic)")
@@ -486,19 +487,49 @@ class LocalEntropyCoder:
             raise DecodeError(f"stream has {C} channels, the coder's global models have {self._C}")
         if C * H * W > self.max_symbols:
             raise DecodeError(f"stream declares {C * H * W} symbols, more than max_symbols={self.max_symbols}")
-        shape = (C, H, W)
+        f = dict(data=data, total=total, checksum=bool(flags & 8), mode=mode, codec=codec, shape=(C, H, W),
+                 block=None, num_image_models=0, side=b"", map_bytes=b"")
+        if mode != 0:
+            bh, bw = r.varint(max(H, 1)), r.varint(max(W, 1))
+            if bh < 1 or bw < 1:
+                raise DecodeError("invalid block size")
+            I = r.varint(64)
+            if mode == 1 and I:
+                raise DecodeError("static mode stream with image models")
+            f["block"], f["num_image_models"] = (bh, bw), I
+            f["side"] = r.take(r.varint(r.remaining()))
+            f["map_bytes"] = r.take(r.varint(r.remaining()))
+        f["payload_pos"] = r.pos
+        return f
+
+    def describe(self, data: bytes) -> dict:
+        """Header fields and the bytes of each part of a stream, without decoding it.
+
+        >>> import numpy as np, ldem
+        >>> g = ldem.Dictionary.from_pmfs([[0.25, 0.5, 0.25]] * 2, offsets=[-1] * 2)
+        >>> coder = ldem.LocalEntropyCoder(g)
+        >>> info = coder.describe(coder.encode(np.zeros((2, 16, 16), np.int32)))
+        >>> info["shape"], info["mode"]
+        ((2, 16, 16), 'local')
+        """
+        f = self._parse(data)
+        payload = len(f["data"]) - f["payload_pos"]
+        return {"mode": _MODE_NAMES[f["mode"]], "shape": f["shape"], "block": f["block"],
+                "num_image_models": f["num_image_models"], "map_codec": ("rans", "deflate")[f["codec"]]
+                if f["mode"] else None, "bytes": f["total"], "bytes_side_tables_and_map_counts": len(f["side"]),
+                "bytes_block_map": len(f["map_bytes"]), "bytes_data": payload,
+                "bytes_header": f["total"] - payload - len(f["side"]) - len(f["map_bytes"])}
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decodes :meth:`encode` output; raises :class:`ldem.DecodeError` on damage or mismatch."""
+        f = self._parse(data)
+        data, mode, codec, shape = f["data"], f["mode"], f["codec"], f["shape"]
+        C, H, W = shape
         if mode == 0:
             block, models = _global_layout(shape)
-            return decode(data[r.pos:], models, self.global_models, shape, block=block,
+            return decode(data[f["payload_pos"]:], models, self.global_models, shape, block=block,
                           threads=self.threads or None)
-        bh, bw = r.varint(max(H, 1)), r.varint(max(W, 1))
-        if bh < 1 or bw < 1:
-            raise DecodeError("invalid block size")
-        I = r.varint(64)
-        if mode == 1 and I:
-            raise DecodeError("static mode stream with image models")
-        side = r.take(r.varint(r.remaining()))
-        map_bytes = r.take(r.varint(r.remaining()))
+        (bh, bw), I, side, map_bytes = f["block"], f["num_image_models"], f["side"], f["map_bytes"]
         image, pos = _read_tables(side, 0, I, self.precision)
         A = 1 + self._S + I
         _, nby, nbx = block_grid(shape, (bh, bw))
@@ -528,7 +559,7 @@ class LocalEntropyCoder:
                 raise DecodeError("block map index out of range")
         dicts = self._fixed_dicts() + ([image] if image is not None else [])
         models = self._model_map(choice, shape, (bh, bw))  # valid by construction
-        return _core.decode(memoryview(data)[r.pos:], models, [d._impl for d in dicts], C, H, W, bh, bw,
+        return _core.decode(memoryview(data)[f["payload_pos"]:], models, [d._impl for d in dicts], C, H, W, bh, bw,
                             self.threads)
 
 
