@@ -1,0 +1,227 @@
+"""Trains the learned transforms of :class:`ldem.models.GainedFactorizedCodec`.
+
+One run trains every quality level: in iteration ``i`` sample ``j`` of the batch trains
+level ``(i + j) % L`` with its own λ, gain and density. Random ``--patch`` crops of photos downscaled at random (so patches
+look like camera-scale content) and flipped; checkpoints, resume, a log file, a tqdm bar
+with loss, bpp and PSNR; DDP when launched by ``torchrun`` on several GPUs.
+
+Example (a few seconds on a CPU)::
+
+    python -m ldem.train IMAGES --out run --iterations 20 --patch 64 --batch 2 --N 16 --M 24
+
+Then ``ldem export run/checkpoint.pt model.ldemw --data IMAGES`` builds a shippable model.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff", ".webp"}
+DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483)
+
+
+def list_images(folder) -> list[Path]:
+    """Image files under ``folder`` (recursive, sorted)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"not a folder: {folder}")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+class PatchSampler:
+    """Random ``patch``² RGB crops in [0,1] from images held in memory.
+
+    Each crop takes a random scale in ``[min_scale, 1]`` of the stored image (never so
+    small that the image is narrower than the patch), crops ``patch / scale`` pixels and
+    resizes them to ``patch`` (area filter), then flips left-right with probability 1/2.
+    """
+
+    def __init__(self, paths, patch: int, min_scale: float = 0.5, seed: int = 0):
+        from PIL import Image
+        self.patch = int(patch)
+        self.min_scale = float(min_scale)
+        self.images = []
+        for p in paths:
+            with Image.open(p) as im:
+                im = im.convert("RGB")
+                if min(im.size) >= self.patch:
+                    self.images.append(im.copy())
+        if not self.images:
+            raise ValueError(f"no image is at least {self.patch} pixels on its short side")
+        self.rng = random.Random(seed)
+
+    def sample(self):
+        from PIL import Image
+        im = self.rng.choice(self.images)
+        W, H = im.size
+        lo = max(self.min_scale, self.patch / min(W, H))
+        s = self.rng.uniform(lo, 1.0) if lo < 1.0 else 1.0
+        side = min(min(W, H), max(self.patch, int(round(self.patch / s))))
+        x0 = self.rng.randrange(W - side + 1)
+        y0 = self.rng.randrange(H - side + 1)
+        crop = im.crop((x0, y0, x0 + side, y0 + side))
+        if side != self.patch:
+            crop = crop.resize((self.patch, self.patch), Image.BOX)
+        a = np.asarray(crop, dtype=np.uint8)
+        if self.rng.random() < 0.5:
+            a = a[:, ::-1]
+        return a
+
+    def batch(self, n: int):
+        import torch
+        a = np.stack([self.sample() for _ in range(n)])
+        return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def _parse(argv):
+    ap = argparse.ArgumentParser(prog="ldem train", description="Train the learned transforms (all quality levels in one run).")
+    ap.add_argument("data", help="folder of training images (searched recursively)")
+    ap.add_argument("--out", required=True, help="output folder: checkpoint.pt, train.log, config.json")
+    ap.add_argument("--lambdas", type=float, nargs="+", default=list(DEFAULT_LAMBDAS),
+                    help="rate–distortion weight per quality level, smallest files first")
+    ap.add_argument("--N", type=int, default=128, help="hidden channels")
+    ap.add_argument("--M", type=int, default=192, help="latent channels")
+    ap.add_argument("--iterations", type=int, default=100_000)
+    ap.add_argument("--minutes", type=float, default=None, help="stop after this wall time (the lr decay follows it)")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--patch", type=int, default=256)
+    ap.add_argument("--min-scale", type=float, default=0.5, help="smallest random downscale of a photo")
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--entropy-lr-mult", type=float, default=10.0,
+                    help="learning-rate multiplier of the densities and gains")
+    ap.add_argument("--decay-at", type=float, default=0.85, help="fraction of the run after which lr drops 10×")
+    ap.add_argument("--clip", type=float, default=1.0, help="gradient-norm clip (0: off)")
+    ap.add_argument("--msssim", action="store_true", help="distortion 1 − MS-SSIM instead of MSE")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    ap.add_argument("--checkpoint-every", type=int, default=500)
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    ap.add_argument("--no-progress", action="store_true")
+    return ap.parse_args(argv)
+
+
+def train(argv=None) -> int:
+    """Entry point of ``ldem train`` / ``python -m ldem.train``; returns the exit code."""
+    args = _parse(argv)
+    import torch
+    import torch.distributed as dist
+    from ldem.models import GainedFactorizedCodec, rd_loss
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device("cuda", local) if torch.cuda.is_available() else torch.device("cpu")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+    else:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.lambdas or any(v <= 0 for v in args.lambdas):
+        raise ValueError("--lambdas must be positive")
+    lambdas = sorted(args.lambdas)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed + rank)
+    sampler = PatchSampler(list_images(args.data), args.patch, args.min_scale, seed=args.seed * 1000 + rank)
+
+    net = GainedFactorizedCodec(lambdas, N=args.N, M=args.M).to(device)
+    fast = {id(p) for p in net.entropy_parameters()}
+    opt = torch.optim.Adam([{"params": [p for p in net.parameters() if id(p) not in fast], "mult": 1.0},
+                            {"params": net.entropy_parameters(), "mult": args.entropy_lr_mult}], lr=args.lr)
+    start, elapsed_before = 0, 0.0
+    ckpt_path = out / "checkpoint.pt"
+    if args.resume:
+        if not ckpt_path.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ck["config"] != net.config():
+            raise ValueError(f"--resume: checkpoint config {ck['config']} differs from {net.config()}")
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        start, elapsed_before = ck["iteration"], ck.get("elapsed", 0.0)
+        sampler.rng.setstate(ck["sampler_rng"])
+        torch.set_rng_state(ck["torch_rng"])
+    model = net
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    if rank == 0:
+        (out / "config.json").write_text(json.dumps({**net.config(), "args": vars(args)}, indent=1))
+    log = open(out / "train.log", "a") if rank == 0 else None
+
+    def save(it, elapsed):
+        if rank != 0:
+            return
+        tmp = out / "checkpoint.pt.tmp"
+        torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "iteration": it,
+                    "elapsed": elapsed, "config": net.config(), "sampler_rng": sampler.rng.getstate(),
+                    "torch_rng": torch.get_rng_state()}, tmp)
+        os.replace(tmp, ckpt_path)
+
+    bar = None
+    if rank == 0 and not args.no_progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=args.iterations, initial=start, desc="train", dynamic_ncols=True)
+    L = net.num_levels
+    lam_t = torch.tensor(lambdas)
+    ema = None
+    t0 = time.time()
+    it = start
+    budget = None if args.minutes is None else args.minutes * 60.0
+    try:
+        while it < args.iterations:
+            elapsed = elapsed_before + time.time() - t0
+            if budget is not None and elapsed >= budget:
+                break
+            progress = max(it / args.iterations, elapsed / budget if budget else 0.0)
+            lr = args.lr * (0.1 if progress >= args.decay_at else 1.0)
+            for g in opt.param_groups:
+                g["lr"] = lr * g["mult"]
+            # every level in every batch: sample i trains level (i + it) % L
+            levels = (torch.arange(args.batch) + it) % L
+            x = sampler.batch(args.batch).to(device)
+            outd = model(x, levels.to(device))
+            loss, bpp, mse = rd_loss(x, outd, lam_t[levels].to(device), args.msssim)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if args.clip > 0:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), args.clip)
+            opt.step()
+            it += 1
+            psnr = 10 * math.log10(1.0 / max(mse.item(), 1e-10))
+            cur = (loss.item(), bpp.item(), psnr)
+            ema = cur if ema is None else tuple(0.98 * a + 0.02 * b for a, b in zip(ema, cur))
+            if log is not None:
+                log.write(f"it={it} lr={lr:.2e} loss={cur[0]:.4f} bpp={cur[1]:.4f} psnr={cur[2]:.2f} "
+                          f"t={elapsed:.0f}\n")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{ema[0]:.3f}", bpp=f"{ema[1]:.3f}", psnr=f"{ema[2]:.2f}")
+            if it % args.checkpoint_every == 0:
+                save(it, elapsed_before + time.time() - t0)
+                if log is not None:
+                    log.flush()
+    finally:
+        save(it, elapsed_before + time.time() - t0)
+        if bar is not None:
+            bar.close()
+        if log is not None:
+            log.write(f"stopped it={it} elapsed={elapsed_before + time.time() - t0:.0f}s\n")
+            log.close()
+        if world > 1:
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(train())
