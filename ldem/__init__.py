@@ -12,9 +12,10 @@ from ldem.errors import DecodeError
 from ldem.dictionary import Dictionary
 from ldem.coder import block_costs, block_grid, build_info, cuda_available, decode, encode
 from ldem.local import LocalEntropyCoder, fit_global_models, learn_dictionary
+from ldem.codec import ImageCodec, sample_image_path
 
 __all__ = [
     "__version__", "DecodeError", "Dictionary",
     "encode", "decode", "block_costs", "block_grid", "build_info", "cuda_available",
-    "LocalEntropyCoder", "learn_dictionary", "fit_global_models",
+    "LocalEntropyCoder", "learn_dictionary", "fit_global_models", "ImageCodec", "sample_image_path",
 ]

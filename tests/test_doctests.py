@@ -4,7 +4,8 @@ import importlib
 
 import pytest
 
-MODULES = ["ldem", "ldem.coder", "ldem.dictionary", "ldem.errors"]
+MODULES = ["ldem", "ldem.coder", "ldem.dictionary", "ldem.errors", "ldem.local", "ldem.bitio", "ldem.codec",
+           "ldem.models", "ldem.reference"]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -22,5 +23,7 @@ def test_public_api_has_examples():
     documented = {t.name.rsplit(".", 1)[-1] if t.name != "ldem" else "ldem"
                   for m in MODULES for t in finder.find(importlib.import_module(m)) if t.examples}
     expected = {"ldem", "DecodeError", "Dictionary", "from_pmfs", "from_frequencies", "from_bytes",
-                "concat", "encode", "decode", "block_costs", "block_grid", "build_info", "cuda_available"}
+                "concat", "encode", "decode", "block_costs", "block_grid", "build_info", "cuda_available",
+                "LocalEntropyCoder", "describe", "learn_dictionary", "fit_global_models", "ImageCodec",
+                "read_header", "image_to_array", "psnr", "bpp_at_psnr"}
     assert expected <= documented, f"no runnable example: {sorted(expected - documented)}"

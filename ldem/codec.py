@@ -1,0 +1,401 @@
+"""The image codec: learned transforms + local entropy models, and the ``.ldem`` file format.
+
+>>> import ldem
+>>> from PIL import Image
+>>> codec = ldem.ImageCodec.pretrained(quality=2)
+>>> image = Image.open(ldem.sample_image_path())
+>>> data = codec.compress(image)
+>>> codec.decompress(data).size == image.size
+True
+
+A ``.ldem`` file is, little-endian::
+
+    magic      4 bytes   b"LDEM"
+    version    1 byte    FORMAT_VERSION
+    model id   8 bytes   digest of the model file (weights and integer tables)
+    quality    1 byte    1..number of levels of that model
+    width      varint    1..65535
+    height     varint    1..65535
+    latent     rest      an ldem.LocalEntropyCoder stream (its own header, tables, map, CRC-32)
+
+Decoding uses only the integer tables stored in the model file and the synthesis
+transform, so the bitstream is fully determined by the encoder.
+
+Input conversion (``compress``): RGB is coded as is. Grayscale (``L``, ``1``, 16-bit
+``I;16``/``I`` scaled to 8 bits, float ``F`` clipped to 0..255) is replicated to three
+channels. Palette images are expanded. Alpha (``LA``, ``RGBA``, ``PA``, palette
+transparency, H×W×4 arrays) is composited over white, because the codec stores no alpha.
+Other modes (CMYK, YCbCr, LAB, HSV) go through Pillow's ``convert("RGB")``. The decoded
+image is always an 8-bit RGB ``PIL.Image``.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import math
+from importlib import resources
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from ldem.bitio import ByteReader, put_varint
+from ldem.dictionary import Dictionary
+from ldem.errors import DecodeError
+from ldem.local import LocalEntropyCoder
+
+__all__ = ["ImageCodec", "FORMAT_VERSION", "MAGIC", "read_header", "sample_image_path", "pretrained_path",
+           "image_to_array"]
+
+MAGIC = b"LDEM"
+FORMAT_VERSION = 1
+MAX_SIDE = 65535
+MODEL_FILE_FORMAT = 1
+_ENTROPY = ("global", "static", "local")
+
+
+def pretrained_path() -> Path:
+    """Path of the model file shipped in the package."""
+    return Path(str(resources.files("ldem") / "pretrained" / "ldem-gf.npz"))
+
+
+def sample_image_path() -> Path:
+    """Path of the small bundled sample photo (see ``ldem/data/README.md`` for its source and licence)."""
+    return Path(str(resources.files("ldem") / "data" / "sample.png"))
+
+
+# ---------------------------------------------------------------------------------------
+# Model files
+# ---------------------------------------------------------------------------------------
+class ModelBundle:
+    """A loaded model file: transforms, and per quality the integer tables and coder settings."""
+
+    def __init__(self, path):
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no model file at {path}")
+        raw = path.read_bytes()
+        self.model_id = hashlib.blake2b(raw, digest_size=8).digest()
+        try:
+            with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            meta = json.loads(bytes(arrays.pop("meta.json")).decode())
+        except (ValueError, KeyError, OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path} is not an ldem model file: {e}") from None
+        if meta.get("format") != MODEL_FILE_FORMAT:
+            raise ValueError(f"{path}: unsupported model file format {meta.get('format')!r}")
+        self.path = path
+        self.meta = meta
+        self.config = meta["config"]
+        self.levels = meta["levels"]  # one dict per quality, smallest files first
+        self.state = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
+        self.tables = {}
+        for q in range(1, len(self.levels) + 1):
+            g = Dictionary.from_bytes(arrays[f"level{q}/global"].tobytes())
+            s = arrays.get(f"level{q}/static")
+            self.tables[q] = (g, Dictionary.from_bytes(s.tobytes()) if s is not None else None)
+        self._net = None
+
+    @property
+    def num_qualities(self) -> int:
+        return len(self.levels)
+
+    def net(self):
+        """The PyTorch transforms in float32, in eval mode (built on first use)."""
+        if self._net is None:
+            import torch
+            from ldem.models import GainedFactorizedCodec
+            net = GainedFactorizedCodec.from_config(self.config)
+            state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in self.state.items()}
+            missing, unexpected = net.load_state_dict(state, strict=False)
+            missing = [k for k in missing if not k.startswith("densities.")]  # tables replace them
+            if missing or unexpected:
+                raise ValueError(f"{self.path}: weights do not match the architecture "
+                                 f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+            self._net = net.eval()
+        return self._net
+
+
+@functools.lru_cache(maxsize=4)
+def _bundle(path: str) -> ModelBundle:
+    return ModelBundle(path)
+
+
+# ---------------------------------------------------------------------------------------
+# Images
+# ---------------------------------------------------------------------------------------
+def _over_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    a = alpha.astype(np.float32)[..., None] / 255.0
+    return np.clip(np.rint(rgb.astype(np.float32) * a + 255.0 * (1.0 - a)), 0, 255).astype(np.uint8)
+
+
+def _pil_to_array(im) -> np.ndarray:
+    mode = im.mode
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        mode = im.mode
+    if mode == "RGB":
+        return np.asarray(im, dtype=np.uint8)
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        im = im.convert("RGBA")
+        a = np.asarray(im, dtype=np.uint8)
+        return _over_white(a[..., :3], a[..., 3])
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        g = np.asarray(im.convert("I"), dtype=np.int64)
+        g = np.clip(np.rint(g / 257.0), 0, 255).astype(np.uint8) if g.max(initial=0) > 255 else \
+            np.clip(g, 0, 255).astype(np.uint8)
+        return np.repeat(g[..., None], 3, axis=2)
+    if mode == "F":
+        g = np.asarray(im, dtype=np.float32)
+        g = np.clip(np.rint(np.nan_to_num(g)), 0, 255).astype(np.uint8)
+        return np.repeat(g[..., None], 3, axis=2)
+    if mode in ("L", "1"):
+        g = np.asarray(im.convert("L"), dtype=np.uint8)
+        return np.repeat(g[..., None], 3, axis=2)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def image_to_array(image) -> np.ndarray:
+    """Any supported input -> float32 ``[3, H, W]`` in [0, 1] (see the module docs for the rules).
+
+    >>> import numpy as np
+    >>> image_to_array(np.full((2, 5), 255, np.uint8)).shape
+    (3, 2, 5)
+    """
+    try:
+        from PIL import Image
+        is_pil = isinstance(image, Image.Image)
+    except ImportError:  # pragma: no cover
+        is_pil = False
+    if is_pil:
+        a = _pil_to_array(image)
+    elif isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise TypeError(f"image: numpy arrays must be uint8 H×W×3 (or H×W, H×W×1, H×W×4), got {image.dtype}")
+        if image.ndim == 2:
+            image = image[..., None]
+        if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+            raise ValueError(f"image: expected H×W×3 (or H×W, H×W×1, H×W×4), got shape {image.shape}")
+        if image.shape[2] == 1:
+            a = np.repeat(image, 3, axis=2)
+        elif image.shape[2] == 4:
+            a = _over_white(image[..., :3], image[..., 3])
+        else:
+            a = image
+    else:
+        try:
+            import torch
+        except ImportError:  # pragma: no cover
+            torch = None
+        if torch is None or not isinstance(image, torch.Tensor):
+            raise TypeError(f"image must be a PIL.Image, a uint8 numpy array or a float torch tensor, "
+                            f"got {type(image).__name__}")
+        t = image.detach()
+        if not t.is_floating_point():
+            raise TypeError(f"image: tensors must be floating point in [0, 1], got {t.dtype}")
+        if t.ndim == 4 and t.shape[0] == 1:
+            t = t[0]
+        if t.ndim != 3 or t.shape[0] != 3:
+            raise ValueError(f"image: tensors must be [3, H, W] or [1, 3, H, W], got {tuple(image.shape)}")
+        f = t.to("cpu", torch.float32).numpy()
+        if not np.isfinite(f).all():
+            raise ValueError("image: tensor has NaN or infinite values")
+        out = np.clip(f, 0.0, 1.0)
+        _check_size(out.shape[1], out.shape[2])
+        return np.ascontiguousarray(out)
+    _check_size(a.shape[0], a.shape[1])
+    return np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32) / 255.0
+
+
+def _check_size(h: int, w: int):
+    if h < 1 or w < 1:
+        raise ValueError(f"image: empty image ({w}×{h})")
+    if h > MAX_SIDE or w > MAX_SIDE:
+        raise ValueError(f"image: {w}×{h} exceeds the largest side of {MAX_SIDE}")
+
+
+# ---------------------------------------------------------------------------------------
+# Header
+# ---------------------------------------------------------------------------------------
+def read_header(data: bytes) -> dict:
+    """Parses the ``.ldem`` header: version, model id (hex), quality, width, height, header bytes.
+
+    >>> read_header(b"LDEM\\x01" + bytes(8) + b"\\x02\\x10\\x08")["width"]
+    16
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    r = ByteReader(bytes(data))
+    if r.remaining() < 4 or r.take(4) != MAGIC:
+        raise DecodeError("not an .ldem file (bad magic)")
+    version = r.u8()
+    if version != FORMAT_VERSION:
+        raise DecodeError(f".ldem format version {version} is not supported (this ldem reads {FORMAT_VERSION})")
+    model_id = r.take(8)
+    quality = r.u8()
+    width, height = r.varint(MAX_SIDE), r.varint(MAX_SIDE)
+    if quality < 1 or width < 1 or height < 1:
+        raise DecodeError("invalid .ldem header (zero quality or size)")
+    return {"version": version, "model_id": model_id.hex(), "quality": quality, "width": width,
+            "height": height, "header_bytes": r.pos}
+
+
+# ---------------------------------------------------------------------------------------
+# Codec
+# ---------------------------------------------------------------------------------------
+class ImageCodec:
+    """Compresses RGB images to ``.ldem`` bytes at one quality of a model file.
+
+    ``entropy`` picks the entropy model of :class:`ldem.LocalEntropyCoder`: ``"global"``
+    (one fixed model per channel, the baseline), ``"static"`` (plus the learned
+    dictionary) or ``"local"`` (plus models built for this image). The pixels decoded are
+    the same in every mode; only the size changes.
+
+    >>> import ldem, numpy as np
+    >>> codec = ldem.ImageCodec.pretrained(quality=1)
+    >>> img = np.zeros((20, 30, 3), np.uint8)
+    >>> out = codec.decompress(codec.compress(img, entropy="global"))
+    >>> out.size, out.mode
+    ((30, 20), 'RGB')
+    """
+
+    def __init__(self, bundle: ModelBundle, quality: int, *, threads: Optional[int] = 1,
+                 max_pixels: int = 2**25):
+        if not isinstance(quality, (int, np.integer)) or isinstance(quality, bool) or \
+                not 1 <= quality <= bundle.num_qualities:
+            raise ValueError(f"quality must be an int in 1..{bundle.num_qualities}, got {quality!r}")
+        self.bundle = bundle
+        self.quality = int(quality)
+        self.max_pixels = int(max_pixels)
+        level = bundle.levels[self.quality - 1]
+        g, s = bundle.tables[self.quality]
+        self.coder = LocalEntropyCoder(
+            g, s, block_sizes=[tuple(b) for b in level.get("block_sizes", [[16, 16], [32, 32]])],
+            max_image_models=int(level.get("max_image_models", 32)), threads=threads)
+        self._level = self.quality - 1
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def pretrained(cls, quality: int = 3, **kwargs) -> "ImageCodec":
+        """The shipped model at ``quality`` (1 = smallest files; see :attr:`num_qualities`)."""
+        return cls(_bundle(str(pretrained_path())), quality, **kwargs)
+
+    @classmethod
+    def load(cls, path: Union[str, Path], quality: int = 3, **kwargs) -> "ImageCodec":
+        """A model file written by ``ldem export`` (``.npz``), at ``quality``."""
+        return cls(_bundle(str(Path(path).resolve())), quality, **kwargs)
+
+    @property
+    def num_qualities(self) -> int:
+        return self.bundle.num_qualities
+
+    @property
+    def model_id(self) -> str:
+        return self.bundle.model_id.hex()
+
+    # -- coding ------------------------------------------------------------------------
+    def latent(self, image):
+        """The int32 latent ``[M, ceil(H/16), ceil(W/16)]`` of an image, and its (H, W)."""
+        import torch
+        import torch.nn.functional as F
+        x = image_to_array(image)
+        H, W = x.shape[1:]
+        ph, pw = -H % 16, -W % 16
+        t = torch.from_numpy(x)[None]
+        if ph or pw:
+            t = F.pad(t, (0, pw, 0, ph), mode="replicate")
+        with torch.inference_mode():
+            y = self.bundle.net().analysis(t, self._level)[0].round()
+        y = y.clamp(-2.0**31, 2.0**31 - 1).to(torch.int64).numpy().astype(np.int32)
+        return y, (H, W)
+
+    def compress(self, image, entropy: str = "local", return_stats: bool = False):
+        """Image -> ``.ldem`` bytes (with the entropy coder's stats if ``return_stats``)."""
+        if entropy not in _ENTROPY:
+            raise ValueError(f"entropy must be one of {_ENTROPY}, got {entropy!r}")
+        y, (H, W) = self.latent(image)
+        stream, stats = self.coder.encode(y, mode=entropy, return_stats=True)
+        head = bytearray(MAGIC)
+        head.append(FORMAT_VERSION)
+        head += self.bundle.model_id
+        head.append(self.quality)
+        put_varint(head, W)
+        put_varint(head, H)
+        data = bytes(head) + stream
+        if return_stats:
+            stats = dict(stats, file_header_bytes=len(head), width=W, height=H, bpp=8 * len(data) / (W * H))
+            return data, stats
+        return data
+
+    def _check_header(self, data) -> dict:
+        h = read_header(data)
+        if h["model_id"] != self.model_id or h["quality"] != self.quality:
+            raise DecodeError(
+                f"file was made by model {h['model_id']} at quality {h['quality']}; this codec is model "
+                f"{self.model_id} at quality {self.quality} (use ImageCodec.for_file or the matching model)")
+        if h["width"] * h["height"] > self.max_pixels:
+            raise DecodeError(f"image of {h['width']}×{h['height']} pixels exceeds max_pixels={self.max_pixels}")
+        return h
+
+    def decode_latent(self, data: bytes):
+        """``.ldem`` bytes -> (int32 latent, (H, W)); raises :class:`ldem.DecodeError` on any damage."""
+        h = self._check_header(data)
+        H, W = h["height"], h["width"]
+        y = self.coder.decode(bytes(data)[h["header_bytes"]:])
+        expect = (self.bundle.config["M"], -(-H // 16), -(-W // 16))
+        if y.shape != expect:
+            raise DecodeError(f"latent shape {y.shape} does not match the image size {W}×{H} (expected {expect})")
+        return y, (H, W)
+
+    def decompress(self, data: bytes):
+        """``.ldem`` bytes -> 8-bit RGB ``PIL.Image``."""
+        from PIL import Image
+        return Image.fromarray(self.decompress_array(data))
+
+    def decompress_array(self, data: bytes) -> np.ndarray:
+        """``.ldem`` bytes -> uint8 ``H×W×3`` array."""
+        import torch
+        y, (H, W) = self.decode_latent(data)
+        with torch.inference_mode():
+            t = torch.from_numpy(y.astype(np.float32))[None]
+            x = self.bundle.net().synthesis(t, self._level)[0, :, :H, :W]
+            x = torch.nan_to_num(x, nan=0.0).clamp(0, 1).mul(255).round().to(torch.uint8)
+        return np.ascontiguousarray(x.permute(1, 2, 0).numpy())
+
+    # -- files -------------------------------------------------------------------------
+    @classmethod
+    def for_file(cls, data: bytes, model: Optional[Union[str, Path]] = None, **kwargs) -> "ImageCodec":
+        """The codec that reads ``data``: the shipped model (or ``model``) at the file's quality."""
+        h = read_header(data)
+        bundle = _bundle(str(Path(model).resolve() if model else pretrained_path()))
+        if h["model_id"] != bundle.model_id.hex():
+            raise DecodeError(f"file was made by model {h['model_id']}, not by "
+                              f"{'the shipped model' if model is None else model} ({bundle.model_id.hex()})")
+        if h["quality"] > bundle.num_qualities:
+            raise DecodeError(f"file quality {h['quality']} does not exist in this model (1..{bundle.num_qualities})")
+        return cls(bundle, h["quality"], **kwargs)
+
+    def info(self, data: bytes) -> dict:
+        """Header fields and the bytes of each part of a ``.ldem`` file (without decoding pixels)."""
+        h = self._check_header(data)
+        d = self.coder.describe(bytes(data)[h["header_bytes"]:])
+        total = len(data)
+        return {**h, **{f"latent_{k}": v for k, v in d.items()}, "bytes": total,
+                "bpp": 8 * total / (h["width"] * h["height"])}
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB between two uint8 images of one shape (RGB, peak 255).
+
+    >>> import numpy as np
+    >>> round(psnr(np.zeros((2, 2, 3), np.uint8), np.full((2, 2, 3), 1, np.uint8)), 2)
+    48.13
+    """
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    mse = float(np.mean((a - b) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)

@@ -1,0 +1,159 @@
+"""Turns a training checkpoint into a model file the codec ships and loads.
+
+For every quality level it stores:
+
+- the **global tables**: the level's learned density evaluated on the integers, cut where
+  the tails fall below ``tail`` (the escape codes anything beyond) and quantized once to
+  integer tables at precision 16;
+- a **static dictionary** learned from the level's latents of the training images with
+  :func:`ldem.learn_dictionary` (k-means++ and Lloyd by exact coded length);
+- the coder settings (block sizes, image-model budget).
+
+Weights are stored in float16 (the per-level gains in float32). Usage::
+
+    ldem export run/checkpoint.pt model.npz --data TRAIN_IMAGES
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ldem.codec import MODEL_FILE_FORMAT
+from ldem.dictionary import Dictionary
+from ldem.local import learn_dictionary
+from ldem.train import list_images
+
+__all__ = ["global_tables", "training_latents", "export_model", "estimate_rd"]
+
+
+def global_tables(density, precision: int = 16, tail: float = 1e-6, span: int = 2048) -> Dictionary:
+    """Integer tables (one per channel) from a :class:`ldem.models.FactorizedDensity`."""
+    pmf = density.pmf(-span, span).numpy()
+    rows, offsets = [], []
+    for p in pmf:
+        cdf = np.cumsum(p)
+        lo = int(np.searchsorted(cdf, tail))
+        hi = int(np.searchsorted(cdf, cdf[-1] - tail)) + 1
+        lo, hi = min(lo, span), max(hi, span + 1)  # always cover 0
+        rows.append(p[lo:hi])
+        offsets.append(lo - span)
+    return Dictionary.from_pmfs(rows, offsets, precision=precision)
+
+
+def _padded(x):
+    import torch.nn.functional as F
+    H, W = x.shape[-2:]
+    return F.pad(x, (0, -W % 16, 0, -H % 16), mode="replicate")
+
+
+def _load_rgb(path):
+    from PIL import Image
+    from ldem.codec import image_to_array
+    with Image.open(path) as im:
+        return image_to_array(im)
+
+
+def training_latents(net, paths, level: int, max_side: int = 768):
+    """Rounded latents (int32 ``[M, h, w]``) of each image, downscaled to ``max_side``."""
+    import torch
+    from PIL import Image
+    out = []
+    for p in paths:
+        with Image.open(p) as im:
+            im = im.convert("RGB")
+            s = max_side / max(im.size)
+            if s < 1:
+                im = im.resize((max(16, round(im.width * s)), max(16, round(im.height * s))), Image.LANCZOS)
+            x = torch.from_numpy(np.asarray(im, np.float32).transpose(2, 0, 1) / 255.0)[None]
+        with torch.inference_mode():
+            y = net.analysis(_padded(x), level)[0].round()
+        out.append(y.to(torch.int64).numpy().astype(np.int32))
+    return out
+
+
+def estimate_rd(net, paths, level: int):
+    """Mean (bpp from the float density, PSNR) of the level on images, without coding."""
+    import torch
+    bpps, psnrs = [], []
+    for p in paths:
+        x = torch.from_numpy(_load_rgb(p))[None]
+        H, W = x.shape[-2:]
+        with torch.inference_mode():
+            y = net.analysis(_padded(x), level).round()
+            lik = net.densities[level].likelihood(y).clamp_min(1e-9)
+            xh = net.synthesis(y, level)[..., :H, :W].clamp(0, 1)
+        bpps.append(float(-torch.log2(lik).sum()) / (H * W))
+        xq = (xh * 255).round()
+        mse = float(((xq - (x * 255).round()) ** 2).mean())
+        psnrs.append(10 * np.log10(255 ** 2 / max(mse, 1e-10)))
+    return float(np.mean(bpps)), float(np.mean(psnrs))
+
+
+def export_model(checkpoint, out, data, *, static_models: int = 32, block_sizes=((16, 16), (32, 32)),
+                 max_image_models: int = 32, max_images: int = 64, progress: bool = True) -> dict:
+    """Writes the model file ``out`` from ``checkpoint`` and the training images in ``data``."""
+    import torch
+    from ldem.models import GainedFactorizedCodec
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    net = GainedFactorizedCodec.from_config(ck["config"])
+    net.load_state_dict(ck["model"])
+    net.eval()
+    paths = list_images(data)[:max_images]
+    if not paths:
+        raise ValueError(f"no training images in {data}")
+    # The codec runs on the float16-rounded weights; build the tables from the same.
+    state = {}
+    for k, v in net.state_dict().items():
+        if k.startswith("densities."):
+            continue
+        keep32 = k.startswith("log_gain") or k.startswith("log_inv_gain")
+        state[k] = v.numpy().astype(np.float32 if keep32 else np.float16)
+    net.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in state.items()}, strict=False)
+    arrays = {f"param/{k}": v for k, v in state.items()}
+    levels = []
+    t0 = time.time()
+    for l, lam in enumerate(net.lambdas):
+        q = l + 1
+        g = global_tables(net.densities[l])
+        ys = training_latents(net, paths, l)
+        s = learn_dictionary(ys, static_models, block=tuple(block_sizes[0]), global_models=g, seed=0,
+                             progress=progress)
+        arrays[f"level{q}/global"] = np.frombuffer(g.to_bytes(), np.uint8)
+        arrays[f"level{q}/static"] = np.frombuffer(s.to_bytes(), np.uint8)
+        levels.append({"quality": q, "lambda": lam, "block_sizes": [list(b) for b in block_sizes],
+                       "max_image_models": max_image_models, "static_models": s.num_models})
+        if progress:
+            print(f"level {q}: λ={lam} tables and {s.num_models} static models ({time.time() - t0:.0f} s)",
+                  file=sys.stderr)
+    meta = {"format": MODEL_FILE_FORMAT, "config": net.config(), "levels": levels,
+            "training": {"iterations": ck.get("iteration"), "seconds": round(ck.get("elapsed", 0.0)),
+                         "images": len(paths)}}
+    arrays["meta.json"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    return meta
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="ldem export", description="Build a model file from a training checkpoint.")
+    ap.add_argument("checkpoint")
+    ap.add_argument("out", help="model file to write (.npz)")
+    ap.add_argument("--data", required=True, help="training images (for the static dictionaries)")
+    ap.add_argument("--static-models", type=int, default=32)
+    ap.add_argument("--max-images", type=int, default=64)
+    args = ap.parse_args(argv)
+    meta = export_model(args.checkpoint, args.out, args.data, static_models=args.static_models,
+                        max_images=args.max_images)
+    print(json.dumps(meta["levels"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
