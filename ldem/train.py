@@ -154,7 +154,9 @@ def train(argv=None) -> int:
         torch.set_rng_state(ck["torch_rng"])
     model = net
     if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        model = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=args.batch < net.num_levels)  # levels without a sample this step
     if rank == 0:
         (out / "config.json").write_text(json.dumps({**net.config(), "args": vars(args)}, indent=1))
     log = open(out / "train.log", "a") if rank == 0 else None

@@ -80,3 +80,16 @@ def test_global_tables_cover_density():
     data = ldem.encode(y, np.arange(3, dtype=np.int32).reshape(3, 1, 1), g, block=(8, 8))
     assert np.array_equal(ldem.decode(data, np.arange(3, dtype=np.int32).reshape(3, 1, 1), g, y.shape,
                                       block=(8, 8)), y)
+
+
+def test_ddp_on_cpu_with_torchrun(images, tmp_path):
+    """Two processes (gloo backend) train one model; rank 0 writes the checkpoint."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "ldem.train",
+                        str(images), "--out", str(tmp_path / "ddp"), "--iterations", "2", *TINY,
+                        "--lambdas", "0.001", "0.002", "0.02"],  # 3 levels, batch 3: every level used
+                       capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ck = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=False)
+    assert ck["iteration"] == 2 and len(ck["config"]["lambdas"]) == 3
