@@ -17,7 +17,17 @@ import numpy as np
 
 from ldem.codec import psnr
 
-__all__ = ["pillow_roundtrip", "jpeg_curve", "curve", "bpp_at_psnr", "avif_available"]
+__all__ = ["pillow_roundtrip", "jpeg_curve", "curve", "bpp_at_psnr", "avif_available", "REFERENCE_CODECS",
+           "reference_roundtrip"]
+
+#: The reference codecs of ``ldem eval``: name -> (Pillow format, chroma subsampling).
+#: JPEG uses optimized Huffman tables, WebP ``method=6``, AVIF Pillow's defaults.
+REFERENCE_CODECS = {
+    "jpeg-420": ("JPEG", "4:2:0"),
+    "jpeg-444": ("JPEG", "4:4:4"),
+    "webp": ("WEBP", None),
+    "avif": ("AVIF", None),
+}
 
 
 def avif_available() -> bool:
@@ -49,6 +59,20 @@ def pillow_roundtrip(img: np.ndarray, fmt: str, quality: int, subsampling: Optio
     data = buf.getvalue()
     out = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
     return data, out
+
+
+def reference_roundtrip(img: np.ndarray, codec: str, quality: int):
+    """:func:`pillow_roundtrip` with a codec named in :data:`REFERENCE_CODECS`.
+
+    >>> import numpy as np
+    >>> data, out = reference_roundtrip(np.zeros((16, 16, 3), np.uint8), "jpeg-444", 90)
+    >>> data[:2], out.shape
+    (b'\\xff\\xd8', (16, 16, 3))
+    """
+    if codec not in REFERENCE_CODECS:
+        raise ValueError(f"unknown reference codec {codec!r}; expected one of {', '.join(REFERENCE_CODECS)}")
+    fmt, subsampling = REFERENCE_CODECS[codec]
+    return pillow_roundtrip(img, fmt, quality, subsampling)
 
 
 def curve(img: np.ndarray, fmt: str, qualities: Iterable[int], subsampling: Optional[str] = None):
