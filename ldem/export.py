@@ -102,6 +102,8 @@ def export_model(checkpoint, out, data, *, static_models: int = 32, block_sizes=
     ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
     net = GainedFactorizedCodec.from_config(ck["config"])
     net.load_state_dict(ck["model"])
+    if ck.get("ema"):  # the moving average of the weights, when training kept one
+        net.load_state_dict(ck["ema"], strict=False)
     net.eval()
     paths = list_images(data)[:max_images]
     if not paths:

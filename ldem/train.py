@@ -100,6 +100,8 @@ def _parse(argv):
     ap.add_argument("--decay-at", type=float, default=0.85, help="fraction of the run after which lr drops 10×")
     ap.add_argument("--clip", type=float, default=1.0, help="gradient-norm clip (0: off)")
     ap.add_argument("--msssim", action="store_true", help="distortion 1 − MS-SSIM instead of MSE")
+    ap.add_argument("--ema", type=float, default=0.999,
+                    help="decay of the exponential moving average of the weights that export uses (0: off)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     ap.add_argument("--checkpoint-every", type=int, default=500)
@@ -140,6 +142,7 @@ def train(argv=None) -> int:
     opt = torch.optim.Adam([{"params": [p for p in net.parameters() if id(p) not in fast], "mult": 1.0},
                             {"params": net.entropy_parameters(), "mult": args.entropy_lr_mult}], lr=args.lr)
     start, elapsed_before = 0, 0.0
+    ema_state = None
     ckpt_path = out / "checkpoint.pt"
     if args.resume:
         if not ckpt_path.exists():
@@ -150,8 +153,15 @@ def train(argv=None) -> int:
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         start, elapsed_before = ck["iteration"], ck.get("elapsed", 0.0)
+        ema_state = ck.get("ema")
         sampler.rng.setstate(ck["sampler_rng"])
         torch.set_rng_state(ck["torch_rng"])
+    # Polyak averaging: the averaged weights are what export ships (training is noisy)
+    ema_params = None
+    if args.ema > 0:
+        names = [n for n, _ in net.named_parameters()]
+        src = ema_state if ema_state is not None else dict(net.named_parameters())
+        ema_params = {n: src[n].detach().clone() for n in names}
     model = net
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
@@ -165,7 +175,7 @@ def train(argv=None) -> int:
         if rank != 0:
             return
         tmp = out / "checkpoint.pt.tmp"
-        torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "iteration": it,
+        torch.save({"model": net.state_dict(), "ema": ema_params, "optimizer": opt.state_dict(), "iteration": it,
                     "elapsed": elapsed, "config": net.config(), "sampler_rng": sampler.rng.getstate(),
                     "torch_rng": torch.get_rng_state()}, tmp)
         os.replace(tmp, ckpt_path)
@@ -199,6 +209,10 @@ def train(argv=None) -> int:
             if args.clip > 0:
                 torch.nn.utils.clip_grad_norm_(net.parameters(), args.clip)
             opt.step()
+            if ema_params is not None:
+                with torch.no_grad():
+                    for n, p in net.named_parameters():
+                        ema_params[n].lerp_(p.detach(), 1.0 - args.ema)
             it += 1
             psnr = 10 * math.log10(1.0 / max(mse.item(), 1e-10))
             cur = (loss.item(), bpp.item(), psnr)
