@@ -274,7 +274,9 @@ class ImageCodec:
         self.coder = LocalEntropyCoder(
             g, s, block_sizes=[tuple(b) for b in level.get("block_sizes", [[16, 16], [32, 32]])],
             max_image_models=int(level.get("max_image_models", 32)), threads=threads)
-        self._level = self.quality - 1
+        self._level = int(level.get("level", self.quality - 1))  # the trained level behind this quality
+        if not 0 <= self._level < len(bundle.config["lambdas"]):
+            raise ValueError(f"{bundle.path}: quality {self.quality} names level {self._level}, which the weights lack")
 
     # -- construction ------------------------------------------------------------------
     @classmethod

@@ -94,9 +94,13 @@ def estimate_rd(net, paths, level: int):
     return float(np.mean(bpps)), float(np.mean(psnrs))
 
 
-def export_model(checkpoint, out, data, *, static_models: int = 32, block_sizes=((16, 16), (32, 32)),
-                 max_image_models: int = 32, max_images: int = 64, progress: bool = True) -> dict:
-    """Writes the model file ``out`` from ``checkpoint`` and the training images in ``data``."""
+def export_model(checkpoint, out, data, *, static_models: int = 64, block_sizes=((8, 8), (16, 16), (32, 32)),
+                 max_image_models: int = 32, max_images: int = 64, levels=None, progress: bool = True) -> dict:
+    """Writes the model file ``out`` from ``checkpoint`` and the training images in ``data``.
+
+    ``levels`` picks which trained levels (0-based, smallest files first) become the
+    qualities 1, 2, ... of the model file; all of them by default.
+    """
     import torch
     from ldem.models import GainedFactorizedCodec
     ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
@@ -117,22 +121,25 @@ def export_model(checkpoint, out, data, *, static_models: int = 32, block_sizes=
         state[k] = v.numpy().astype(np.float32 if keep32 else np.float16)
     net.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in state.items()}, strict=False)
     arrays = {f"param/{k}": v for k, v in state.items()}
-    levels = []
+    out_levels = []
     t0 = time.time()
-    for l, lam in enumerate(net.lambdas):
-        q = l + 1
+    chosen = list(range(net.num_levels)) if levels is None else [int(v) for v in levels]
+    if not chosen or sorted(set(chosen)) != chosen or chosen[0] < 0 or chosen[-1] >= net.num_levels:
+        raise ValueError(f"levels must be increasing level numbers in [0, {net.num_levels}), got {levels!r}")
+    for q, l in enumerate(chosen, start=1):
+        lam = net.lambdas[l]
         g = global_tables(net.densities[l])
         ys = training_latents(net, paths, l)
-        s = learn_dictionary(ys, static_models, block=tuple(block_sizes[0]), global_models=g, seed=0,
+        s = learn_dictionary(ys, static_models, block=(16, 16), global_models=g, seed=0,
                              progress=progress)
         arrays[f"level{q}/global"] = np.frombuffer(g.to_bytes(), np.uint8)
         arrays[f"level{q}/static"] = np.frombuffer(s.to_bytes(), np.uint8)
-        levels.append({"quality": q, "lambda": lam, "block_sizes": [list(b) for b in block_sizes],
+        out_levels.append({"quality": q, "level": l, "lambda": lam, "block_sizes": [list(b) for b in block_sizes],
                        "max_image_models": max_image_models, "static_models": s.num_models})
         if progress:
             print(f"level {q}: λ={lam} tables and {s.num_models} static models ({time.time() - t0:.0f} s)",
                   file=sys.stderr)
-    meta = {"format": MODEL_FILE_FORMAT, "config": net.config(), "levels": levels,
+    meta = {"format": MODEL_FILE_FORMAT, "config": net.config(), "levels": out_levels,
             "training": {"iterations": ck.get("iteration"), "seconds": round(ck.get("elapsed", 0.0)),
                          "images": len(paths)}}
     arrays["meta.json"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
@@ -148,11 +155,12 @@ def main(argv=None) -> int:
     ap.add_argument("checkpoint")
     ap.add_argument("out", help="model file to write (.npz)")
     ap.add_argument("--data", required=True, help="training images (for the static dictionaries)")
-    ap.add_argument("--static-models", type=int, default=32)
+    ap.add_argument("--static-models", type=int, default=64)
     ap.add_argument("--max-images", type=int, default=64)
+    ap.add_argument("--levels", type=int, nargs="+", help="trained levels to ship (0-based; default: all)")
     args = ap.parse_args(argv)
     meta = export_model(args.checkpoint, args.out, args.data, static_models=args.static_models,
-                        max_images=args.max_images)
+                        max_images=args.max_images, levels=args.levels)
     print(json.dumps(meta["levels"], indent=1))
     return 0
 

@@ -62,6 +62,16 @@ def test_train_resume_export_load(images, tmp_path):
     bpp, psnr = estimate_rd(codec.bundle.net(), list_images(images)[:1], 1)
     assert bpp > 0 and psnr > 0
 
+    # shipping a subset of the trained levels: quality 1 of the new file is level 1
+    sub = tmp_path / "sub.npz"
+    meta = export_model(run / "checkpoint.pt", sub, images, static_models=2, levels=[1], progress=False)
+    assert [(lv["quality"], lv["level"]) for lv in meta["levels"]] == [(1, 1)]
+    one = ImageCodec.load(sub, quality=1)
+    assert one.num_qualities == 1
+    assert np.array_equal(one.latent(img)[0], codec.latent(img)[0])
+    with pytest.raises(ValueError, match="levels"):
+        export_model(run / "checkpoint.pt", sub, images, levels=[2], progress=False)
+
 
 def test_resume_mismatch_and_missing(images, tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
