@@ -110,8 +110,9 @@ def cmd_demo(args) -> int:
     for q in range(1, first.num_qualities + 1):
         codec = ImageCodec.pretrained(q)
         sizes, pixels = {}, None
+        y, size = codec.latent(image)  # one analysis serves the three entropy modes
         for mode in ("global", "static", "local"):
-            data = codec.compress(image, entropy=mode)
+            data = codec.compress_latent(y, size, entropy=mode)
             out = codec.decompress_array(data)
             if pixels is None:
                 pixels = out

@@ -209,6 +209,15 @@ def image_to_array(image) -> np.ndarray:
     return np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32) / 255.0
 
 
+def pad_to_16(x):
+    """Pads a tensor ``[B, C, H, W]`` on the bottom and right, by edge replication, to
+    multiples of 16 (the transforms' total stride)."""
+    import torch.nn.functional as F
+    H, W = x.shape[-2:]
+    ph, pw = -H % 16, -W % 16
+    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+
 def _check_size(h: int, w: int):
     if h < 1 or w < 1:
         raise ValueError(f"image: empty image ({w}×{h})")
@@ -301,23 +310,29 @@ class ImageCodec:
     def latent(self, image):
         """The int32 latent ``[M, ceil(H/16), ceil(W/16)]`` of an image, and its (H, W)."""
         import torch
-        import torch.nn.functional as F
         x = image_to_array(image)
         H, W = x.shape[1:]
-        ph, pw = -H % 16, -W % 16
-        t = torch.from_numpy(x)[None]
-        if ph or pw:
-            t = F.pad(t, (0, pw, 0, ph), mode="replicate")
         with torch.inference_mode():
-            y = self.bundle.net().analysis(t, self._level)[0].round()
+            y = self.bundle.net().analysis(pad_to_16(torch.from_numpy(x)[None]), self._level)[0].round()
         y = y.clamp(-2.0**31, 2.0**31 - 1).to(torch.int64).numpy().astype(np.int32)
         return y, (H, W)
 
     def compress(self, image, entropy: str = "local", return_stats: bool = False):
         """Image -> ``.ldem`` bytes (with the entropy coder's stats if ``return_stats``)."""
+        y, size = self.latent(image)
+        return self.compress_latent(y, size, entropy, return_stats)
+
+    def compress_latent(self, y, size, entropy: str = "local", return_stats: bool = False):
+        """A latent from :meth:`latent` and the image's (H, W) -> ``.ldem`` bytes.
+
+        Lets one analysis serve several entropy modes.
+        """
         if entropy not in _ENTROPY:
             raise ValueError(f"entropy must be one of {_ENTROPY}, got {entropy!r}")
-        y, (H, W) = self.latent(image)
+        H, W = size
+        expect = (self.bundle.config["M"], -(-H // 16), -(-W // 16))
+        if np.shape(y) != expect:
+            raise ValueError(f"y: latent of shape {np.shape(y)} does not fit a {W}×{H} image (expected {expect})")
         stream, stats = self.coder.encode(y, mode=entropy, return_stats=True)
         head = bytearray(MAGIC)
         head.append(FORMAT_VERSION)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ldem.codec import MODEL_FILE_FORMAT
+from ldem.codec import MODEL_FILE_FORMAT, image_to_array, pad_to_16
 from ldem.dictionary import Dictionary
 from ldem.local import learn_dictionary
 from ldem.train import list_images
@@ -45,19 +45,6 @@ def global_tables(density, precision: int = 16, tail: float = 1e-6, span: int = 
     return Dictionary.from_pmfs(rows, offsets, precision=precision)
 
 
-def _padded(x):
-    import torch.nn.functional as F
-    H, W = x.shape[-2:]
-    return F.pad(x, (0, -W % 16, 0, -H % 16), mode="replicate")
-
-
-def _load_rgb(path):
-    from PIL import Image
-    from ldem.codec import image_to_array
-    with Image.open(path) as im:
-        return image_to_array(im)
-
-
 def training_latents(net, paths, level: int, max_side: int = 768):
     """Rounded latents (int32 ``[M, h, w]``) of each image, downscaled to ``max_side``."""
     import torch
@@ -69,9 +56,9 @@ def training_latents(net, paths, level: int, max_side: int = 768):
             s = max_side / max(im.size)
             if s < 1:
                 im = im.resize((max(16, round(im.width * s)), max(16, round(im.height * s))), Image.LANCZOS)
-            x = torch.from_numpy(np.asarray(im, np.float32).transpose(2, 0, 1) / 255.0)[None]
+            x = torch.from_numpy(image_to_array(im))[None]
         with torch.inference_mode():
-            y = net.analysis(_padded(x), level)[0].round()
+            y = net.analysis(pad_to_16(x), level)[0].round()
         out.append(y.to(torch.int64).numpy().astype(np.int32))
     return out
 
@@ -80,11 +67,13 @@ def estimate_rd(net, paths, level: int):
     """Mean (bpp from the float density, PSNR) of the level on images, without coding."""
     import torch
     bpps, psnrs = [], []
+    from PIL import Image
     for p in paths:
-        x = torch.from_numpy(_load_rgb(p))[None]
+        with Image.open(p) as im:
+            x = torch.from_numpy(image_to_array(im))[None]
         H, W = x.shape[-2:]
         with torch.inference_mode():
-            y = net.analysis(_padded(x), level).round()
+            y = net.analysis(pad_to_16(x), level).round()
             lik = net.densities[level].likelihood(y).clamp_min(1e-9)
             xh = net.synthesis(y, level)[..., :H, :W].clamp(0, 1)
         bpps.append(float(-torch.log2(lik).sum()) / (H * W))

@@ -146,9 +146,8 @@ class FactorizedDensity(nn.Module):
     @torch.no_grad()
     def pmf(self, lo: int, hi: int):
         """Masses of the integers lo..hi-1 per channel, float64 [C, hi-lo]."""
-        v = torch.arange(lo, hi, dtype=torch.float32).view(1, 1, -1).expand(self.channels, 1, -1)
-        return self.likelihood(v.reshape(self.channels, 1, 1, -1).transpose(0, 1)).reshape(
-            self.channels, -1).double()
+        v = torch.arange(lo, hi, dtype=torch.float32).view(1, 1, 1, -1).expand(1, self.channels, 1, -1)
+        return self.likelihood(v).reshape(self.channels, -1).double()
 
 
 def quantize_ste(y):

@@ -54,6 +54,16 @@ def test_entropy_modes_same_pixels_local_not_larger(codec, small):
     assert len(data["static"]) <= len(data["global"]) + 16
 
 
+def test_compress_latent_same_as_compress(codec, small):
+    y, size = codec.latent(small)
+    for mode in ("global", "local"):
+        assert codec.compress_latent(y, size, entropy=mode) == codec.compress(small, entropy=mode)
+    with pytest.raises(ValueError, match="does not fit"):
+        codec.compress_latent(y, (small.shape[0] + 16, small.shape[1]))
+    with pytest.raises(ValueError, match="entropy"):
+        codec.compress_latent(y, size, entropy="best")
+
+
 def test_latent_matches_decoded_latent(codec, small):
     y, _ = codec.latent(small)
     y2, hw = codec.decode_latent(codec.compress(small))
