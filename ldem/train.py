@@ -106,8 +106,43 @@ def _parse(argv):
     ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     ap.add_argument("--checkpoint-every", type=int, default=500)
     ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    ap.add_argument("--init", metavar="CHECKPOINT", default=None,
+                    help="start from the (averaged) weights of another run; levels are matched by λ and "
+                         "new λ values start from the nearest trained level")
     ap.add_argument("--no-progress", action="store_true")
     return ap.parse_args(argv)
+
+
+def init_from_checkpoint(net, path) -> None:
+    """Loads the weights of checkpoint ``path`` into ``net`` (a fresh ``GainedFactorizedCodec``).
+
+    The transforms must have the same N and M. Each level of ``net`` takes the gains and
+    density of the checkpoint level with the same λ; a new λ takes those of the level
+    nearest in log λ, with the gains shifted by 0.5·log(λ/λ_nearest) (step ∝ λ^-1/2).
+    The checkpoint's weight average is used when it has one.
+    """
+    import torch
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    cfg = ck.get("config", {})
+    if cfg.get("arch") != net.config()["arch"] or (cfg.get("N"), cfg.get("M")) != (net.N, net.M):
+        raise ValueError(f"--init: checkpoint {path} has config {cfg}, not N={net.N} M={net.M} "
+                         f"{net.config()['arch']}")
+    src = ck.get("ema") or ck["model"]
+    old = [float(v) for v in cfg["lambdas"]]
+    state = net.state_dict()
+    for name in state:
+        if not (name.startswith("log_gain") or name.startswith("log_inv_gain") or name.startswith("densities.")):
+            state[name] = src[name].to(state[name].dtype)
+    for q, lam in enumerate(net.lambdas):
+        j = min(range(len(old)), key=lambda i: abs(math.log(lam / old[i])))
+        shift = 0.5 * math.log(lam / old[j])
+        state["log_gain"][q] = src["log_gain"][j] + shift
+        state["log_inv_gain"][q] = src["log_inv_gain"][j] - shift
+        prefix = f"densities.{j}."
+        for name, v in src.items():
+            if name.startswith(prefix):
+                state[f"densities.{q}.{name[len(prefix):]}"] = v.clone()
+    net.load_state_dict(state)
 
 
 def train(argv=None) -> int:
@@ -144,6 +179,10 @@ def train(argv=None) -> int:
     start, elapsed_before = 0, 0.0
     ema_state = None
     ckpt_path = out / "checkpoint.pt"
+    if args.resume and args.init:
+        raise ValueError("--resume and --init exclude each other")
+    if args.init:
+        init_from_checkpoint(net, args.init)
     if args.resume:
         if not ckpt_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")

@@ -11,7 +11,7 @@ import ldem  # noqa: E402
 from ldem.codec import ImageCodec  # noqa: E402
 from ldem.export import estimate_rd, export_model, global_tables  # noqa: E402
 from ldem.models import FactorizedDensity  # noqa: E402
-from ldem.train import PatchSampler, list_images, train  # noqa: E402
+from ldem.train import PatchSampler, init_from_checkpoint, list_images, train  # noqa: E402
 
 TINY = ["--N", "8", "--M", "12", "--patch", "32", "--batch", "3", "--lambdas", "0.002", "0.02",
         "--no-progress", "--threads", "1"]
@@ -80,6 +80,36 @@ def test_resume_mismatch_and_missing(images, tmp_path):
     other = [a if a != "12" else "16" for a in TINY]
     with pytest.raises(ValueError, match="differs"):
         train([str(images), "--out", str(tmp_path / "r"), "--iterations", "2", "--resume", *other])
+
+
+def test_init_from_other_run_matches_levels_by_lambda(images, tmp_path):
+    src = tmp_path / "src"
+    train([str(images), "--out", str(src), "--iterations", "2", *TINY])
+    ck = torch.load(src / "checkpoint.pt", weights_only=False)
+    ema = ck["ema"]
+    new = [a for a in TINY if a not in ("0.002", "0.02")]
+    new[new.index("--lambdas") + 1:new.index("--lambdas") + 1] = ["0.001", "0.002", "0.02"]
+    dst = tmp_path / "dst"
+    assert train([str(images), "--out", str(dst), "--iterations", "0", "--init", str(src / "checkpoint.pt"),
+                  *new]) == 0
+    got = torch.load(dst / "checkpoint.pt", weights_only=False)["model"]
+    transforms = [k for k in got if k.startswith(("g_a.", "g_s."))]
+    assert transforms and all(torch.equal(got[k], ema[k]) for k in transforms)
+    # levels 1, 2 are the old levels 0, 1; the new level 0 starts from old level 0, one λ-halving down
+    assert torch.equal(got["log_gain"][1:], ema["log_gain"])
+    assert torch.allclose(got["log_gain"][0], ema["log_gain"][0] + 0.5 * np.log(0.5))
+    assert torch.allclose(got["log_inv_gain"][0], ema["log_inv_gain"][0] - 0.5 * np.log(0.5))
+    dens = [k for k in ema if k.startswith("densities.0.")]
+    assert dens and all(torch.equal(got[k], ema[k]) and torch.equal(got[k.replace("densities.0.", "densities.1.")],
+                                                                       ema[k]) for k in dens)
+
+    with pytest.raises(ValueError, match="exclude"):
+        train([str(images), "--out", str(dst), "--iterations", "1", "--init", str(src / "checkpoint.pt"),
+               "--resume", *new])
+    wide = [a if a != "12" else "16" for a in TINY]
+    with pytest.raises(ValueError, match="--init"):
+        train([str(images), "--out", str(tmp_path / "w"), "--iterations", "1", "--init",
+               str(src / "checkpoint.pt"), *wide])
 
 
 def test_global_tables_cover_density():
