@@ -35,10 +35,22 @@ inline uint64_t mulhi64(uint64_t a, uint64_t b) {
 // out[-1] and `out` moves only when it is emitted (at most once per symbol).
 // REQUIRES: kLow <= x < 2^63; out[-1] is writable.
 inline void put(uint64_t& x, uint32_t*& out, const EncSymbol& s) {
+  const uint64_t hi = x >> 32;
+  uint32_t* const below = out - 1;
+  *below = static_cast<uint32_t>(x);
+#if defined(__x86_64__) && defined(__GNUC__)
+  // One compare feeds two cmovs (compilers tend to emit an unpredictable branch here).
+  __asm__("cmpq %[x_max], %[x]\n\t"
+          "cmovaeq %[hi], %[x]\n\t"
+          "cmovaeq %[below], %[out]"
+          : [x] "+&r"(x), [out] "+r"(out)
+          : [x_max] "m"(s.x_max), [hi] "r"(hi), [below] "r"(below)
+          : "cc");
+#else
   const bool emit = x >= s.x_max;
-  out[-1] = static_cast<uint32_t>(x);
-  out -= emit;
-  x = emit ? x >> 32 : x;  // compiles to cmov
+  out = emit ? below : out;
+  x = emit ? hi : x;
+#endif
   const uint64_t q = mulhi64(x, s.rcp) >> s.shift;
   x = x + s.bias + q * s.cmpl;
 }

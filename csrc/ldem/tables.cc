@@ -22,9 +22,8 @@ int bit_length(uint64_t v) {
 EncSymbol make_enc_symbol(uint32_t start, uint32_t freq, int precision) {
   EncSymbol s{};
   const uint64_t M = 1ull << precision;
-  s.freq = freq;
   s.x_max = static_cast<uint64_t>(freq) << (63 - precision);
-  s.cmpl = static_cast<uint32_t>(M - freq);
+  s.cmpl = M - freq;
   if (freq == 1) {
     // q = floor(x * (2^64 - 1) / 2^64) = x - 1, and x + (start + M - 1) + (x - 1)(M - 1)
     // = x * M + start, which is C(s, x) for freq 1.

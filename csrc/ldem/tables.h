@@ -24,10 +24,9 @@ struct ArgumentError {
 struct EncSymbol {
   uint64_t x_max;  // renormalise (emit one word) while state >= x_max
   uint64_t rcp;    // ceil(2^(63 + s) / freq), s = ceil(log2(freq)); ~0 when freq == 1
+  uint64_t cmpl;   // 2^P - freq (64-bit so the hot loop multiplies straight from memory)
   uint32_t bias;   // start, or start + 2^P - 1 when freq == 1
-  uint32_t cmpl;   // 2^P - freq
   uint32_t shift;  // s - 1, or 0 when freq == 1
-  uint32_t freq;
 };
 
 // One model's integer tables. Immutable after construction.
