@@ -221,23 +221,27 @@ uint32_t* encode_segment(const int32_t* sym, int64_t a, int64_t b, const int32_t
       const __m128i sign = _mm_set1_epi32(INT32_MIN);
       const __m128i last_v = _mm_xor_si128(_mm_set1_epi32(static_cast<int32_t>(n - 1)), sign);
       const uint8_t* enc_bytes = reinterpret_cast<const uint8_t*>(enc);
+      int64_t pos = out - end;
       for (; i - 4 >= first; i -= 4) {
         const __m128i idx = _mm_sub_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sym + i - 4)), off_v);
         if (__builtin_expect(_mm_movemask_epi8(_mm_cmpgt_epi32(_mm_xor_si128(idx, sign), last_v)) == 0, 1)) {
           alignas(16) uint32_t t[4];
           _mm_store_si128(reinterpret_cast<__m128i*>(t), _mm_slli_epi32(idx, 5));
           static_assert(sizeof(EncSymbol) == 32, "byte offsets assume 32-byte EncSymbol");
-          rans::put(x0, out, *reinterpret_cast<const EncSymbol*>(enc_bytes + t[3]));
-          rans::put(x1, out, *reinterpret_cast<const EncSymbol*>(enc_bytes + t[2]));
-          rans::put(x2, out, *reinterpret_cast<const EncSymbol*>(enc_bytes + t[1]));
-          rans::put(x3, out, *reinterpret_cast<const EncSymbol*>(enc_bytes + t[0]));
+          rans::put_at(x0, end, pos, *reinterpret_cast<const EncSymbol*>(enc_bytes + t[3]));
+          rans::put_at(x1, end, pos, *reinterpret_cast<const EncSymbol*>(enc_bytes + t[2]));
+          rans::put_at(x2, end, pos, *reinterpret_cast<const EncSymbol*>(enc_bytes + t[1]));
+          rans::put_at(x3, end, pos, *reinterpret_cast<const EncSymbol*>(enc_bytes + t[0]));
           continue;
         }
+        out = end + pos;
         LDEM_ENC_RUN(x0, i - 1);
         LDEM_ENC_RUN(x1, i - 2);
         LDEM_ENC_RUN(x2, i - 3);
         LDEM_ENC_RUN(x3, i - 4);
+        pos = out - end;
       }
+      out = end + pos;
 #endif
       for (; i - 4 >= first; i -= 4) {
         LDEM_ENC_RUN(x0, i - 1);

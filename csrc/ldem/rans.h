@@ -55,6 +55,28 @@ inline void put(uint64_t& x, uint32_t*& out, const EncSymbol& s) {
   x = x + s.bias + q * s.cmpl;
 }
 
+// put() with the write position as an index: the word goes to end[pos - 1] and pos
+// drops by one when it is emitted (a single add-with-carry). Same words as put().
+// REQUIRES: kLow <= x < 2^63; end[pos - 1] is writable.
+inline void put_at(uint64_t& x, uint32_t* end, int64_t& pos, const EncSymbol& s) {
+  const uint64_t hi = x >> 32;
+  end[pos - 1] = static_cast<uint32_t>(x);
+#if defined(__x86_64__) && defined(__GNUC__)
+  __asm__("cmpq %[x_max], %[x]\n\t"  // CF = (x < x_max): no word
+          "cmovaeq %[hi], %[x]\n\t"
+          "adcq $-1, %[pos]"
+          : [x] "+&r"(x), [pos] "+r"(pos)
+          : [x_max] "m"(s.x_max), [hi] "r"(hi)
+          : "cc");
+#else
+  const bool emit = x >= s.x_max;
+  pos -= emit;
+  x = emit ? hi : x;
+#endif
+  const uint64_t q = mulhi64(x, s.rcp) >> s.shift;
+  x = x + s.bias + q * s.cmpl;
+}
+
 // Pushes nbits raw bits (a uniform symbol of frequency 1 at scale nbits).
 // REQUIRES: 1 <= nbits <= 16, bits < 2^nbits, kLow <= x < 2^63.
 inline void put_bits(uint64_t& x, uint32_t*& out, uint32_t bits, int nbits) {
