@@ -1,5 +1,9 @@
 #include "ldem/local.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -191,33 +195,67 @@ void assign_clusters(const double* costs, int64_t B, int64_t K, const double* fi
   }
 }
 
+namespace {
+
+// The first k minimising row[k] + idx[k] (the sums are finite). The minimum is found
+// two columns at a time without branches, then located by an exact comparison: the
+// same sums, so the same index as a sequential strict-less scan.
+// REQUIRES: A >= 1.
+double min_of_sum(const double* row, const double* idx, int64_t n, double v) {
+  int64_t k = 0;
+#ifdef __SSE2__
+  __m128d m = _mm_set1_pd(v);
+  for (; k + 2 <= n; k += 2) m = _mm_min_pd(m, _mm_add_pd(_mm_loadu_pd(row + k), _mm_loadu_pd(idx + k)));
+  v = std::min(_mm_cvtsd_f64(m), _mm_cvtsd_f64(_mm_unpackhi_pd(m, m)));
+#endif
+  for (; k < n; ++k) v = std::min(v, row[k] + idx[k]);
+  return v;
+}
+
+// The first k minimising cost[k] + idx[k] over the columns a[0..F) then b[0..I) (finite
+// sums). The minimum is found two columns at a time without branches, then located by
+// an exact comparison of the same sums: the index a sequential strict-less scan gives.
+// REQUIRES: F >= 1.
+int32_t first_argmin_of_sum(const double* a, int64_t F, const double* b, int64_t I, const double* idx) {
+  const double v = min_of_sum(b, idx + F, I, min_of_sum(a, idx, F, a[0] + idx[0]));
+  for (int64_t k = 0; k < F; ++k)
+    if (a[k] + idx[k] == v) return static_cast<int32_t>(k);
+  for (int64_t k = 0; k < I; ++k)
+    if (b[k] + idx[F + k] == v) return static_cast<int32_t>(F + k);
+  return 0;
+}
+
+}  // namespace
+
 Selection select_pooled(const double* fixed, int64_t F, const double* image, int64_t I, int64_t C,
                         int64_t nby, int64_t nbx, int64_t fy, int64_t fx, int precision,
                         int rounds) {
   const int64_t A = F + I, py = (nby + fy - 1) / fy, px = (nbx + fx - 1) / fx, Bp = C * py * px;
-  std::vector<double> pooled(static_cast<size_t>(Bp * A), 0.0);
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t by = 0; by < nby; ++by)
-      for (int64_t bx = 0; bx < nbx; ++bx) {
-        const int64_t src = (c * nby + by) * nbx + bx;
-        double* dst = pooled.data() + ((c * py + by / fy) * px + bx / fx) * A;
-        for (int64_t k = 0; k < F; ++k) dst[k] += fixed[src * F + k];
-        for (int64_t k = 0; k < I; ++k) dst[F + k] += image[src * I + k];
-      }
+  // Costs of pooled blocks: the inputs themselves when nothing is pooled.
+  const double* pf = fixed;
+  const double* pi = image;
+  std::vector<double> pooled_f, pooled_i;
+  if (fy > 1 || fx > 1) {
+    pooled_f.assign(static_cast<size_t>(Bp * F), 0.0);
+    pooled_i.assign(static_cast<size_t>(Bp * I), 0.0);
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t by = 0; by < nby; ++by)
+        for (int64_t bx = 0; bx < nbx; ++bx) {
+          const int64_t src = (c * nby + by) * nbx + bx, dst = (c * py + by / fy) * px + bx / fx;
+          for (int64_t k = 0; k < F; ++k) pooled_f[dst * F + k] += fixed[src * F + k];
+          for (int64_t k = 0; k < I; ++k) pooled_i[dst * I + k] += image[src * I + k];
+        }
+    pf = pooled_f.data();
+    pi = pooled_i.data();
+  }
+  auto cost = [&](int64_t b, int32_t k) { return k < F ? pf[b * F + k] : pi[b * I + (k - F)]; };
   Selection sel;
   sel.choice.assign(Bp, 0);
   std::vector<double> idx(A, std::log2(static_cast<double>(std::max<int64_t>(A, 1))));
   auto choose = [&] {
     bool changed = false;
     for (int64_t b = 0; b < Bp; ++b) {
-      const double* row = pooled.data() + b * A;
-      int32_t arg = 0;
-      double v = row[0] + idx[0];
-      for (int64_t k = 1; k < A; ++k)
-        if (row[k] + idx[k] < v) {
-          v = row[k] + idx[k];
-          arg = static_cast<int32_t>(k);
-        }
+      const int32_t arg = first_argmin_of_sum(pf + b * F, F, I ? pi + b * I : nullptr, I, idx.data());
       changed |= sel.choice[b] != arg;
       sel.choice[b] = arg;
     }
@@ -236,7 +274,7 @@ Selection select_pooled(const double* fixed, int64_t F, const double* image, int
   }
   index_costs();
   for (int64_t b = 0; b < Bp; ++b) {
-    sel.data_bits += pooled[b * A + sel.choice[b]];
+    sel.data_bits += cost(b, sel.choice[b]);
     sel.map_bits += idx[sel.choice[b]];
   }
   return sel;
