@@ -112,7 +112,7 @@ py::dict build_info() {
   py::dict d;
   d["version"] = LDEM_VERSION;
   d["compiler"] = LDEM_CXX_COMPILER;
-  d["simd"] = "scalar (x86-64 baseline)";
+  d["simd"] = "SSE2 (x86-64 baseline; no run-time dispatch)";
   d["lanes"] = 4;
 #ifdef LDEM_WITH_CUDA
   d["cuda"] = true;
