@@ -242,13 +242,14 @@ uint32_t* encode_segment(const int32_t* sym, int64_t a, int64_t b, const int32_t
         pos = out - end;
       }
       out = end + pos;
-#endif
+#else
       for (; i - 4 >= first; i -= 4) {
         LDEM_ENC_RUN(x0, i - 1);
         LDEM_ENC_RUN(x1, i - 2);
         LDEM_ENC_RUN(x2, i - 3);
         LDEM_ENC_RUN(x3, i - 4);
       }
+#endif
       const int64_t r = i - first;
       if (r > 0) LDEM_ENC_RUN(x0, i - 1);
       if (r > 1) LDEM_ENC_RUN(x1, i - 2);

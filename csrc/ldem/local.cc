@@ -197,10 +197,7 @@ void assign_clusters(const double* costs, int64_t B, int64_t K, const double* fi
 
 namespace {
 
-// The first k minimising row[k] + idx[k] (the sums are finite). The minimum is found
-// two columns at a time without branches, then located by an exact comparison: the
-// same sums, so the same index as a sequential strict-less scan.
-// REQUIRES: A >= 1.
+// min(v, row[k] + idx[k] for k < n), two columns at a time without branches.
 double min_of_sum(const double* row, const double* idx, int64_t n, double v) {
   int64_t k = 0;
 #ifdef __SSE2__

@@ -31,37 +31,16 @@ inline uint64_t mulhi64(uint64_t a, uint64_t b) {
   return static_cast<uint64_t>((static_cast<unsigned __int128>(a) * b) >> 64);
 }
 
-// Encodes one symbol. Branchless renormalisation: the low word is always stored at
-// out[-1] and `out` moves only when it is emitted (at most once per symbol).
-// REQUIRES: kLow <= x < 2^63; out[-1] is writable.
-inline void put(uint64_t& x, uint32_t*& out, const EncSymbol& s) {
-  const uint64_t hi = x >> 32;
-  uint32_t* const below = out - 1;
-  *below = static_cast<uint32_t>(x);
-#if defined(__x86_64__) && defined(__GNUC__)
-  // One compare feeds two cmovs (compilers tend to emit an unpredictable branch here).
-  __asm__("cmpq %[x_max], %[x]\n\t"
-          "cmovaeq %[hi], %[x]\n\t"
-          "cmovaeq %[below], %[out]"
-          : [x] "+&r"(x), [out] "+r"(out)
-          : [x_max] "m"(s.x_max), [hi] "r"(hi), [below] "r"(below)
-          : "cc");
-#else
-  const bool emit = x >= s.x_max;
-  out = emit ? below : out;
-  x = emit ? hi : x;
-#endif
-  const uint64_t q = mulhi64(x, s.rcp) >> s.shift;
-  x = x + s.bias + q * s.cmpl;
-}
-
-// put() with the write position as an index: the word goes to end[pos - 1] and pos
-// drops by one when it is emitted (a single add-with-carry). Same words as put().
+// Encodes one symbol, writing at most one word below end[pos]. Branchless
+// renormalisation: the low word is always stored at end[pos - 1] and pos drops by one
+// only when it is emitted (at most once per symbol; a single add-with-carry).
 // REQUIRES: kLow <= x < 2^63; end[pos - 1] is writable.
 inline void put_at(uint64_t& x, uint32_t* end, int64_t& pos, const EncSymbol& s) {
   const uint64_t hi = x >> 32;
   end[pos - 1] = static_cast<uint32_t>(x);
 #if defined(__x86_64__) && defined(__GNUC__)
+  // One compare feeds the cmov and the carry (compilers tend to emit an unpredictable
+  // branch here).
   __asm__("cmpq %[x_max], %[x]\n\t"  // CF = (x < x_max): no word
           "cmovaeq %[hi], %[x]\n\t"
           "adcq $-1, %[pos]"
@@ -75,6 +54,14 @@ inline void put_at(uint64_t& x, uint32_t* end, int64_t& pos, const EncSymbol& s)
 #endif
   const uint64_t q = mulhi64(x, s.rcp) >> s.shift;
   x = x + s.bias + q * s.cmpl;
+}
+
+// put_at() with a moving pointer: the word goes to out[-1] and out drops when it is emitted.
+// REQUIRES: kLow <= x < 2^63; out[-1] is writable.
+inline void put(uint64_t& x, uint32_t*& out, const EncSymbol& s) {
+  int64_t pos = 0;
+  put_at(x, out, pos, s);
+  out += pos;
 }
 
 // Pushes nbits raw bits (a uniform symbol of frequency 1 at scale nbits).
