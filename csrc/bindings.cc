@@ -112,7 +112,7 @@ py::dict build_info() {
   py::dict d;
   d["version"] = LDEM_VERSION;
   d["compiler"] = LDEM_CXX_COMPILER;
-  d["simd"] = "SSE2 (x86-64 baseline; no run-time dispatch)";
+  d["simd"] = encoder_simd();
   d["lanes"] = 4;
 #ifdef LDEM_WITH_CUDA
   d["cuda"] = true;
@@ -481,6 +481,10 @@ PYBIND11_MODULE(_core, m) {
   });
   m.def("hardware_threads", &hardware_threads);
   m.def("build_info", &build_info);
+  m.def("_set_vector_encoder", &set_vector_encoder, py::arg("enabled"),
+        "Enables (default) or disables the AVX-512 encoder; the bytes are the same either way.");
+  m.def("_vector_encoder_quads", &vector_encoder_quads,
+        "Pairs of quads coded by the AVX-512 encoder so far in this process.");
 #ifdef LDEM_WITH_CUDA
   register_cuda(m);
 #endif

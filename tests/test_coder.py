@@ -803,3 +803,56 @@ def test_arrays_from_pickles_and_buffers_are_accepted():
     np.testing.assert_array_equal(ldem.decode(data, m, d, y.shape, (3, 3)), y)
     with pytest.raises(TypeError):  # non-native byte order is not int32 here
         ldem.encode(y.astype(">i4"), m, d, (3, 3))
+
+
+# -- the AVX-512 encoder writes the scalar encoder's bytes ----------------------------------------
+
+needs_vector_encoder = pytest.mark.skipif(
+    "AVX-512" not in ldem.build_info()["simd"], reason="this CPU has no AVX-512: only the scalar encoder runs")
+
+
+def scalar_then_vector(*args, **kwargs):
+    """ldem.encode with the scalar encoder forced, then with the vector one."""
+    from ldem import _core
+    _core._set_vector_encoder(False)
+    try:
+        scalar = ldem.encode(*args, **kwargs)
+    finally:
+        _core._set_vector_encoder(True)
+    return scalar, ldem.encode(*args, **kwargs)
+
+
+@needs_vector_encoder
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=cases(max_hw=60), threads=st.sampled_from([1, 2]), checksum=st.booleans())
+def test_vector_encoder_writes_the_scalar_bytes(case, threads, checksum):
+    d, y, models, block = case
+    # 256-symbol segments: pairs of segments (the vector encoder's unit) in small tensors.
+    scalar, vector = scalar_then_vector(y, models, d, block, threads=threads, checksum=checksum, segment_size=256)
+    assert vector == scalar
+    np.testing.assert_array_equal(ldem.decode(vector, models, d, y.shape, block), y)
+
+
+@needs_vector_encoder
+@pytest.mark.parametrize("precision", [12, 13, 16])
+@pytest.mark.parametrize("shape,block,segment_size", [
+    ((192, 32, 48), (32, 48), 2**17),   # workload A's layout: 2 segments, one model per plane
+    ((6, 41, 77), (41, 77), 256),        # odd widths: quads straddle planes and runs; 47 segments
+    ((5, 64, 64), (8, 8), 1024),         # small blocks: many short runs
+    ((3, 50, 70), (50, 1), 512),         # column blocks: runs of one symbol
+])
+def test_vector_encoder_layouts(precision, shape, block, segment_size):
+    from ldem import _core
+    rng = np.random.default_rng(precision)
+    # Peaked and flat tables (frequencies near 1 and near 2^P), escapes and int32 extremes.
+    d = make_dictionary(rng, precision, [("peaked", 9, -4), ("laplace", 65, -32), ("single", 1, 0),
+                                         ("dirichlet", 200, -100)])
+    models = rng.integers(0, 4, size=ldem.block_grid(shape, block), dtype=np.int32)
+    y = sample_symbols(rng, d, shape, block, models, wide=1e-3, extreme=1e-4, near=False)
+    before = _core._vector_encoder_quads()
+    for threads in (1, 2):
+        scalar, vector = scalar_then_vector(y, models, d, block, threads=threads, segment_size=segment_size)
+        assert vector == scalar
+        np.testing.assert_array_equal(ldem.decode(vector, models, d, shape, block), y)
+    if block[1] > 1:
+        assert _core._vector_encoder_quads() > before, "the vector loop coded nothing"

@@ -132,6 +132,14 @@ inline void block_costs(const int32_t* s, const Layout& l, const Dictionary& d, 
   block_costs(s, l, ModelSet(d), threads, out);
 }
 
+// The vector encoder (AVX-512, when the CPU has it) codes two segments at once and
+// writes the same bytes as the scalar one. Disabling it forces the scalar path (tests).
+void set_vector_encoder(bool enabled);
+// Pairs of quads the vector encoder has coded in this process (a test hook).
+uint64_t vector_encoder_quads();
+// The encoder's instruction set in use, for build_info().
+std::string encoder_simd();
+
 // Exact cost in bits of value v under model m.
 double symbol_cost(const Model& m, int32_t v);
 

@@ -51,6 +51,10 @@ static void roundtrip(std::mt19937& rng, int precision, Layout L, int K, double 
   std::vector<uint8_t> a = encode(sym.data(), models.data(), L, dict, 1, false, params);
   std::vector<uint8_t> b = encode(sym.data(), models.data(), L, dict, 4, false, params);
   CHECK(a == b);
+  // The scalar encoder (the vector one is off) writes the same bytes.
+  set_vector_encoder(false);
+  CHECK(encode(sym.data(), models.data(), L, dict, 1, false, params) == a);
+  set_vector_encoder(true);
   CHECK(a.size() <= max_compressed_size(L, params));
   std::vector<int32_t> back(sym.size(), 12345);
   decode(a.data(), a.size(), models.data(), L, dict, 3, back.data());
@@ -131,6 +135,10 @@ int main() {
     for (const auto& s : shapes)
       for (double wide : {0.0, 0.02})
         roundtrip(rng, P, Layout{s[0], s[1], s[2], s[3], s[4]}, 1 + static_cast<int>(rng() % 6), wide);
+  // Many 256-symbol segments: pairs of them take the vector encoder where the CPU has it.
+  for (int P : {12, 13, 16})
+    for (const auto& s : shapes)
+      roundtrip(rng, P, Layout{s[0], s[1], s[2], s[3], s[4]}, 3, 0.005, StreamParams{2, 8});
   // Wide-lane, short-segment streams (the layout for parallel hardware) take the generic path.
   for (int lanes_log2 : {0, 1, 3, 5})
     for (const auto& s : shapes)
