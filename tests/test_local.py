@@ -269,3 +269,58 @@ def test_wide_values_at_precision_12():
     coder = ldem.LocalEntropyCoder(g, static, block_sizes=[(8, 8), (16, 16)])
     for mode in ("global", "static", "local"):
         assert np.array_equal(coder.decode(coder.encode(y, mode=mode)), y)
+
+
+# -- block selection: the core's select_pooled against a numpy reference ---------------------------
+
+def reference_select(fixed, image, grid, factors, precision, rounds=3):
+    """Pooled costs, then argmin of cost + index bits (first column on ties), with index
+    bits re-estimated from the choices' counts quantized like the map coder's table."""
+    from ldem import _core
+    C, nby, nbx = grid
+    fy, fx = factors
+    costs = fixed if image is None else np.hstack([fixed, image])
+    A = costs.shape[1]
+    py, px = -(-nby // fy), -(-nbx // fx)
+    pooled = np.zeros((C, py, px, A))
+    src = costs.reshape(C, nby, nbx, A)
+    for by in range(nby):
+        for bx in range(nbx):
+            pooled[:, by // fy, bx // fx] += src[:, by, bx]
+    pooled = pooled.reshape(-1, A)
+
+    def index_bits(choice):
+        counts = np.bincount(choice, minlength=A + 1).astype(np.uint64)  # + an empty escape slot
+        return precision - np.log2(_core.quantize_counts(counts, precision)[:A].astype(np.float64))
+
+    idx = np.full(A, np.log2(A))
+    choice = np.argmin(pooled + idx, axis=1)
+    for _ in range(rounds):
+        idx = index_bits(choice)
+        new = np.argmin(pooled + idx, axis=1)
+        if np.array_equal(new, choice):
+            break
+        choice = new
+    idx = index_bits(choice)
+    rows = np.arange(len(choice))
+    return choice, pooled[rows, choice].sum(), idx[choice].sum()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), C=st.integers(1, 4), nby=st.integers(1, 9), nbx=st.integers(1, 9),
+       F=st.integers(1, 40), I=st.integers(0, 21), fy=st.integers(1, 4), fx=st.integers(1, 4),
+       ties=st.booleans())
+def test_select_pooled_matches_reference(seed, C, nby, nbx, F, I, fy, fx, ties):
+    from ldem import _core
+    rng = np.random.default_rng(seed)
+    B = C * nby * nbx
+    fixed = rng.uniform(0, 400, (B, F))
+    image = rng.uniform(0, 400, (B, I)) if I else None
+    if ties:  # integral costs from a few values: many exact ties between columns
+        fixed = rng.integers(0, 4, (B, F)).astype(np.float64) * 16
+        image = rng.integers(0, 4, (B, I)).astype(np.float64) * 16 if I else None
+    choice, data_bits, map_bits = _core.select_pooled(fixed, image, C, nby, nbx, fy, fx, 12)
+    ref_choice, ref_data, ref_map = reference_select(fixed, image, (C, nby, nbx), (fy, fx), 12)
+    np.testing.assert_array_equal(choice, ref_choice)
+    assert data_bits == pytest.approx(ref_data, rel=1e-12)
+    assert map_bits == pytest.approx(ref_map, rel=1e-12)

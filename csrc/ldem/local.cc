@@ -3,6 +3,10 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define LDEM_AVX512_ARGMIN 1
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -222,6 +226,54 @@ int32_t first_argmin_of_sum(const double* a, int64_t F, const double* b, int64_t
   return 0;
 }
 
+#ifdef LDEM_AVX512_ARGMIN
+bool cpu_has_avx512f() {
+  static const bool ok = __builtin_cpu_supports("avx512f");
+  return ok;
+}
+
+// GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized on their own _undefined() idiom.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+// Per lane, the first k of cost[k] + idx[k] strictly below best (k = k0 + lane + 8 j).
+__attribute__((target("avx512f"))) inline void argmin_lanes(const double* cost, const double* idx, int64_t n,
+                                                           int64_t k0, __m512d& best, __m512i& arg) {
+  const __m512i step = _mm512_set1_epi64(8);
+  __m512i k = _mm512_add_epi64(_mm512_set1_epi64(k0), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m512d v = _mm512_add_pd(_mm512_loadu_pd(cost + j), _mm512_loadu_pd(idx + j));
+    const __mmask8 lt = _mm512_cmp_pd_mask(v, best, _CMP_LT_OQ);
+    best = _mm512_mask_mov_pd(best, lt, v);
+    arg = _mm512_mask_mov_epi64(arg, lt, k);
+    k = _mm512_add_epi64(k, step);
+  }
+  if (j < n) {
+    const __mmask8 live = static_cast<__mmask8>((1u << (n - j)) - 1);
+    const __m512d v = _mm512_add_pd(_mm512_maskz_loadu_pd(live, cost + j), _mm512_maskz_loadu_pd(live, idx + j));
+    const __mmask8 lt = _mm512_mask_cmp_pd_mask(live, v, best, _CMP_LT_OQ);
+    best = _mm512_mask_mov_pd(best, lt, v);
+    arg = _mm512_mask_mov_epi64(arg, lt, k);
+  }
+}
+
+// first_argmin_of_sum in one pass: each lane keeps its first minimum, then the smallest
+// column among the lanes holding the overall minimum is the sequential scan's answer.
+__attribute__((target("avx512f"))) int32_t first_argmin_of_sum_avx512(const double* a, int64_t F, const double* b,
+                                                                     int64_t I, const double* idx) {
+  __m512d best = _mm512_set1_pd(std::numeric_limits<double>::infinity());
+  __m512i arg = _mm512_set1_epi64(INT64_MAX);
+  argmin_lanes(a, idx, F, 0, best, arg);
+  if (I) argmin_lanes(b, idx + F, I, F, best, arg);
+  const double v = _mm512_reduce_min_pd(best);
+  const __mmask8 at = _mm512_cmp_pd_mask(best, _mm512_set1_pd(v), _CMP_EQ_OQ);
+  const int64_t k = _mm512_mask_reduce_min_epi64(at, arg);
+  return k == INT64_MAX ? 0 : static_cast<int32_t>(k);
+}
+#pragma GCC diagnostic pop
+#endif
+
 }  // namespace
 
 Selection select_pooled(const double* fixed, int64_t F, const double* image, int64_t I, int64_t C,
@@ -249,10 +301,20 @@ Selection select_pooled(const double* fixed, int64_t F, const double* image, int
   Selection sel;
   sel.choice.assign(Bp, 0);
   std::vector<double> idx(A, std::log2(static_cast<double>(std::max<int64_t>(A, 1))));
+#ifdef LDEM_AVX512_ARGMIN
+  const bool avx512 = cpu_has_avx512f();
+#endif
   auto choose = [&] {
     bool changed = false;
     for (int64_t b = 0; b < Bp; ++b) {
-      const int32_t arg = first_argmin_of_sum(pf + b * F, F, I ? pi + b * I : nullptr, I, idx.data());
+      const double* fb = pf + b * F;
+      const double* ib = I ? pi + b * I : nullptr;
+#ifdef LDEM_AVX512_ARGMIN
+      const int32_t arg = avx512 ? first_argmin_of_sum_avx512(fb, F, ib, I, idx.data())
+                               : first_argmin_of_sum(fb, F, ib, I, idx.data());
+#else
+      const int32_t arg = first_argmin_of_sum(fb, F, ib, I, idx.data());
+#endif
       changed |= sel.choice[b] != arg;
       sel.choice[b] = arg;
     }
