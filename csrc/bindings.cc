@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -374,6 +375,20 @@ PYBIND11_MODULE(_core, m) {
           return py::make_tuple(cluster, best);
         },
         py::arg("costs"), py::arg("fixed_best"), py::arg("penalty"));
+
+  m.def("pool_costs",
+        [](py::array_t<double, py::array::c_style> costs, int64_t C, int64_t nby, int64_t nbx, int64_t fy,
+           int64_t fx) {
+          if (C < 0 || nby < 0 || nbx < 0 || fy < 1 || fx < 1) arg_error("invalid grid");
+          if (costs.ndim() != 2 || costs.shape(0) != C * nby * nbx) arg_error("costs must be [C*nby*nbx, A]");
+          const int64_t A = costs.shape(1);
+          std::vector<double> out = pool_costs(costs.data(), A, C, nby, nbx, fy, fx);
+          const int64_t rows = C * ((nby + fy - 1) / fy) * ((nbx + fx - 1) / fx);
+          py::array_t<double> arr({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(A)});
+          std::memcpy(arr.mutable_data(), out.data(), out.size() * sizeof(double));
+          return arr;
+        },
+        py::arg("costs"), py::arg("C"), py::arg("nby"), py::arg("nbx"), py::arg("fy"), py::arg("fx"));
 
   m.def("select_pooled",
         [](py::array_t<double, py::array::c_style> fixed, py::object image_obj, int64_t C, int64_t nby,

@@ -329,13 +329,19 @@ class LocalEntropyCoder:
             fixed = np.hstack(fixed)
             global_bits = float(fixed[:, 0].sum())
             factors = {b: (b[0] // level[0], b[1] // level[1]) for b in blocks}
+            # Fixed costs pooled once per block size (image costs change every stage).
+            pooled = {b: fixed if factors[b] == (1, 1) else _core.pool_costs(fixed, *grid, *factors[b])
+                      for b in blocks}
 
             def consider(image, image_costs):
                 best = math.inf
                 for b in blocks:
                     fy, fx = factors[b]
+                    pooled_image = image_costs
+                    if image_costs is not None and (fy, fx) != (1, 1):
+                        pooled_image = _core.pool_costs(image_costs, *grid, fy, fx)
                     choice, data_bits, map_bits = _core.select_pooled(
-                        fixed, image_costs, grid[0], grid[1], grid[2], fy, fx, self.precision)
+                        pooled[b], pooled_image, *block_grid(y.shape, b), 1, 1, self.precision)
                     tbits = 0 if image is None else image.bits
                     est = data_bits + map_bits + tbits
                     cands.append(_Candidate(b, image, choice.astype(np.int64), est,

@@ -30,83 +30,89 @@ int64_t chunk_count(int64_t n, int threads) {
 
 BlockHistograms block_histograms(const int32_t* symbols, const Layout& L, int threads) {
   const int64_t nby = L.nby(), nbx = L.nbx(), rows = L.C * nby;
-  struct Row {
-    std::vector<int64_t> sizes;  // distinct values per block of the row
+  struct Rows {
+    std::vector<int64_t> sizes;  // distinct values per block of the rows
     std::vector<int32_t> values, counts;
   };
-  std::vector<Row> out(rows);
-  parallel_for(rows, threads, [&](int64_t r) {
-    const int64_t c = r / nby, by = r % nby;
-    const int64_t y0 = by * L.bh, y1 = std::min(L.H, y0 + L.bh);
+  // Chunks of block rows; each has its own (zeroed once) dense counters and output.
+  const int64_t chunks = chunk_count(rows, threads);
+  std::vector<Rows> out(chunks);
+  parallel_for(chunks, threads, [&](int64_t t) {
     // Four interleaved sub-histograms: runs of one value (mostly zeros) would
-    // otherwise serialise on a single counter.
-    int32_t dense[4][kWinSize] = {};
+    // otherwise serialise on a single counter. Entries are cleared after each block.
+    std::vector<int32_t> dense_store(4 * kWinSize, 0);
+    int32_t(*dense)[kWinSize] = reinterpret_cast<int32_t(*)[kWinSize]>(dense_store.data());
     std::vector<int32_t> wide;
-    Row& row = out[r];
-    row.sizes.resize(nbx);
-    for (int64_t bx = 0; bx < nbx; ++bx) {
-      const int64_t x0 = bx * L.bw, x1 = std::min(L.W, x0 + L.bw);
-      int32_t lo = INT32_MAX, hi = INT32_MIN;
-      for (int64_t y = y0; y < y1; ++y) {
-        const int32_t* p = symbols + (c * L.H + y) * L.W;
-        for (int64_t x = x0; x < x1; ++x) {
-          lo = std::min(lo, p[x]);
-          hi = std::max(hi, p[x]);
-        }
-      }
-      const size_t before = row.values.size();
-      if (static_cast<int64_t>(hi) - lo < kWinSize) {
-        const uint32_t base = static_cast<uint32_t>(lo);
+    Rows& row = out[t];
+    const int64_t r0 = rows * t / chunks, r1 = rows * (t + 1) / chunks;
+    row.sizes.reserve(static_cast<size_t>((r1 - r0) * nbx));
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t c = r / nby, by = r % nby;
+      const int64_t y0 = by * L.bh, y1 = std::min(L.H, y0 + L.bh);
+      for (int64_t bx = 0; bx < nbx; ++bx) {
+        const int64_t x0 = bx * L.bw, x1 = std::min(L.W, x0 + L.bw);
+        int32_t lo = INT32_MAX, hi = INT32_MIN;
         for (int64_t y = y0; y < y1; ++y) {
           const int32_t* p = symbols + (c * L.H + y) * L.W;
-          int64_t x = x0;
-          for (; x + 4 <= x1; x += 4) {
-            ++dense[0][static_cast<uint32_t>(p[x]) - base];
-            ++dense[1][static_cast<uint32_t>(p[x + 1]) - base];
-            ++dense[2][static_cast<uint32_t>(p[x + 2]) - base];
-            ++dense[3][static_cast<uint32_t>(p[x + 3]) - base];
-          }
-          for (; x < x1; ++x) ++dense[0][static_cast<uint32_t>(p[x]) - base];
-        }
-        const int64_t span = static_cast<int64_t>(hi) - lo + 1;
-        for (int64_t i = 0; i < span; ++i) {
-          const int32_t n = dense[0][i] + dense[1][i] + dense[2][i] + dense[3][i];
-          if (n) {
-            row.values.push_back(static_cast<int32_t>(lo + i));
-            row.counts.push_back(n);
-            dense[0][i] = dense[1][i] = dense[2][i] = dense[3][i] = 0;
+          for (int64_t x = x0; x < x1; ++x) {
+            lo = std::min(lo, p[x]);
+            hi = std::max(hi, p[x]);
           }
         }
-      } else {  // wide spread: sort
-        wide.clear();
-        for (int64_t y = y0; y < y1; ++y) {
-          const int32_t* p = symbols + (c * L.H + y) * L.W;
-          wide.insert(wide.end(), p + x0, p + x1);
+        const size_t before = row.values.size();
+        if (static_cast<int64_t>(hi) - lo < kWinSize) {
+          const uint32_t base = static_cast<uint32_t>(lo);
+          for (int64_t y = y0; y < y1; ++y) {
+            const int32_t* p = symbols + (c * L.H + y) * L.W;
+            int64_t x = x0;
+            for (; x + 4 <= x1; x += 4) {
+              ++dense[0][static_cast<uint32_t>(p[x]) - base];
+              ++dense[1][static_cast<uint32_t>(p[x + 1]) - base];
+              ++dense[2][static_cast<uint32_t>(p[x + 2]) - base];
+              ++dense[3][static_cast<uint32_t>(p[x + 3]) - base];
+            }
+            for (; x < x1; ++x) ++dense[0][static_cast<uint32_t>(p[x]) - base];
+          }
+          const int64_t span = static_cast<int64_t>(hi) - lo + 1;
+          for (int64_t i = 0; i < span; ++i) {
+            const int32_t n = dense[0][i] + dense[1][i] + dense[2][i] + dense[3][i];
+            if (n) {
+              row.values.push_back(static_cast<int32_t>(lo + i));
+              row.counts.push_back(n);
+              dense[0][i] = dense[1][i] = dense[2][i] = dense[3][i] = 0;
+            }
+          }
+        } else {  // wide spread: sort
+          wide.clear();
+          for (int64_t y = y0; y < y1; ++y) {
+            const int32_t* p = symbols + (c * L.H + y) * L.W;
+            wide.insert(wide.end(), p + x0, p + x1);
+          }
+          std::sort(wide.begin(), wide.end());
+          for (size_t w = 0; w < wide.size();) {
+            size_t j = w;
+            while (j < wide.size() && wide[j] == wide[w]) ++j;
+            row.values.push_back(wide[w]);
+            row.counts.push_back(static_cast<int32_t>(j - w));
+            w = j;
+          }
         }
-        std::sort(wide.begin(), wide.end());
-        for (size_t w = 0; w < wide.size();) {
-          size_t j = w;
-          while (j < wide.size() && wide[j] == wide[w]) ++j;
-          row.values.push_back(wide[w]);
-          row.counts.push_back(static_cast<int32_t>(j - w));
-          w = j;
-        }
+        row.sizes.push_back(static_cast<int64_t>(row.values.size() - before));
       }
-      row.sizes[bx] = static_cast<int64_t>(row.values.size() - before);
     }
   });
   BlockHistograms h;
   h.ptr.resize(rows * nbx + 1);
   h.ptr[0] = 0;
   int64_t b = 0;
-  for (const Row& row : out)
+  for (const Rows& row : out)
     for (int64_t s : row.sizes) {
       h.ptr[b + 1] = h.ptr[b] + s;
       ++b;
     }
   h.values.reserve(h.ptr[b]);
   h.counts.reserve(h.ptr[b]);
-  for (const Row& row : out) {
+  for (const Rows& row : out) {
     h.values.insert(h.values.end(), row.values.begin(), row.values.end());
     h.counts.insert(h.counts.end(), row.counts.begin(), row.counts.end());
   }
@@ -276,6 +282,23 @@ __attribute__((target("avx512f"))) int32_t first_argmin_of_sum_avx512(const doub
 
 }  // namespace
 
+std::vector<double> pool_costs(const double* costs, int64_t A, int64_t C, int64_t nby, int64_t nbx,
+                               int64_t fy, int64_t fx) {
+  const int64_t py = (nby + fy - 1) / fy, px = (nbx + fx - 1) / fx;
+  std::vector<double> out(static_cast<size_t>(C * py * px * A), 0.0);
+  if (A == 0) return out;
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t by = 0; by < nby; ++by) {
+      double* row = out.data() + (c * py + by / fy) * px * A;
+      const double* src = costs + (c * nby + by) * nbx * A;
+      for (int64_t bx = 0; bx < nbx; ++bx) {
+        double* dst = row + (bx / fx) * A;
+        for (int64_t k = 0; k < A; ++k) dst[k] += src[bx * A + k];
+      }
+    }
+  return out;
+}
+
 Selection select_pooled(const double* fixed, int64_t F, const double* image, int64_t I, int64_t C,
                         int64_t nby, int64_t nbx, int64_t fy, int64_t fx, int precision,
                         int rounds) {
@@ -285,15 +308,8 @@ Selection select_pooled(const double* fixed, int64_t F, const double* image, int
   const double* pi = image;
   std::vector<double> pooled_f, pooled_i;
   if (fy > 1 || fx > 1) {
-    pooled_f.assign(static_cast<size_t>(Bp * F), 0.0);
-    pooled_i.assign(static_cast<size_t>(Bp * I), 0.0);
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t by = 0; by < nby; ++by)
-        for (int64_t bx = 0; bx < nbx; ++bx) {
-          const int64_t src = (c * nby + by) * nbx + bx, dst = (c * py + by / fy) * px + bx / fx;
-          for (int64_t k = 0; k < F; ++k) pooled_f[dst * F + k] += fixed[src * F + k];
-          for (int64_t k = 0; k < I; ++k) pooled_i[dst * I + k] += image[src * I + k];
-        }
+    pooled_f = pool_costs(fixed, F, C, nby, nbx, fy, fx);
+    pooled_i = pool_costs(image, I, C, nby, nbx, fy, fx);
     pf = pooled_f.data();
     pi = pooled_i.data();
   }

@@ -73,6 +73,12 @@ struct Selection {
   double map_bits = 0;          // order-0 cost of the choices under the quantized index table
 };
 
+// Costs [C, nby, nbx, A] summed over (fy, fx) groups of blocks: [C, ceil(nby / fy),
+// ceil(nbx / fx), A], added in raster order (select_pooled pools with it).
+// REQUIRES: costs has C*nby*nbx*A entries (may be null if A == 0); fy, fx >= 1.
+std::vector<double> pool_costs(const double* costs, int64_t A, int64_t C, int64_t nby, int64_t nbx,
+                               int64_t fy, int64_t fx);
+
 // Per-block model choice minimising data bits plus index bits. Columns are the
 // F fixed costs then the I image costs of blocks on the grid [C, nby, nbx]; blocks
 // are first summed over (fy, fx) groups (costs are additive). Index costs start
