@@ -260,7 +260,9 @@ class ImageCodec:
     ``entropy`` picks the entropy model of :class:`ldem.LocalEntropyCoder`: ``"global"``
     (one fixed model per channel, the baseline), ``"static"`` (plus the learned
     dictionary) or ``"local"`` (plus models built for this image). The pixels decoded are
-    the same in every mode; only the size changes.
+    the same in every mode; only the size changes. ``threads`` is the entropy coder's
+    thread count (``None``: every core, like torch's transforms); the bytes do not
+    depend on it.
 
     >>> import ldem, numpy as np
     >>> codec = ldem.ImageCodec.pretrained(quality=1)
@@ -270,7 +272,7 @@ class ImageCodec:
     ((30, 20), 'RGB')
     """
 
-    def __init__(self, bundle: ModelBundle, quality: int, *, threads: Optional[int] = 1,
+    def __init__(self, bundle: ModelBundle, quality: int, *, threads: Optional[int] = None,
                  max_pixels: int = 2**25):
         if not isinstance(quality, (int, np.integer)) or isinstance(quality, bool) or \
                 not 1 <= quality <= bundle.num_qualities:
