@@ -264,67 +264,60 @@ __attribute__((target("avx512f"))) inline void argmin_lanes(const double* cost, 
   }
 }
 
-// first_argmin_of_sum in one pass: each lane keeps its first minimum, then the smallest
-// column among the lanes holding the overall minimum is the sequential scan's answer.
-__attribute__((target("avx512f"))) inline int32_t first_argmin_of_sum_avx512(const double* a, int64_t F,
-                                                                            const double* b, int64_t I,
-                                                                            const double* idx) {
-  __m512d best = _mm512_set1_pd(std::numeric_limits<double>::infinity());
-  __m512i arg = _mm512_set1_epi64(INT64_MAX);
-  argmin_lanes(a, idx, F, 0, best, arg);
-  if (I) argmin_lanes(b, idx + F, I, F, best, arg);
-  const double v = _mm512_reduce_min_pd(best);
-  const __mmask8 at = _mm512_cmp_pd_mask(best, _mm512_set1_pd(v), _CMP_EQ_OQ);
-  const int64_t k = _mm512_mask_reduce_min_epi64(at, arg);
-  return k == INT64_MAX ? 0 : static_cast<int32_t>(k);
-}
-// The smallest column among lanes holding the overall minimum (INT64_MAX: none).
+// The smallest column among the lanes holding the overall minimum: with each lane's first
+// minimum, that is the sequential strict-less scan's answer (0 if no column is finite).
 __attribute__((target("avx512f"))) inline int32_t lanes_first_argmin(__m512d best, __m512i arg) {
   const double v = _mm512_reduce_min_pd(best);
   const int64_t k = _mm512_mask_reduce_min_epi64(_mm512_cmp_pd_mask(best, _mm512_set1_pd(v), _CMP_EQ_OQ), arg);
   return k == INT64_MAX ? 0 : static_cast<int32_t>(k);
 }
 
-// choice[b] = first_argmin_of_sum for every block, four blocks at a time (independent
-// compare-select chains); returns whether any choice changed.
+// argmin_lanes for four rows at once (row q at cost + q * stride): four independent
+// compare-select chains.
+__attribute__((target("avx512f"), always_inline)) inline void argmin_lanes4(const double* cost, int64_t stride,
+                                                                           const double* idx, int64_t n, int64_t k0,
+                                                                           __m512d* best, __m512i* arg) {
+  __m512i k = _mm512_add_epi64(_mm512_set1_epi64(k0), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));
+  for (int64_t j = 0; j < n; j += 8) {
+    const __mmask8 live = n - j >= 8 ? static_cast<__mmask8>(0xFF) : static_cast<__mmask8>((1u << (n - j)) - 1);
+    const __m512d ix = _mm512_maskz_loadu_pd(live, idx + j);
+    for (int q = 0; q < 4; ++q) {
+      const __m512d v = _mm512_add_pd(_mm512_maskz_loadu_pd(live, cost + q * stride + j), ix);
+      const __mmask8 lt = _mm512_mask_cmp_pd_mask(live, v, best[q], _CMP_LT_OQ);
+      best[q] = _mm512_mask_mov_pd(best[q], lt, v);
+      arg[q] = _mm512_mask_mov_epi64(arg[q], lt, k);
+    }
+    k = _mm512_add_epi64(k, _mm512_set1_epi64(8));
+  }
+}
+
+// choice[b] = first_argmin_of_sum for every block (columns a[b, 0..F) then b[b, 0..I)),
+// four blocks at a time; returns whether any choice changed.
 __attribute__((target("avx512f"))) bool choose_avx512(const double* pf, int64_t F, const double* pi, int64_t I,
                                                       const double* idx, int64_t Bp, int32_t* choice) {
-  bool changed = false;
-  int64_t b = 0;
   const __m512d inf = _mm512_set1_pd(std::numeric_limits<double>::infinity());
   const __m512i none = _mm512_set1_epi64(INT64_MAX);
+  bool changed = false;
+  int64_t b = 0;
   for (; b + 4 <= Bp; b += 4) {
     __m512d best[4] = {inf, inf, inf, inf};
     __m512i arg[4] = {none, none, none, none};
-#define LDEM_COLUMNS(BASE, STRIDE, N, K0)                                                             \
-    do {                                                                                              \
-      __m512i k = _mm512_add_epi64(_mm512_set1_epi64(K0), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));  \
-      for (int64_t j = 0; j < (N); j += 8) {                                                          \
-        const __mmask8 live =                                                                         \
-            (N) - j >= 8 ? static_cast<__mmask8>(0xFF) : static_cast<__mmask8>((1u << ((N) - j)) - 1); \
-        const __m512d ix = _mm512_maskz_loadu_pd(live, idx + (K0) + j);                               \
-        for (int q = 0; q < 4; ++q) {                                                                 \
-          const __m512d v = _mm512_add_pd(_mm512_maskz_loadu_pd(live, (BASE) + (b + q) * (STRIDE) + j), ix); \
-          const __mmask8 lt = _mm512_mask_cmp_pd_mask(live, v, best[q], _CMP_LT_OQ);                 \
-          best[q] = _mm512_mask_mov_pd(best[q], lt, v);                                               \
-          arg[q] = _mm512_mask_mov_epi64(arg[q], lt, k);                                              \
-        }                                                                                             \
-        k = _mm512_add_epi64(k, _mm512_set1_epi64(8));                                                \
-      }                                                                                               \
-    } while (0)
-    LDEM_COLUMNS(pf, F, F, 0);
-    if (I) LDEM_COLUMNS(pi, I, I, F);
-#undef LDEM_COLUMNS
+    argmin_lanes4(pf + b * F, F, idx, F, 0, best, arg);
+    if (I) argmin_lanes4(pi + b * I, I, idx + F, I, F, best, arg);
     for (int q = 0; q < 4; ++q) {
-      const int32_t a = lanes_first_argmin(best[q], arg[q]);
-      changed |= choice[b + q] != a;
-      choice[b + q] = a;
+      const int32_t k = lanes_first_argmin(best[q], arg[q]);
+      changed |= choice[b + q] != k;
+      choice[b + q] = k;
     }
   }
   for (; b < Bp; ++b) {
-    const int32_t a = first_argmin_of_sum_avx512(pf + b * F, F, I ? pi + b * I : nullptr, I, idx);
-    changed |= choice[b] != a;
-    choice[b] = a;
+    __m512d best = inf;
+    __m512i arg = none;
+    argmin_lanes(pf + b * F, idx, F, 0, best, arg);
+    if (I) argmin_lanes(pi + b * I, idx + F, I, F, best, arg);
+    const int32_t k = lanes_first_argmin(best, arg);
+    changed |= choice[b] != k;
+    choice[b] = k;
   }
   return changed;
 }
