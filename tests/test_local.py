@@ -324,3 +324,31 @@ def test_select_pooled_matches_reference(seed, C, nby, nbx, F, I, fy, fx, ties):
     np.testing.assert_array_equal(choice, ref_choice)
     assert data_bits == pytest.approx(ref_data, rel=1e-12)
     assert map_bits == pytest.approx(ref_map, rel=1e-12)
+
+
+@pytest.mark.parametrize("grid,factors", [((2, 5, 7), (2, 3)), ((1, 4, 4), (4, 4)), ((3, 1, 9), (1, 2)),
+                                          ((1, 3, 3), (1, 1)), ((0, 2, 2), (2, 2))])
+@pytest.mark.parametrize("A", [0, 1, 9])
+def test_pool_costs_sums_groups_of_blocks(grid, factors, A):
+    from ldem import _core
+    C, nby, nbx = grid
+    fy, fx = factors
+    costs = np.random.default_rng(A).uniform(0, 100, (C * nby * nbx, A))
+    got = _core.pool_costs(costs, C, nby, nbx, fy, fx)
+    py, px = -(-nby // fy), -(-nbx // fx)
+    want = np.zeros((C, py, px, A))
+    src = costs.reshape(C, nby, nbx, A)
+    for by in range(nby):
+        for bx in range(nbx):
+            want[:, by // fy, bx // fx] += src[:, by, bx]
+    assert got.shape == (C * py * px, A)
+    np.testing.assert_array_equal(got, want.reshape(C * py * px, A))
+
+
+def test_pool_costs_rejects_bad_grids():
+    from ldem import _core
+    costs = np.zeros((12, 3))
+    with pytest.raises(ValueError, match="costs"):
+        _core.pool_costs(costs, 1, 3, 5, 2, 2)
+    with pytest.raises(ValueError, match="grid"):
+        _core.pool_costs(costs, 1, 3, 4, 0, 2)
