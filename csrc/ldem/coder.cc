@@ -326,11 +326,24 @@ __attribute__((always_inline)) inline int32_t dec_one(uint64_t& x, const uint32_
   while (cdf[s + 1] <= slot) ++s;
   const uint32_t c = cdf[s];
   x = static_cast<uint64_t>(cdf[s + 1] - c) * (x >> P) + slot - c;
-  // Branchless refill: shift by 0 or 32 and mask the word (no data-dependent branch).
+  // Branchless refill: the word is read unconditionally (the buffer is padded) and taken
+  // with a conditional move; one compare feeds the move and the pointer step.
+#if defined(__x86_64__) && defined(__GNUC__)
+  const uint64_t refilled = (x << 32) | *in;
+  uint64_t step = 0;
+  __asm__("cmpq %[low], %[x]\n\t"  // CF = (x < L): take the word
+          "cmovbq %[r], %[x]\n\t"
+          "adcq $0, %[step]"
+          : [x] "+&r"(x), [step] "+r"(step)
+          : [low] "r"(kLow), [r] "r"(refilled)
+          : "cc");
+  in += step;
+#else
   const uint64_t need = x < kLow;
   const uint64_t w = *in;
   x = (x << (need << 5)) | (w & (0 - need));
   in += need;
+#endif
   if (__builtin_expect(s < n, 1)) return static_cast<int32_t>(off + s);
   if (in > end) corrupt("stream truncated");
   const DecState r = get_escape(x, in, end, m);
