@@ -212,12 +212,15 @@ PYBIND11_MODULE(_core, m) {
           const int32_t* mm = checked_models(models, L, dict);
           const StreamParams params{lanes_log2, segment_shift};
           check_params(params);
-          std::vector<uint8_t> out;
+          EncodedStream e;
           {
             py::gil_scoped_release release;
-            out = encode(s, mm, L, dict, threads, checksum, params);
+            e = encode_stream(s, mm, L, dict, threads, checksum, params);
           }
-          return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
+          // Written straight into the bytes object (no intermediate copy).
+          py::bytes out(nullptr, e.size());
+          e.write(reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(out.ptr())));
+          return out;
         },
         py::arg("symbols"), py::arg("models"), py::arg("dictionary"), py::arg("bh"), py::arg("bw"),
         py::arg("threads") = 0, py::arg("checksum") = false, py::arg("lanes_log2") = 2,

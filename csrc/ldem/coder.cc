@@ -805,15 +805,50 @@ size_t max_compressed_size(const Layout& L, const StreamParams& p) {
          4 * (2 * static_cast<size_t>(N) + S * (2 * (size_t{1} << p.lanes_log2) + 4));
 }
 
+namespace {
+// One scratch arena per calling thread, reused across calls (no page faults on
+// repeated calls); segment s owns words [ends[s] - cap_s, ends[s]).
+thread_local std::vector<uint32_t> arena;
+}  // namespace
+
+size_t EncodedStream::size() const {
+  size_t n = header.size();
+  for (size_t w : words) n += 4 * w;
+  return n;
+}
+
+void EncodedStream::write(uint8_t* dst) {
+  std::memcpy(dst, header.data(), header.size());
+  uint8_t* p = dst + header.size();
+  for (size_t s = 0; s < words.size(); ++s) {
+    std::memcpy(p, begins[s], words[s] * 4);  // little-endian hosts only (checked in CMake)
+    p += words[s] * 4;
+  }
+  if (checksum) {
+    const size_t crc_at = header.size() - 4;
+    const uint32_t c = crc32(dst + header.size(), static_cast<size_t>(p - dst) - header.size(), crc32(dst, crc_at));
+    for (int i = 0; i < 4; ++i) dst[crc_at + i] = static_cast<uint8_t>(c >> (8 * i));
+  }
+  begins.clear();
+  words.clear();
+  if (arena.size() > (size_t{64} << 20)) std::vector<uint32_t>().swap(arena);  // keep <= 256 MiB
+}
+
 std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const Layout& L,
+                            const ModelSet& dict, int threads, bool checksum,
+                            const StreamParams& params) {
+  EncodedStream e = encode_stream(symbols, models, L, dict, threads, checksum, params);
+  std::vector<uint8_t> out(e.size());
+  e.write(out.data());
+  return out;
+}
+
+EncodedStream encode_stream(const int32_t* symbols, const int32_t* models, const Layout& L,
                             const ModelSet& dict, int threads, bool checksum,
                             const StreamParams& params) {
   check_params(params);
   const int lanes = 1 << params.lanes_log2;
   const int64_t N = L.num_symbols(), S = num_segments(N, params.segment_shift);
-  // One scratch arena per calling thread, reused across calls (no page faults on
-  // repeated calls); segment s owns words [ends[s] - cap_s, ends[s]).
-  static thread_local std::vector<uint32_t> arena;
   std::vector<size_t> ends(S);
   size_t total_words = 0;
   for (int64_t s = 0; s < S; ++s) {
@@ -854,28 +889,15 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const
   } else {
     parallel_for(S, threads, one_segment);
   }
-  std::vector<uint8_t> out = {'L', 'D', static_cast<uint8_t>(kFormatVersion << 4 | (checksum ? 1 : 0)),
-                              static_cast<uint8_t>(params.lanes_log2 << 5 | params.segment_shift)};
-  size_t total = 0;
-  for (int64_t s = 0; s < S; ++s) {
-    if (s + 1 < S) put_varint(out, words[s] * 4);
-    total += words[s] * 4;
-  }
-  const size_t crc_at = out.size();
-  if (checksum) out.resize(out.size() + 4);
-  const size_t data_at = out.size();
-  out.resize(data_at + total);
-  uint8_t* p = out.data() + data_at;
-  for (int64_t s = 0; s < S; ++s) {
-    std::memcpy(p, begins[s], words[s] * 4);  // little-endian hosts only (checked in CMake)
-    p += words[s] * 4;
-  }
-  if (checksum) {
-    const uint32_t c = crc32(out.data() + data_at, total, crc32(out.data(), crc_at));
-    for (int i = 0; i < 4; ++i) out[crc_at + i] = static_cast<uint8_t>(c >> (8 * i));
-  }
-  if (arena.size() > (size_t{64} << 20)) std::vector<uint32_t>().swap(arena);  // keep <= 256 MiB
-  return out;
+  EncodedStream e;
+  e.checksum = checksum;
+  e.header = {'L', 'D', static_cast<uint8_t>(kFormatVersion << 4 | (checksum ? 1 : 0)),
+              static_cast<uint8_t>(params.lanes_log2 << 5 | params.segment_shift)};
+  for (int64_t s = 0; s + 1 < S; ++s) put_varint(e.header, words[s] * 4);
+  if (checksum) e.header.resize(e.header.size() + 4);
+  e.begins.assign(begins.begin(), begins.end());
+  e.words = std::move(words);
+  return e;
 }
 
 StreamParams read_params(const uint8_t* data, size_t size) {

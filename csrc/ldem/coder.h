@@ -93,6 +93,25 @@ void check_stream_fits(const uint8_t* data, size_t size, int64_t num_symbols, in
 // Upper bound on the encoded size in bytes for any input of this layout.
 size_t max_compressed_size(const Layout& layout, const StreamParams& params = {});
 
+// A coded stream before it is copied out: the header (with a zeroed CRC slot) and each
+// segment's words, which live in the calling thread's scratch arena.
+struct EncodedStream {
+  std::vector<uint8_t> header;
+  std::vector<const uint32_t*> begins;
+  std::vector<size_t> words;
+  bool checksum = false;
+  size_t size() const;  // bytes of the whole stream
+  // Copies the stream to dst and fills in the CRC; the words are released after.
+  // REQUIRES: dst has size() bytes; no other encode ran on this thread since.
+  void write(uint8_t* dst);
+};
+
+// encode() without the final copy: the caller writes the stream where it wants it.
+// Same REQUIRES as encode().
+EncodedStream encode_stream(const int32_t* symbols, const int32_t* models, const Layout& layout,
+                            const ModelSet& dict, int threads, bool checksum,
+                            const StreamParams& params = {});
+
 // REQUIRES: check_layout passed; symbols has layout.num_symbols() entries.
 // REQUIRES: check_params(params) passes (throws ArgumentError otherwise).
 // threads <= 0 means all hardware threads. Output is independent of threads.
