@@ -273,13 +273,10 @@ def test_wide_values_at_precision_12():
 
 # -- block selection: the core's select_pooled against a numpy reference ---------------------------
 
-def reference_select(fixed, image, grid, factors, precision, rounds=3):
-    """Pooled costs, then argmin of cost + index bits (first column on ties), with index
-    bits re-estimated from the choices' counts quantized like the map coder's table."""
-    from ldem import _core
+def reference_pool(costs, grid, factors):
+    """Block costs [C*nby*nbx, A] summed over (fy, fx) groups, in raster order."""
     C, nby, nbx = grid
     fy, fx = factors
-    costs = fixed if image is None else np.hstack([fixed, image])
     A = costs.shape[1]
     py, px = -(-nby // fy), -(-nbx // fx)
     pooled = np.zeros((C, py, px, A))
@@ -287,7 +284,16 @@ def reference_select(fixed, image, grid, factors, precision, rounds=3):
     for by in range(nby):
         for bx in range(nbx):
             pooled[:, by // fy, bx // fx] += src[:, by, bx]
-    pooled = pooled.reshape(-1, A)
+    return pooled.reshape(C * py * px, A)
+
+
+def reference_select(fixed, image, grid, factors, precision, rounds=3):
+    """Pooled costs, then argmin of cost + index bits (first column on ties), with index
+    bits re-estimated from the choices' counts quantized like the map coder's table."""
+    from ldem import _core
+    costs = fixed if image is None else np.hstack([fixed, image])
+    A = costs.shape[1]
+    pooled = reference_pool(costs, grid, factors)
 
     def index_bits(choice):
         counts = np.bincount(choice, minlength=A + 1).astype(np.uint64)  # + an empty escape slot
@@ -332,17 +338,11 @@ def test_select_pooled_matches_reference(seed, C, nby, nbx, F, I, fy, fx, ties):
 def test_pool_costs_sums_groups_of_blocks(grid, factors, A):
     from ldem import _core
     C, nby, nbx = grid
-    fy, fx = factors
     costs = np.random.default_rng(A).uniform(0, 100, (C * nby * nbx, A))
-    got = _core.pool_costs(costs, C, nby, nbx, fy, fx)
-    py, px = -(-nby // fy), -(-nbx // fx)
-    want = np.zeros((C, py, px, A))
-    src = costs.reshape(C, nby, nbx, A)
-    for by in range(nby):
-        for bx in range(nbx):
-            want[:, by // fy, bx // fx] += src[:, by, bx]
-    assert got.shape == (C * py * px, A)
-    np.testing.assert_array_equal(got, want.reshape(C * py * px, A))
+    got = _core.pool_costs(costs, C, nby, nbx, *factors)
+    want = reference_pool(costs, grid, factors)
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
 
 
 def test_pool_costs_rejects_bad_grids():
