@@ -20,6 +20,20 @@ namespace {
 
 constexpr int32_t kWinSize = 512;  // blocks spanning fewer values are counted densely
 
+// o[k] += n * row[k] and dst[k] += src[k]: every k on its own, so the result is the same
+// at any vector width (no fused multiply-add: -ffp-contract=off). Cloned for AVX-512.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define LDEM_CLONES __attribute__((target_clones("avx512f", "default")))
+#else
+#define LDEM_CLONES
+#endif
+LDEM_CLONES void add_scaled(double* o, const double* row, double n, int64_t K) {
+  for (int64_t k = 0; k < K; ++k) o[k] += n * row[k];
+}
+LDEM_CLONES void add_into(double* dst, const double* src, int64_t K) {
+  for (int64_t k = 0; k < K; ++k) dst[k] += src[k];
+}
+
 // Splits [0, n) into about `parts` chunks for parallel_for.
 int64_t chunk_count(int64_t n, int threads) {
   const int64_t t = threads <= 0 ? hardware_threads() : threads;
@@ -148,8 +162,7 @@ void histogram_costs(const int64_t* ptr, int64_t B, const int32_t* values, const
         const double n = counts[i];
         const int64_t v = static_cast<int64_t>(values[i]) - lo;
         if (v >= 0 && v < V) {
-          const double* row = table.data() + v * K;
-          for (int64_t k = 0; k < K; ++k) o[k] += n * row[k];
+          add_scaled(o, table.data() + v * K, n, K);
         } else {
           for (int64_t k = 0; k < K; ++k) o[k] += n * symbol_cost(*models[k], values[i]);
         }
@@ -335,10 +348,7 @@ std::vector<double> pool_costs(const double* costs, int64_t A, int64_t C, int64_
     for (int64_t by = 0; by < nby; ++by) {
       double* row = out.data() + (c * py + by / fy) * px * A;
       const double* src = costs + (c * nby + by) * nbx * A;
-      for (int64_t bx = 0; bx < nbx; ++bx) {
-        double* dst = row + (bx / fx) * A;
-        for (int64_t k = 0; k < A; ++k) dst[k] += src[bx * A + k];
-      }
+      for (int64_t bx = 0; bx < nbx; ++bx) add_into(row + (bx / fx) * A, src + bx * A, A);
     }
   return out;
 }
