@@ -109,6 +109,37 @@ std::shared_ptr<Dictionary> dictionary_from_frequencies(const std::vector<py::ar
   return std::make_shared<Dictionary>(precision, std::move(models));
 }
 
+// One block grid's selection inputs, checked: fixed [C*nby*nbx, F >= 1] costs and
+// optional image costs [C*nby*nbx, I].
+struct SelectJob {
+  py::array_t<double, py::array::c_style> fixed, image;  // keep the buffers alive
+  int64_t C, nby, nbx, F, I = 0;
+  const double* fixed_ptr = nullptr;
+  const double* image_ptr = nullptr;  // null when I == 0
+  SelectJob(py::array_t<double, py::array::c_style> f, py::object image_obj, int64_t C_, int64_t nby_,
+            int64_t nbx_, int precision)
+      : fixed(std::move(f)), C(C_), nby(nby_), nbx(nbx_) {
+    if (C < 0 || nby < 0 || nbx < 0) arg_error("invalid grid");
+    const int64_t B = C * nby * nbx;
+    if (fixed.ndim() != 2 || fixed.shape(0) != B || fixed.shape(1) < 1)
+      arg_error("fixed must be [C*nby*nbx, F] with F >= 1");
+    if (precision < kMinPrecision || precision > kMaxPrecision) arg_error("invalid precision");
+    F = fixed.shape(1);
+    if (!image_obj.is_none()) {
+      image = image_obj.cast<py::array_t<double, py::array::c_style>>();
+      if (image.ndim() != 2 || image.shape(0) != B) arg_error("image must be [C*nby*nbx, I]");
+      I = image.shape(1);
+    }
+    if (F + I + 1 > (int64_t{1} << precision)) arg_error("too many models");
+    fixed_ptr = fixed.data();
+    if (I) image_ptr = image.data();
+  }
+};
+
+py::tuple selection_tuple(const Selection& sel) {
+  return py::make_tuple(py::array_t<int32_t>(sel.choice.size(), sel.choice.data()), sel.data_bits, sel.map_bits);
+}
+
 py::dict build_info() {
   py::dict d;
   d["version"] = LDEM_VERSION;
@@ -394,30 +425,39 @@ PYBIND11_MODULE(_core, m) {
         py::arg("costs"), py::arg("C"), py::arg("nby"), py::arg("nbx"), py::arg("fy"), py::arg("fx"));
 
   m.def("select_pooled",
-        [](py::array_t<double, py::array::c_style> fixed, py::object image_obj, int64_t C, int64_t nby,
+        [](py::array_t<double, py::array::c_style> fixed, py::object image, int64_t C, int64_t nby,
            int64_t nbx, int64_t fy, int64_t fx, int precision, int rounds) {
-          const int64_t B = C * nby * nbx;
-          if (C < 0 || nby < 0 || nbx < 0 || fy < 1 || fx < 1) arg_error("invalid grid");
-          if (fixed.ndim() != 2 || fixed.shape(0) != B || fixed.shape(1) < 1)
-            arg_error("fixed must be [C*nby*nbx, F] with F >= 1");
-          if (precision < kMinPrecision || precision > kMaxPrecision) arg_error("invalid precision");
-          const double* img = nullptr;
-          int64_t I = 0;
-          py::array_t<double, py::array::c_style> image;
-          if (!image_obj.is_none()) {
-            image = image_obj.cast<py::array_t<double, py::array::c_style>>();
-            if (image.ndim() != 2 || image.shape(0) != B) arg_error("image must be [C*nby*nbx, I]");
-            img = image.data();
-            I = image.shape(1);
-          }
-          if (fixed.shape(1) + I + 1 > (int64_t{1} << precision)) arg_error("too many models");
-          Selection sel = select_pooled(fixed.data(), fixed.shape(1), img, I, C, nby, nbx, fy, fx,
-                                        precision, rounds);
-          return py::make_tuple(py::array_t<int32_t>(sel.choice.size(), sel.choice.data()),
-                                sel.data_bits, sel.map_bits);
+          if (fy < 1 || fx < 1) arg_error("invalid grid");
+          const SelectJob job(fixed, image, C, nby, nbx, precision);
+          return selection_tuple(select_pooled(job.fixed_ptr, job.F, job.image_ptr, job.I, C, nby, nbx, fy, fx,
+                                               precision, rounds));
         },
         py::arg("fixed"), py::arg("image"), py::arg("C"), py::arg("nby"), py::arg("nbx"), py::arg("fy"),
         py::arg("fx"), py::arg("precision"), py::arg("rounds") = 3);
+
+  m.def("select_blocks",
+        [](py::list jobs, int precision, int rounds, int threads) {
+          // Several block grids at once (already pooled), one per thread.
+          std::vector<SelectJob> js;
+          for (py::handle h : jobs) {
+            py::tuple t = py::reinterpret_borrow<py::object>(h).cast<py::tuple>();
+            if (t.size() != 5) arg_error("each job is (fixed, image, C, nby, nbx)");
+            js.emplace_back(t[0].cast<py::array_t<double, py::array::c_style>>(), py::reinterpret_borrow<py::object>(t[1]),
+                            t[2].cast<int64_t>(), t[3].cast<int64_t>(), t[4].cast<int64_t>(), precision);
+          }
+          std::vector<Selection> out(js.size());
+          {
+            py::gil_scoped_release release;
+            parallel_for(static_cast<int64_t>(js.size()), threads, [&](int64_t j) {
+              const SelectJob& s = js[j];
+              out[j] = select_pooled(s.fixed_ptr, s.F, s.image_ptr, s.I, s.C, s.nby, s.nbx, 1, 1, precision, rounds);
+            });
+          }
+          py::list res;
+          for (const Selection& sel : out) res.append(selection_tuple(sel));
+          return res;
+        },
+        py::arg("jobs"), py::arg("precision"), py::arg("rounds") = 3, py::arg("threads") = 1);
 
   m.def("block_self_costs", [](py::array ptr, py::array counts) {
     const Csr h = checked_csr(ptr, counts, counts);

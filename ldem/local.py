@@ -334,14 +334,15 @@ class LocalEntropyCoder:
                       for b in blocks}
 
             def consider(image, image_costs):
-                best = math.inf
+                jobs = []
                 for b in blocks:
-                    fy, fx = factors[b]
                     pooled_image = image_costs
-                    if image_costs is not None and (fy, fx) != (1, 1):
-                        pooled_image = _core.pool_costs(image_costs, *grid, fy, fx)
-                    choice, data_bits, map_bits = _core.select_pooled(
-                        pooled[b], pooled_image, *block_grid(y.shape, b), 1, 1, self.precision)
+                    if image_costs is not None and factors[b] != (1, 1):
+                        pooled_image = _core.pool_costs(image_costs, *grid, *factors[b])
+                    jobs.append((pooled[b], pooled_image, *block_grid(y.shape, b)))
+                best = math.inf
+                selections = _core.select_blocks(jobs, self.precision, threads=self.threads)
+                for b, (choice, data_bits, map_bits) in zip(blocks, selections):
                     tbits = 0 if image is None else image.bits
                     est = data_bits + map_bits + tbits
                     cands.append(_Candidate(b, image, choice.astype(np.int64), est,

@@ -352,3 +352,35 @@ def test_pool_costs_rejects_bad_grids():
         _core.pool_costs(costs, 1, 3, 5, 2, 2)
     with pytest.raises(ValueError, match="grid"):
         _core.pool_costs(costs, 1, 3, 4, 0, 2)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 0])  # 0: every core
+def test_select_blocks_equals_one_select_per_grid(threads):
+    from ldem import _core
+    rng = np.random.default_rng(5)
+    jobs = []
+    for C, nby, nbx, F, I in [(3, 8, 6, 20, 0), (2, 4, 5, 9, 4), (1, 1, 1, 3, 2), (4, 2, 2, 7, 1)]:
+        B = C * nby * nbx
+        fixed = rng.uniform(0, 300, (B, F))
+        image = rng.uniform(0, 300, (B, I)) if I else None
+        jobs.append((fixed, image, C, nby, nbx))
+    got = _core.select_blocks(jobs, 14, threads=threads)
+    assert len(got) == len(jobs)
+    for (fixed, image, C, nby, nbx), (choice, data_bits, map_bits) in zip(jobs, got):
+        ref_choice, ref_data, ref_map = _core.select_pooled(fixed, image, C, nby, nbx, 1, 1, 14)
+        np.testing.assert_array_equal(choice, ref_choice)
+        assert (data_bits, map_bits) == (ref_data, ref_map)
+
+
+def test_select_blocks_argument_errors():
+    from ldem import _core
+    fixed = np.zeros((6, 3))
+    with pytest.raises(ValueError, match="job"):
+        _core.select_blocks([(fixed, None, 1, 2)], 12)
+    with pytest.raises(ValueError, match="fixed"):
+        _core.select_blocks([(fixed, None, 1, 2, 4)], 12)
+    with pytest.raises(ValueError, match="image"):
+        _core.select_blocks([(fixed, np.zeros((5, 2)), 1, 2, 3)], 12)
+    with pytest.raises(ValueError, match="precision"):
+        _core.select_blocks([(fixed, None, 1, 2, 3)], 17)
+    assert _core.select_blocks([], 12) == []
