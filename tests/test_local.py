@@ -384,3 +384,25 @@ def test_select_blocks_argument_errors():
     with pytest.raises(ValueError, match="precision"):
         _core.select_blocks([(fixed, None, 1, 2, 3)], 17)
     assert _core.select_blocks([], 12) == []
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape,block", [((3, 17, 23), (8, 8)), ((2, 5, 40), (5, 7)), ((1, 9, 9), (9, 9)),
+                                         ((4, 3, 2), (1, 1))])
+def test_block_histograms_match_numpy(shape, block, threads):
+    from ldem import _core
+    rng = np.random.default_rng(sum(shape))
+    y = rng.laplace(0, 3, shape).round().astype(np.int32)
+    y.flat[rng.integers(0, y.size, 6)] = [2**31 - 1, -2**31, 700, -700, 5000, -1]  # wide blocks: sorted path
+    ptr, values, counts = _core.block_histograms(y, *block, threads)
+    C, H, W = shape
+    bh, bw = block
+    b = 0
+    for c in range(C):
+        for y0 in range(0, H, bh):
+            for x0 in range(0, W, bw):
+                v, n = np.unique(y[c, y0:y0 + bh, x0:x0 + bw], return_counts=True)
+                np.testing.assert_array_equal(values[ptr[b]:ptr[b + 1]], v)
+                np.testing.assert_array_equal(counts[ptr[b]:ptr[b + 1]], n)
+                b += 1
+    assert b + 1 == len(ptr)

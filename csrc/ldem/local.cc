@@ -42,91 +42,110 @@ int64_t chunk_count(int64_t n, int threads) {
 
 }  // namespace
 
-BlockHistograms block_histograms(const int32_t* symbols, const Layout& L, int threads) {
-  const int64_t nby = L.nby(), nbx = L.nbx(), rows = L.C * nby;
-  struct Rows {
-    std::vector<int64_t> sizes;  // distinct values per block of the rows
-    std::vector<int32_t> values, counts;
-  };
-  // Chunks of block rows; each has its own (zeroed once) dense counters and output.
-  const int64_t chunks = chunk_count(rows, threads);
-  std::vector<Rows> out(chunks);
-  parallel_for(chunks, threads, [&](int64_t t) {
-    // Four interleaved sub-histograms: runs of one value (mostly zeros) would
-    // otherwise serialise on a single counter. Entries are cleared after each block.
-    std::vector<int32_t> dense_store(4 * kWinSize, 0);
-    int32_t(*dense)[kWinSize] = reinterpret_cast<int32_t(*)[kWinSize]>(dense_store.data());
-    std::vector<int32_t> wide;
-    Rows& row = out[t];
-    const int64_t r0 = rows * t / chunks, r1 = rows * (t + 1) / chunks;
-    row.sizes.reserve(static_cast<size_t>((r1 - r0) * nbx));
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t c = r / nby, by = r % nby;
-      const int64_t y0 = by * L.bh, y1 = std::min(L.H, y0 + L.bh);
-      for (int64_t bx = 0; bx < nbx; ++bx) {
-        const int64_t x0 = bx * L.bw, x1 = std::min(L.W, x0 + L.bw);
-        int32_t lo = INT32_MAX, hi = INT32_MIN;
+namespace {
+
+struct HistRows {
+  std::vector<int64_t> sizes;  // distinct values per block of the rows
+  std::vector<int32_t> values, counts;
+};
+
+// Histograms of the blocks of block rows [r0, r1) (cloned for AVX2: the min/max and
+// counter sums vectorise).
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void histogram_rows(const int32_t* symbols, const Layout& L, int64_t r0, int64_t r1, HistRows& row) {
+  const int64_t nby = L.nby(), nbx = L.nbx();
+  // Four interleaved sub-histograms: runs of one value (mostly zeros) would otherwise
+  // serialise on a single counter. Zeroed once, then cleared after each block.
+  std::vector<int32_t> dense_store(5 * kWinSize, 0);
+  int32_t* d0 = dense_store.data();
+  int32_t* d1 = d0 + kWinSize;
+  int32_t* d2 = d1 + kWinSize;
+  int32_t* d3 = d2 + kWinSize;
+  int32_t* sum = d3 + kWinSize;
+  std::vector<int32_t> wide;
+  row.sizes.reserve(static_cast<size_t>((r1 - r0) * nbx));
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t c = r / nby, by = r % nby;
+    const int64_t y0 = by * L.bh, y1 = std::min(L.H, y0 + L.bh);
+    for (int64_t bx = 0; bx < nbx; ++bx) {
+      const int64_t x0 = bx * L.bw, x1 = std::min(L.W, x0 + L.bw);
+      int32_t lo = INT32_MAX, hi = INT32_MIN;
+      for (int64_t y = y0; y < y1; ++y) {
+        const int32_t* p = symbols + (c * L.H + y) * L.W;
+        for (int64_t x = x0; x < x1; ++x) {
+          lo = std::min(lo, p[x]);
+          hi = std::max(hi, p[x]);
+        }
+      }
+      const size_t before = row.values.size();
+      if (static_cast<int64_t>(hi) - lo < kWinSize) {
+        const uint32_t base = static_cast<uint32_t>(lo);
         for (int64_t y = y0; y < y1; ++y) {
           const int32_t* p = symbols + (c * L.H + y) * L.W;
-          for (int64_t x = x0; x < x1; ++x) {
-            lo = std::min(lo, p[x]);
-            hi = std::max(hi, p[x]);
+          int64_t x = x0;
+          for (; x + 4 <= x1; x += 4) {
+            ++d0[static_cast<uint32_t>(p[x]) - base];
+            ++d1[static_cast<uint32_t>(p[x + 1]) - base];
+            ++d2[static_cast<uint32_t>(p[x + 2]) - base];
+            ++d3[static_cast<uint32_t>(p[x + 3]) - base];
           }
+          for (; x < x1; ++x) ++d0[static_cast<uint32_t>(p[x]) - base];
         }
-        const size_t before = row.values.size();
-        if (static_cast<int64_t>(hi) - lo < kWinSize) {
-          const uint32_t base = static_cast<uint32_t>(lo);
-          for (int64_t y = y0; y < y1; ++y) {
-            const int32_t* p = symbols + (c * L.H + y) * L.W;
-            int64_t x = x0;
-            for (; x + 4 <= x1; x += 4) {
-              ++dense[0][static_cast<uint32_t>(p[x]) - base];
-              ++dense[1][static_cast<uint32_t>(p[x + 1]) - base];
-              ++dense[2][static_cast<uint32_t>(p[x + 2]) - base];
-              ++dense[3][static_cast<uint32_t>(p[x + 3]) - base];
-            }
-            for (; x < x1; ++x) ++dense[0][static_cast<uint32_t>(p[x]) - base];
+        const int64_t span = static_cast<int64_t>(hi) - lo + 1;
+        for (int64_t i = 0; i < span; ++i) sum[i] = d0[i] + d1[i] + d2[i] + d3[i];
+        std::fill(d0, d0 + span, 0);
+        std::fill(d1, d1 + span, 0);
+        std::fill(d2, d2 + span, 0);
+        std::fill(d3, d3 + span, 0);
+        for (int64_t i = 0; i < span; ++i)
+          if (sum[i]) {
+            row.values.push_back(static_cast<int32_t>(lo + i));
+            row.counts.push_back(sum[i]);
           }
-          const int64_t span = static_cast<int64_t>(hi) - lo + 1;
-          for (int64_t i = 0; i < span; ++i) {
-            const int32_t n = dense[0][i] + dense[1][i] + dense[2][i] + dense[3][i];
-            if (n) {
-              row.values.push_back(static_cast<int32_t>(lo + i));
-              row.counts.push_back(n);
-              dense[0][i] = dense[1][i] = dense[2][i] = dense[3][i] = 0;
-            }
-          }
-        } else {  // wide spread: sort
-          wide.clear();
-          for (int64_t y = y0; y < y1; ++y) {
-            const int32_t* p = symbols + (c * L.H + y) * L.W;
-            wide.insert(wide.end(), p + x0, p + x1);
-          }
-          std::sort(wide.begin(), wide.end());
-          for (size_t w = 0; w < wide.size();) {
-            size_t j = w;
-            while (j < wide.size() && wide[j] == wide[w]) ++j;
-            row.values.push_back(wide[w]);
-            row.counts.push_back(static_cast<int32_t>(j - w));
-            w = j;
-          }
+      } else {  // wide spread: sort
+        wide.clear();
+        for (int64_t y = y0; y < y1; ++y) {
+          const int32_t* p = symbols + (c * L.H + y) * L.W;
+          wide.insert(wide.end(), p + x0, p + x1);
         }
-        row.sizes.push_back(static_cast<int64_t>(row.values.size() - before));
+        std::sort(wide.begin(), wide.end());
+        for (size_t w = 0; w < wide.size();) {
+          size_t j = w;
+          while (j < wide.size() && wide[j] == wide[w]) ++j;
+          row.values.push_back(wide[w]);
+          row.counts.push_back(static_cast<int32_t>(j - w));
+          w = j;
+        }
       }
+      row.sizes.push_back(static_cast<int64_t>(row.values.size() - before));
     }
+  }
+}
+
+}  // namespace
+
+BlockHistograms block_histograms(const int32_t* symbols, const Layout& L, int threads) {
+  const int64_t nbx = L.nbx(), rows = L.C * L.nby();
+  // Chunks of block rows, each with its own counters and output.
+  const int64_t chunks = chunk_count(rows, threads);
+  std::vector<HistRows> out(chunks);
+  parallel_for(chunks, threads, [&](int64_t t) {
+    histogram_rows(symbols, L, rows * t / chunks, rows * (t + 1) / chunks, out[t]);
   });
   BlockHistograms h;
   h.ptr.resize(rows * nbx + 1);
   h.ptr[0] = 0;
   int64_t b = 0;
-  for (const Rows& row : out)
+  for (const HistRows& row : out)
     for (int64_t s : row.sizes) {
       h.ptr[b + 1] = h.ptr[b] + s;
       ++b;
     }
   h.values.reserve(h.ptr[b]);
   h.counts.reserve(h.ptr[b]);
-  for (const Rows& row : out) {
+  for (const HistRows& row : out) {
     h.values.insert(h.values.end(), row.values.begin(), row.values.end());
     h.counts.insert(h.counts.end(), row.counts.begin(), row.counts.end());
   }
