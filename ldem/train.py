@@ -14,6 +14,7 @@ Then ``ldem export run/checkpoint.pt model.ldemw --data IMAGES`` builds a shippa
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -229,10 +230,16 @@ def train(argv=None) -> int:
     t0 = time.time()
     it = start
     budget = None if args.minutes is None else args.minutes * 60.0
+    finished = False
     try:
         while it < args.iterations:
             elapsed = elapsed_before + time.time() - t0
-            if budget is not None and elapsed >= budget:
+            stop = budget is not None and elapsed >= budget
+            if world > 1 and budget is not None:  # every rank stops at the same iteration
+                flag = torch.tensor([float(stop)], device=device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                stop = bool(flag.item())
+            if stop:
                 break
             progress = max(it / args.iterations, elapsed / budget if budget else 0.0)
             lr = args.lr * (0.1 if progress >= args.decay_at else 1.0)
@@ -266,6 +273,7 @@ def train(argv=None) -> int:
                 save(it, elapsed_before + time.time() - t0)
                 if log is not None:
                     log.flush()
+        finished = True
     finally:
         save(it, elapsed_before + time.time() - t0)
         if bar is not None:
@@ -273,7 +281,14 @@ def train(argv=None) -> int:
         if log is not None:
             log.write(f"stopped it={it} elapsed={elapsed_before + time.time() - t0:.0f}s\n")
             log.close()
-        if world > 1:
+        if world > 1 and finished:
+            # Every rank past its last collective, and the DDP wrapper (which holds the
+            # process group) gone, before the group is destroyed: its worker threads then
+            # finish while Python is alive (freeing their last work at interpreter exit
+            # aborts the process). After an error the launcher stops the other ranks.
+            dist.barrier()
+            model = None
+            gc.collect()
             dist.destroy_process_group()
     return 0
 
