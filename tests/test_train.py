@@ -122,12 +122,13 @@ def test_global_tables_cover_density():
                                       block=(8, 8)), y)
 
 
-def test_ddp_on_cpu_with_torchrun(images, tmp_path):
+@pytest.mark.parametrize("budget", [[], ["--minutes", "30"]])  # with a time budget the ranks agree to stop
+def test_ddp_on_cpu_with_torchrun(images, tmp_path, budget):
     """Two processes (gloo backend) train one model; rank 0 writes the checkpoint."""
     import subprocess
     import sys
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "ldem.train",
-                        str(images), "--out", str(tmp_path / "ddp"), "--iterations", "2", *TINY,
+                        str(images), "--out", str(tmp_path / "ddp"), "--iterations", "2", *TINY, *budget,
                         "--lambdas", "0.001", "0.002", "0.02"],  # 3 levels, batch 3: every level used
                        capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
