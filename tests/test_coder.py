@@ -856,3 +856,24 @@ def test_vector_encoder_layouts(precision, shape, block, segment_size):
         np.testing.assert_array_equal(ldem.decode(vector, models, d, shape, block), y)
     if block[1] > 1:
         assert _core._vector_encoder_quads() > before, "the vector loop coded nothing"
+
+
+@needs_vector_encoder
+@pytest.mark.parametrize("precision", [12, 13, 16])
+def test_vector_encoder_ignores_the_floating_point_rounding_mode(precision):
+    import ctypes
+    import ctypes.util
+    libm = ctypes.CDLL(ctypes.util.find_library("m"))
+    rng = np.random.default_rng(precision)
+    d = make_dictionary(rng, precision, [("laplace", 65, -32), ("peaked", 9, -4), ("dirichlet", 120, -60)])
+    shape, block = (6, 96, 80), (96, 80)  # 46,080 symbols in 256-symbol segments: many pairs
+    models = rng.integers(0, 3, size=ldem.block_grid(shape, block), dtype=np.int32)
+    y = sample_symbols(rng, d, shape, block, models, wide=1e-3, extreme=0, near=False)
+    want, _ = scalar_then_vector(y, models, d, block, threads=1, segment_size=256)
+    for mode in (0x400, 0x800, 0xC00):  # x86 FE_DOWNWARD, FE_UPWARD, FE_TOWARDZERO
+        assert libm.fesetround(mode) == 0
+        try:
+            got = ldem.encode(y, models, d, block, threads=1, segment_size=256)
+        finally:
+            libm.fesetround(0)
+        assert got == want
