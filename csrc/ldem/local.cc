@@ -274,28 +274,6 @@ bool cpu_has_avx512f() {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
-// Per lane, the first k of cost[k] + idx[k] strictly below best (k = k0 + lane + 8 j).
-__attribute__((target("avx512f"))) inline void argmin_lanes(const double* cost, const double* idx, int64_t n,
-                                                           int64_t k0, __m512d& best, __m512i& arg) {
-  const __m512i step = _mm512_set1_epi64(8);
-  __m512i k = _mm512_add_epi64(_mm512_set1_epi64(k0), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const __m512d v = _mm512_add_pd(_mm512_loadu_pd(cost + j), _mm512_loadu_pd(idx + j));
-    const __mmask8 lt = _mm512_cmp_pd_mask(v, best, _CMP_LT_OQ);
-    best = _mm512_mask_mov_pd(best, lt, v);
-    arg = _mm512_mask_mov_epi64(arg, lt, k);
-    k = _mm512_add_epi64(k, step);
-  }
-  if (j < n) {
-    const __mmask8 live = static_cast<__mmask8>((1u << (n - j)) - 1);
-    const __m512d v = _mm512_add_pd(_mm512_maskz_loadu_pd(live, cost + j), _mm512_maskz_loadu_pd(live, idx + j));
-    const __mmask8 lt = _mm512_mask_cmp_pd_mask(live, v, best, _CMP_LT_OQ);
-    best = _mm512_mask_mov_pd(best, lt, v);
-    arg = _mm512_mask_mov_epi64(arg, lt, k);
-  }
-}
-
 // The smallest column among the lanes holding the overall minimum: with each lane's first
 // minimum, that is the sequential strict-less scan's answer (0 if no column is finite).
 __attribute__((target("avx512f"))) inline int32_t lanes_first_argmin(__m512d best, __m512i arg) {
@@ -304,16 +282,18 @@ __attribute__((target("avx512f"))) inline int32_t lanes_first_argmin(__m512d bes
   return k == INT64_MAX ? 0 : static_cast<int32_t>(k);
 }
 
-// argmin_lanes for four rows at once (row q at cost + q * stride): four independent
-// compare-select chains.
-__attribute__((target("avx512f"), always_inline)) inline void argmin_lanes4(const double* cost, int64_t stride,
-                                                                           const double* idx, int64_t n, int64_t k0,
-                                                                           __m512d* best, __m512i* arg) {
+// For R rows (row q at cost + q * stride), per lane: the first k of cost[k] + idx[k]
+// strictly below best (k = k0 + lane + 8 j). The rows are independent compare-select
+// chains.
+template <int R>
+__attribute__((target("avx512f"), always_inline)) inline void argmin_rows(const double* cost, int64_t stride,
+                                                                         const double* idx, int64_t n, int64_t k0,
+                                                                         __m512d* best, __m512i* arg) {
   __m512i k = _mm512_add_epi64(_mm512_set1_epi64(k0), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));
   for (int64_t j = 0; j < n; j += 8) {
     const __mmask8 live = n - j >= 8 ? static_cast<__mmask8>(0xFF) : static_cast<__mmask8>((1u << (n - j)) - 1);
     const __m512d ix = _mm512_maskz_loadu_pd(live, idx + j);
-    for (int q = 0; q < 4; ++q) {
+    for (int q = 0; q < R; ++q) {
       const __m512d v = _mm512_add_pd(_mm512_maskz_loadu_pd(live, cost + q * stride + j), ix);
       const __mmask8 lt = _mm512_mask_cmp_pd_mask(live, v, best[q], _CMP_LT_OQ);
       best[q] = _mm512_mask_mov_pd(best[q], lt, v);
@@ -323,34 +303,37 @@ __attribute__((target("avx512f"), always_inline)) inline void argmin_lanes4(cons
   }
 }
 
+// first_argmin_of_sum for blocks [b, b + R) into choice; returns whether any changed.
+template <int R>
+__attribute__((target("avx512f"), always_inline)) inline bool choose_rows(const double* pf, int64_t F,
+                                                                         const double* pi, int64_t I,
+                                                                         const double* idx, int64_t b,
+                                                                         int32_t* choice) {
+  __m512d best[R];
+  __m512i arg[R];
+  for (int q = 0; q < R; ++q) {
+    best[q] = _mm512_set1_pd(std::numeric_limits<double>::infinity());
+    arg[q] = _mm512_set1_epi64(INT64_MAX);
+  }
+  argmin_rows<R>(pf + b * F, F, idx, F, 0, best, arg);
+  if (I) argmin_rows<R>(pi + b * I, I, idx + F, I, F, best, arg);
+  bool changed = false;
+  for (int q = 0; q < R; ++q) {
+    const int32_t k = lanes_first_argmin(best[q], arg[q]);
+    changed |= choice[b + q] != k;
+    choice[b + q] = k;
+  }
+  return changed;
+}
+
 // choice[b] = first_argmin_of_sum for every block (columns a[b, 0..F) then b[b, 0..I)),
 // four blocks at a time; returns whether any choice changed.
 __attribute__((target("avx512f"))) bool choose_avx512(const double* pf, int64_t F, const double* pi, int64_t I,
                                                       const double* idx, int64_t Bp, int32_t* choice) {
-  const __m512d inf = _mm512_set1_pd(std::numeric_limits<double>::infinity());
-  const __m512i none = _mm512_set1_epi64(INT64_MAX);
   bool changed = false;
   int64_t b = 0;
-  for (; b + 4 <= Bp; b += 4) {
-    __m512d best[4] = {inf, inf, inf, inf};
-    __m512i arg[4] = {none, none, none, none};
-    argmin_lanes4(pf + b * F, F, idx, F, 0, best, arg);
-    if (I) argmin_lanes4(pi + b * I, I, idx + F, I, F, best, arg);
-    for (int q = 0; q < 4; ++q) {
-      const int32_t k = lanes_first_argmin(best[q], arg[q]);
-      changed |= choice[b + q] != k;
-      choice[b + q] = k;
-    }
-  }
-  for (; b < Bp; ++b) {
-    __m512d best = inf;
-    __m512i arg = none;
-    argmin_lanes(pf + b * F, idx, F, 0, best, arg);
-    if (I) argmin_lanes(pi + b * I, idx + F, I, F, best, arg);
-    const int32_t k = lanes_first_argmin(best, arg);
-    changed |= choice[b] != k;
-    choice[b] = k;
-  }
+  for (; b + 4 <= Bp; b += 4) changed |= choose_rows<4>(pf, F, pi, I, idx, b, choice);
+  for (; b < Bp; ++b) changed |= choose_rows<1>(pf, F, pi, I, idx, b, choice);
   return changed;
 }
 #pragma GCC diagnostic pop

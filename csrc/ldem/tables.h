@@ -36,7 +36,7 @@ struct Model {
   std::vector<uint32_t> freq;    // n + 1 frequencies, escape last
   std::vector<uint32_t> cdf;     // n + 2 entries, cdf[0] = 0, cdf[n + 1] = 2^P
   std::vector<EncSymbol> enc;    // n + 1 entries
-  std::vector<uint32_t> fc;      // n + 1 entries: freq | start << 16 (the vector encoder's gather)
+  std::vector<uint32_t> fc;      // n + 1 entries: freq | start << 16 (the vector encoder's table)
   std::vector<uint16_t> lut;     // 2^min(P, kLutBits) entries: first slot index of each bucket
   std::vector<double> cost;      // n + 1 entries: P - log2(freq) bits
 };
