@@ -144,6 +144,16 @@ class RunCursor {
   const int32_t* mrow_ = nullptr;
 };
 
+// Writes the final states of lanes [0, lanes) below out (lane 0 first in memory, each
+// as low word then high word); returns the segment's first word.
+uint32_t* put_final_states(uint32_t* out, const uint64_t* st, int lanes) {
+  for (int lane = lanes - 1; lane >= 0; --lane) {
+    *--out = static_cast<uint32_t>(st[lane] >> 32);
+    *--out = static_cast<uint32_t>(st[lane]);
+  }
+  return out;
+}
+
 struct EncState {
   uint64_t x;
   uint32_t* out;
@@ -265,11 +275,7 @@ uint32_t* encode_segment(const int32_t* sym, int64_t a, int64_t b, const int32_t
   }
   // Now x0 is lane (a - 1) % 4 = 3, x1 lane 2, x2 lane 1, x3 lane 0.
   const uint64_t lanes[kLanes] = {x3, x2, x1, x0};
-  for (int lane = kLanes - 1; lane >= 0; --lane) {
-    *--out = static_cast<uint32_t>(lanes[lane] >> 32);
-    *--out = static_cast<uint32_t>(lanes[lane]);
-  }
-  return out;
+  return put_final_states(out, lanes, kLanes);
 }
 #undef LDEM_ENC
 #undef LDEM_ENC_RUN
@@ -432,11 +438,7 @@ uint32_t* encode_segment_generic(const int32_t* sym, int64_t a, int64_t b, const
       enc_one(st[(i - a) & (lanes - 1)], out, m.enc, m.offset, m.n, m, sym[i]);
     }
   }
-  for (int lane = lanes - 1; lane >= 0; --lane) {
-    *--out = static_cast<uint32_t>(st[lane] >> 32);
-    *--out = static_cast<uint32_t>(st[lane]);
-  }
-  return out;
+  return put_final_states(out, st, lanes);
 }
 
 // ---- Paired-segment vector encoder (AVX-512, chosen at run time) -------------------------
@@ -500,16 +502,6 @@ __attribute__((noinline)) void encode_side_scalar(const int32_t* sym, PairSide& 
   }
   side.pos = out - side.end;
   side.i = lo;
-}
-
-// Writes the side's final lane states below its words; returns the first word.
-uint32_t* finish_side(PairSide& side, const uint64_t* st) {
-  uint32_t* out = side.end + side.pos;
-  for (int lane = kLanes - 1; lane >= 0; --lane) {
-    *--out = static_cast<uint32_t>(st[lane] >> 32);
-    *--out = static_cast<uint32_t>(st[lane]);
-  }
-  return out;
 }
 
 #ifdef LDEM_AVX512_ENCODER
@@ -661,8 +653,8 @@ LDEM_AVX512 void encode_pair_avx512(const int32_t* sym, PairSide& s0, PairSide& 
   s0.i = i0, s0.pos = pos0, s1.i = i1, s1.pos = pos1;
   encode_side_scalar(sym, s0, st, a0, views);  // the longer segment's last quads
   encode_side_scalar(sym, s1, st + 4, a1, views);
-  begin0 = finish_side(s0, st);
-  begin1 = finish_side(s1, st + 4);
+  begin0 = put_final_states(s0.end + s0.pos, st, kLanes);
+  begin1 = put_final_states(s1.end + s1.pos, st + 4, kLanes);
 }
 #pragma GCC diagnostic pop
 #undef LDEM_AVX512
