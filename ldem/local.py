@@ -329,17 +329,14 @@ class LocalEntropyCoder:
             fixed = np.hstack(fixed)
             global_bits = float(fixed[:, 0].sum())
             factors = {b: (b[0] // level[0], b[1] // level[1]) for b in blocks}
-            # Fixed costs pooled once per block size (image costs change every stage).
-            pooled = {b: fixed if factors[b] == (1, 1) else _core.pool_costs(fixed, *grid, *factors[b])
-                      for b in blocks}
+            def pool(costs, b):
+                return costs if factors[b] == (1, 1) else _core.pool_costs(costs, *grid, *factors[b])
+
+            pooled = {b: pool(fixed, b) for b in blocks}  # once: image costs change every stage
 
             def consider(image, image_costs):
-                jobs = []
-                for b in blocks:
-                    pooled_image = image_costs
-                    if image_costs is not None and factors[b] != (1, 1):
-                        pooled_image = _core.pool_costs(image_costs, *grid, *factors[b])
-                    jobs.append((pooled[b], pooled_image, *block_grid(y.shape, b)))
+                jobs = [(pooled[b], None if image_costs is None else pool(image_costs, b), *block_grid(y.shape, b))
+                        for b in blocks]
                 best = math.inf
                 selections = _core.select_blocks(jobs, self.precision, threads=self.threads)
                 for b, (choice, data_bits, map_bits) in zip(blocks, selections):
