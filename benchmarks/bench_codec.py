@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     name, img = _image(args.image)
     H, W = img.shape[:2]
     codec = ldem.ImageCodec.pretrained(args.quality)
-    net = codec.bundle.net()
+    net = codec.net
     print(f"{name} {W}×{H}, quality {args.quality}, torch {torch.__version__} with {torch.get_num_threads()} "
           f"threads, {platform.processor() or platform.machine()}, best of {args.repeats}")
     print()
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
 
     def synthesis():
         with torch.inference_mode():
-            return net.synthesis(torch.from_numpy(y.astype(np.float32))[None], codec.quality - 1)
+            return net.synthesis(torch.from_numpy(y.astype(np.float32))[None], codec.level)
 
     t_syn, _ = _best(synthesis, args.repeats)
     for mode in ("global", "static", "local"):

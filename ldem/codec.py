@@ -52,7 +52,7 @@ __all__ = ["ImageCodec", "FORMAT_VERSION", "MAGIC", "read_header", "sample_image
 MAGIC = b"LDEM"
 FORMAT_VERSION = 1
 MAX_SIDE = 65535
-MODEL_FILE_FORMAT = 1
+MODEL_FILE_FORMAT = 2  # written by ldem export; format 1 (one set of transforms) is still read
 _ENTROPY = ("global", "static", "local")
 
 
@@ -70,7 +70,15 @@ def sample_image_path() -> Path:
 # Model files
 # ---------------------------------------------------------------------------------------
 class ModelBundle:
-    """A loaded model file: transforms, and per quality the integer tables and coder settings."""
+    """A loaded model file: one or more sets of transforms, and per quality the integer
+    tables, the coder settings and which transforms (and which of their trained levels)
+    serve it.
+
+    A file may hold several sets of transforms so that, for example, the high qualities
+    come from a network trained for high rates. Format 2 stores set ``t`` as
+    ``param{t}/<name>`` with its config in ``meta["transforms"][t]``; format 1 (one set,
+    ``param/<name>`` and ``meta["config"]``) is read as a single set.
+    """
 
     def __init__(self, path):
         path = Path(path)
@@ -84,38 +92,67 @@ class ModelBundle:
             meta = json.loads(bytes(arrays.pop("meta.json")).decode())
         except (ValueError, KeyError, OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ValueError(f"{path} is not an ldem model file: {e}") from None
-        if meta.get("format") != MODEL_FILE_FORMAT:
-            raise ValueError(f"{path}: unsupported model file format {meta.get('format')!r}")
+        if not isinstance(meta, dict) or meta.get("format") not in (1, MODEL_FILE_FORMAT):
+            raise ValueError(f"{path}: unsupported model file format "
+                             f"{meta.get('format') if isinstance(meta, dict) else meta!r}")
         self.path = path
         self.meta = meta
-        self.config = meta["config"]
-        self.levels = meta["levels"]  # one dict per quality, smallest files first
-        self.state = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
-        self.tables = {}
-        for q in range(1, len(self.levels) + 1):
-            g = Dictionary.from_bytes(arrays[f"level{q}/global"].tobytes())
-            s = arrays.get(f"level{q}/static")
-            self.tables[q] = (g, Dictionary.from_bytes(s.tobytes()) if s is not None else None)
-        self._net = None
+        try:
+            if meta["format"] == 1:
+                self.configs = [meta["config"]]
+                self.states = [{k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}]
+            else:
+                self.configs = list(meta["transforms"])
+                self.states = []
+                for t in range(len(self.configs)):
+                    prefix = f"param{t}/"
+                    self.states.append({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+            self.levels = meta["levels"]  # one dict per quality, smallest files first
+            if not self.configs or not self.levels:
+                raise ValueError("no transforms or no levels")
+            for q, lv in enumerate(self.levels, start=1):
+                t, l = self.level_of(q)
+                if not 0 <= t < len(self.configs) or not 0 <= l < len(self.configs[t]["lambdas"]):
+                    raise ValueError(f"quality {q} names transforms {t} level {l}, which the file lacks")
+            self.tables = {}
+            for q in range(1, len(self.levels) + 1):
+                g = Dictionary.from_bytes(arrays[f"level{q}/global"].tobytes())
+                s = arrays.get(f"level{q}/static")
+                self.tables[q] = (g, Dictionary.from_bytes(s.tobytes()) if s is not None else None)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{path} is not a valid ldem model file: missing or malformed {e}") from None
+        except ValueError as e:
+            raise ValueError(f"{path} is not a valid ldem model file: {e}") from None
+        self._nets = {}
+
+    @property
+    def config(self) -> dict:
+        """Config of the first set of transforms (see :attr:`configs` for all)."""
+        return self.configs[0]
 
     @property
     def num_qualities(self) -> int:
         return len(self.levels)
 
-    def net(self):
-        """The PyTorch transforms in float32, in eval mode (built on first use)."""
-        if self._net is None:
+    def level_of(self, quality: int) -> tuple:
+        """(index of the transforms, trained level of those transforms) behind ``quality``."""
+        lv = self.levels[quality - 1]
+        return int(lv.get("transforms", 0)), int(lv.get("level", quality - 1))
+
+    def net(self, transforms: int = 0):
+        """The PyTorch transforms number ``transforms`` in float32, in eval mode (built on first use)."""
+        if transforms not in self._nets:
             import torch
             from ldem.models import GainedFactorizedCodec
-            net = GainedFactorizedCodec.from_config(self.config)
-            state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in self.state.items()}
+            net = GainedFactorizedCodec.from_config(self.configs[transforms])
+            state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in self.states[transforms].items()}
             missing, unexpected = net.load_state_dict(state, strict=False)
             missing = [k for k in missing if not k.startswith("densities.")]  # tables replace them
             if missing or unexpected:
                 raise ValueError(f"{self.path}: weights do not match the architecture "
                                  f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-            self._net = net.eval()
-        return self._net
+            self._nets[transforms] = net.eval()
+        return self._nets[transforms]
 
 
 @functools.lru_cache(maxsize=4)
@@ -285,9 +322,8 @@ class ImageCodec:
         self.coder = LocalEntropyCoder(
             g, s, block_sizes=[tuple(b) for b in level.get("block_sizes", [[16, 16], [32, 32]])],
             max_image_models=int(level.get("max_image_models", 32)), threads=threads)
-        self._level = int(level.get("level", self.quality - 1))  # the trained level behind this quality
-        if not 0 <= self._level < len(bundle.config["lambdas"]):
-            raise ValueError(f"{bundle.path}: quality {self.quality} names level {self._level}, which the weights lack")
+        self._transforms, self.level = bundle.level_of(self.quality)  # the trained level behind this quality
+        self.latent_channels = int(bundle.configs[self._transforms]["M"])
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -308,6 +344,11 @@ class ImageCodec:
     def model_id(self) -> str:
         return self.bundle.model_id.hex()
 
+    @property
+    def net(self):
+        """The PyTorch transforms behind this quality (use with :attr:`level`)."""
+        return self.bundle.net(self._transforms)
+
     # -- coding ------------------------------------------------------------------------
     def latent(self, image):
         """The int32 latent ``[M, ceil(H/16), ceil(W/16)]`` of an image, and its (H, W)."""
@@ -315,7 +356,7 @@ class ImageCodec:
         x = image_to_array(image)
         H, W = x.shape[1:]
         with torch.inference_mode():
-            y = self.bundle.net().analysis(pad_to_16(torch.from_numpy(x)[None]), self._level)[0].round()
+            y = self.net.analysis(pad_to_16(torch.from_numpy(x)[None]), self.level)[0].round()
         y = y.clamp(-2.0**31, 2.0**31 - 1).to(torch.int64).numpy().astype(np.int32)
         return y, (H, W)
 
@@ -332,7 +373,7 @@ class ImageCodec:
         if entropy not in _ENTROPY:
             raise ValueError(f"entropy must be one of {_ENTROPY}, got {entropy!r}")
         H, W = size
-        expect = (self.bundle.config["M"], -(-H // 16), -(-W // 16))
+        expect = (self.latent_channels, -(-H // 16), -(-W // 16))
         if np.shape(y) != expect:
             raise ValueError(f"y: latent of shape {np.shape(y)} does not fit a {W}×{H} image (expected {expect})")
         stream, stats = self.coder.encode(y, mode=entropy, return_stats=True)
@@ -363,7 +404,7 @@ class ImageCodec:
         h = self._check_header(data)
         H, W = h["height"], h["width"]
         y = self.coder.decode(bytes(data)[h["header_bytes"]:])
-        expect = (self.bundle.config["M"], -(-H // 16), -(-W // 16))
+        expect = (self.latent_channels, -(-H // 16), -(-W // 16))
         if y.shape != expect:
             raise DecodeError(f"latent shape {y.shape} does not match the image size {W}×{H} (expected {expect})")
         return y, (H, W)
@@ -379,7 +420,7 @@ class ImageCodec:
         y, (H, W) = self.decode_latent(data)
         with torch.inference_mode():
             t = torch.from_numpy(y.astype(np.float32))[None]
-            x = self.bundle.net().synthesis(t, self._level)[0, :, :H, :W]
+            x = self.net.synthesis(t, self.level)[0, :, :H, :W]
             x = torch.nan_to_num(x, nan=0.0).clamp(0, 1).mul(255).round().to(torch.uint8)
         return np.ascontiguousarray(x.permute(1, 2, 0).numpy())
 

@@ -1,6 +1,7 @@
-"""Turns a training checkpoint into a model file the codec ships and loads.
+"""Turns training checkpoints into a model file the codec ships and loads.
 
-For every quality level it stores:
+It stores each checkpoint's transforms once (several checkpoints: e.g. one network
+trained for low rates and one for high rates), and for every quality it stores:
 
 - the **global tables**: the level's learned density evaluated on the integers, cut where
   the tails fall below ``tail`` (the escape codes anything beyond) and quantized once to
@@ -12,6 +13,7 @@ For every quality level it stores:
 Weights are stored in float16 (the per-level gains in float32). Usage::
 
     ldem export run/checkpoint.pt model.npz --data TRAIN_IMAGES
+    ldem export low/checkpoint.pt high/checkpoint.pt model.npz --data TRAIN_IMAGES --levels 0,1,2,3 1,2
 """
 from __future__ import annotations
 
@@ -83,24 +85,16 @@ def estimate_rd(net, paths, level: int):
     return float(np.mean(bpps)), float(np.mean(psnrs))
 
 
-def export_model(checkpoint, out, data, *, static_models: int = 64, block_sizes=((8, 8), (16, 16), (32, 32)),
-                 max_image_models: int = 32, max_images: int = 64, levels=None, progress: bool = True) -> dict:
-    """Writes the model file ``out`` from ``checkpoint`` and the training images in ``data``.
-
-    ``levels`` picks which trained levels (0-based, smallest files first) become the
-    qualities 1, 2, ... of the model file; all of them by default.
-    """
+def _load_checkpoint(path):
+    """A checkpoint's net in eval mode, on its float16-rounded weights, and the checkpoint."""
     import torch
     from ldem.models import GainedFactorizedCodec
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    ck = torch.load(path, map_location="cpu", weights_only=False)
     net = GainedFactorizedCodec.from_config(ck["config"])
     net.load_state_dict(ck["model"])
     if ck.get("ema"):  # the moving average of the weights, when training kept one
         net.load_state_dict(ck["ema"], strict=False)
     net.eval()
-    paths = list_images(data)[:max_images]
-    if not paths:
-        raise ValueError(f"no training images in {data}")
     # The codec runs on the float16-rounded weights; build the tables from the same.
     state = {}
     for k, v in net.state_dict().items():
@@ -109,28 +103,61 @@ def export_model(checkpoint, out, data, *, static_models: int = 64, block_sizes=
         keep32 = k.startswith("log_gain") or k.startswith("log_inv_gain")
         state[k] = v.numpy().astype(np.float32 if keep32 else np.float16)
     net.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in state.items()}, strict=False)
-    arrays = {f"param/{k}": v for k, v in state.items()}
-    out_levels = []
+    return net, state, ck
+
+
+def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes=((8, 8), (16, 16), (32, 32)),
+                 max_image_models: int = 32, max_images: int = 64, levels=None, progress: bool = True) -> dict:
+    """Writes the model file ``out`` from training checkpoints and the training images in ``data``.
+
+    ``checkpoints`` is one path or a list of paths; each checkpoint's transforms are stored
+    once. ``levels`` picks which trained levels (0-based, smallest files first) become
+    qualities: for one checkpoint a list of levels (all by default), for several a list
+    with one such list (or ``None``: all) per checkpoint. Qualities are numbered 1, 2, ...
+    in that order, so list the checkpoints and levels from the smallest files up.
+    """
+    if isinstance(checkpoints, (str, Path)):
+        checkpoints, levels = [checkpoints], [levels]
+    else:
+        checkpoints = list(checkpoints)
+        levels = [None] * len(checkpoints) if levels is None else list(levels)
+        if not checkpoints or len(levels) != len(checkpoints):
+            raise ValueError(f"levels: one list per checkpoint ({len(checkpoints)}), got {len(levels)}")
+    paths = list_images(data)[:max_images]
+    if not paths:
+        raise ValueError(f"no training images in {data}")
+    arrays, out_levels, configs, training = {}, [], [], []
     t0 = time.time()
-    chosen = list(range(net.num_levels)) if levels is None else [int(v) for v in levels]
-    if not chosen or sorted(set(chosen)) != chosen or chosen[0] < 0 or chosen[-1] >= net.num_levels:
-        raise ValueError(f"levels must be increasing level numbers in [0, {net.num_levels}), got {levels!r}")
-    for q, l in enumerate(chosen, start=1):
-        lam = net.lambdas[l]
-        g = global_tables(net.densities[l])
-        ys = training_latents(net, paths, l)
-        s = learn_dictionary(ys, static_models, block=(16, 16), global_models=g, seed=0,
-                             progress=progress)
-        arrays[f"level{q}/global"] = np.frombuffer(g.to_bytes(), np.uint8)
-        arrays[f"level{q}/static"] = np.frombuffer(s.to_bytes(), np.uint8)
-        out_levels.append({"quality": q, "level": l, "lambda": lam, "block_sizes": [list(b) for b in block_sizes],
-                       "max_image_models": max_image_models, "static_models": s.num_models})
-        if progress:
-            print(f"level {q}: λ={lam} tables and {s.num_models} static models ({time.time() - t0:.0f} s)",
-                  file=sys.stderr)
-    meta = {"format": MODEL_FILE_FORMAT, "config": net.config(), "levels": out_levels,
-            "training": {"iterations": ck.get("iteration"), "seconds": round(ck.get("elapsed", 0.0)),
-                         "images": len(paths)}}
+    q = 0
+    for t, (checkpoint, chosen) in enumerate(zip(checkpoints, levels)):
+        net, state, ck = _load_checkpoint(checkpoint)
+        chosen = list(range(net.num_levels)) if chosen is None else [int(v) for v in chosen]
+        if not chosen or sorted(set(chosen)) != chosen or chosen[0] < 0 or chosen[-1] >= net.num_levels:
+            raise ValueError(f"{checkpoint}: levels must be increasing level numbers in [0, {net.num_levels}), "
+                             f"got {chosen!r}")
+        arrays.update({f"param{t}/{k}": v for k, v in state.items()})
+        configs.append(net.config())
+        training.append({"checkpoint": Path(checkpoint).name, "iterations": ck.get("iteration"),
+                         "seconds": round(ck.get("elapsed", 0.0))})
+        for l in chosen:
+            q += 1
+            lam = net.lambdas[l]
+            g = global_tables(net.densities[l])
+            ys = training_latents(net, paths, l)
+            s = learn_dictionary(ys, static_models, block=(16, 16), global_models=g, seed=0,
+                                 progress=progress)
+            arrays[f"level{q}/global"] = np.frombuffer(g.to_bytes(), np.uint8)
+            arrays[f"level{q}/static"] = np.frombuffer(s.to_bytes(), np.uint8)
+            out_levels.append({"quality": q, "transforms": t, "level": l, "lambda": lam,
+                               "block_sizes": [list(b) for b in block_sizes],
+                               "max_image_models": max_image_models, "static_models": s.num_models})
+            if progress:
+                print(f"quality {q}: transforms {t} level {l}, λ={lam}: tables and {s.num_models} static models "
+                      f"({time.time() - t0:.0f} s)", file=sys.stderr)
+    if q > 255:
+        raise ValueError(f"{q} qualities: a .ldem header holds at most 255")
+    meta = {"format": MODEL_FILE_FORMAT, "transforms": configs, "levels": out_levels, "training": training,
+            "images": len(paths)}
     arrays["meta.json"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -139,17 +166,38 @@ def export_model(checkpoint, out, data, *, static_models: int = 64, block_sizes=
     return meta
 
 
+def _parse_levels(values, n: int):
+    """``--levels``: plain level numbers for one checkpoint, or one comma list per checkpoint."""
+    if values is None:
+        return None
+    try:
+        groups = [[int(v) for v in str(g).split(",") if v != ""] for g in values]
+    except ValueError:
+        raise ValueError(f"--levels: level numbers or comma lists of them, got {values!r}") from None
+    if n == 1:
+        return [v for g in groups for v in g]
+    if len(groups) != n:
+        raise ValueError(f"--levels: with {n} checkpoints give {n} comma lists (one per checkpoint), "
+                         f"got {len(groups)}")
+    return groups
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="ldem export", description="Build a model file from a training checkpoint.")
-    ap.add_argument("checkpoint")
+    ap.add_argument("checkpoints", nargs="+", metavar="checkpoint",
+                    help="training checkpoints; qualities follow their order (smallest files first)")
     ap.add_argument("out", help="model file to write (.npz)")
     ap.add_argument("--data", required=True, help="training images (for the static dictionaries)")
     ap.add_argument("--static-models", type=int, default=64)
     ap.add_argument("--max-images", type=int, default=64)
-    ap.add_argument("--levels", type=int, nargs="+", help="trained levels to ship (0-based; default: all)")
+    ap.add_argument("--levels", nargs="+",
+                    help="trained levels to ship (0-based; default: all); with several checkpoints one comma "
+                         "list per checkpoint, e.g. --levels 0,1,2,3 2,3")
     args = ap.parse_args(argv)
-    meta = export_model(args.checkpoint, args.out, args.data, static_models=args.static_models,
-                        max_images=args.max_images, levels=args.levels)
+    levels = _parse_levels(args.levels, len(args.checkpoints))
+    src = args.checkpoints[0] if len(args.checkpoints) == 1 else args.checkpoints
+    meta = export_model(src, args.out, args.data, static_models=args.static_models,
+                        max_images=args.max_images, levels=levels)
     print(json.dumps(meta["levels"], indent=1))
     return 0
 

@@ -9,7 +9,7 @@ from PIL import Image  # noqa: E402
 
 import ldem  # noqa: E402
 from ldem.codec import ImageCodec  # noqa: E402
-from ldem.export import estimate_rd, export_model, global_tables  # noqa: E402
+from ldem.export import estimate_rd, export_model, global_tables, main as export_main  # noqa: E402
 from ldem.models import FactorizedDensity  # noqa: E402
 from ldem.train import PatchSampler, init_from_checkpoint, list_images, train  # noqa: E402
 
@@ -55,11 +55,12 @@ def test_train_resume_export_load(images, tmp_path):
     model = tmp_path / "model.npz"
     meta = export_model(run / "checkpoint.pt", model, images, static_models=2, progress=False)
     assert [lv["quality"] for lv in meta["levels"]] == [1, 2]
-    assert meta["training"]["iterations"] == 5
+    assert meta["training"][0]["iterations"] == 5
     codec = ImageCodec.load(model, quality=2)
+    assert codec.level == 1
     img = np.zeros((20, 40, 3), np.uint8)
     assert codec.decompress_array(codec.compress(img)).shape == img.shape
-    bpp, psnr = estimate_rd(codec.bundle.net(), list_images(images)[:1], 1)
+    bpp, psnr = estimate_rd(codec.net, list_images(images)[:1], 1)
     assert bpp > 0 and psnr > 0
 
     # shipping a subset of the trained levels: quality 1 of the new file is level 1
@@ -71,6 +72,71 @@ def test_train_resume_export_load(images, tmp_path):
     assert np.array_equal(one.latent(img)[0], codec.latent(img)[0])
     with pytest.raises(ValueError, match="levels"):
         export_model(run / "checkpoint.pt", sub, images, levels=[2], progress=False)
+
+
+def test_export_several_checkpoints(images, tmp_path):
+    """Two networks in one model file: each quality runs on its own transforms and level."""
+    low, high = tmp_path / "low", tmp_path / "high"
+    train([str(images), "--out", str(low), "--iterations", "2", *TINY])
+    wide = [a if a != "8" else "12" for a in TINY]  # another N: the sets need not match
+    train([str(images), "--out", str(high), "--iterations", "2", "--seed", "1", *wide])
+    both = tmp_path / "both.npz"
+    assert export_main([str(low / "checkpoint.pt"), str(high / "checkpoint.pt"), str(both), "--data", str(images),
+                        "--static-models", "2", "--levels", "0,1", "1"]) == 0
+    bundle = ImageCodec.load(both, quality=1).bundle
+    assert bundle.num_qualities == 3 and [c["N"] for c in bundle.configs] == [8, 12]
+    assert [bundle.level_of(q) for q in (1, 2, 3)] == [(0, 0), (0, 1), (1, 1)]
+    img = np.asarray(Image.open(ldem.sample_image_path()).crop((0, 0, 50, 40)))
+    for q in (1, 2, 3):
+        codec = ImageCodec.load(both, quality=q)
+        data = codec.compress(img)
+        assert ImageCodec.for_file(data, model=both).quality == q
+        assert codec.decompress_array(data).shape == img.shape
+    # the high network's quality is the same latent as a file made from that checkpoint alone
+    alone = tmp_path / "alone.npz"
+    export_model(high / "checkpoint.pt", alone, images, static_models=2, levels=[1], progress=False)
+    assert np.array_equal(ImageCodec.load(both, quality=3).latent(img)[0],
+                          ImageCodec.load(alone, quality=1).latent(img)[0])
+    with pytest.raises(ValueError, match="one comma list per checkpoint|2 comma lists"):
+        export_main([str(low / "checkpoint.pt"), str(high / "checkpoint.pt"), str(both), "--data", str(images),
+                     "--levels", "0,1"])
+    with pytest.raises(ValueError, match="levels"):
+        export_model([low / "checkpoint.pt", high / "checkpoint.pt"], both, images, levels=[[0], [5]],
+                     progress=False)
+
+
+def test_model_file_format_1_and_bad_references(images, tmp_path):
+    """Files of format 1 (one set of transforms under param/) still load; a quality that
+    names missing transforms is refused when the file is opened."""
+    run = tmp_path / "run"
+    train([str(images), "--out", str(run), "--iterations", "1", *TINY])
+    new = tmp_path / "new.npz"
+    export_model(run / "checkpoint.pt", new, images, static_models=2, progress=False)
+    with np.load(new) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(bytes(arrays.pop("meta.json")).decode())
+
+    def write(path, meta, arrays):
+        with open(path, "wb") as f:
+            np.savez(f, **arrays, **{"meta.json": np.frombuffer(json.dumps(meta).encode(), np.uint8)})
+
+    old_meta = {"format": 1, "config": meta["transforms"][0],
+                "levels": [{k: v for k, v in lv.items() if k != "transforms"} for lv in meta["levels"]]}
+    old_arrays = {(k.replace("param0/", "param/", 1)): v for k, v in arrays.items()}
+    write(tmp_path / "old.npz", old_meta, old_arrays)
+    img = np.zeros((20, 40, 3), np.uint8)
+    a, b = ImageCodec.load(new, quality=2), ImageCodec.load(tmp_path / "old.npz", quality=2)
+    assert np.array_equal(a.latent(img)[0], b.latent(img)[0])
+    assert b.decompress_array(b.compress(img)).shape == img.shape
+
+    for bad_level in ({"transforms": 1}, {"level": 7}):
+        bad = dict(meta, levels=[dict(meta["levels"][0], **bad_level)])
+        write(tmp_path / "bad.npz", bad, arrays)
+        with pytest.raises(ValueError, match="lacks"):
+            ImageCodec.load(tmp_path / "bad.npz", quality=1)
+    write(tmp_path / "bad.npz", {"format": 2, "levels": meta["levels"]}, arrays)
+    with pytest.raises(ValueError, match="not a valid ldem model file"):
+        ImageCodec.load(tmp_path / "bad.npz", quality=1)
 
 
 def test_resume_mismatch_and_missing(images, tmp_path):
