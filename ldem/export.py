@@ -14,6 +14,7 @@ Weights are stored in float16 (the per-level gains in float32). Usage::
 
     ldem export run/checkpoint.pt model.npz --data TRAIN_IMAGES
     ldem export low/checkpoint.pt high/checkpoint.pt model.npz --data TRAIN_IMAGES --levels 0,1,2,3 1,2
+    ldem export old.npz high/checkpoint.pt model.npz --data TRAIN_IMAGES --levels all 1,2
 """
 from __future__ import annotations
 
@@ -106,6 +107,37 @@ def _load_checkpoint(path):
     return net, state, ck
 
 
+def _copy_model_file(path, qualities, t_first: int, q_first: int):
+    """Arrays, transforms configs, training notes and level dicts of the chosen qualities of
+    model file ``path``, renumbered from transforms ``t_first`` and quality ``q_first``."""
+    from ldem.codec import ModelBundle
+    bundle = ModelBundle(path)  # validates the file
+    chosen = list(range(1, bundle.num_qualities + 1)) if qualities is None else [int(v) for v in qualities]
+    if not chosen or sorted(set(chosen)) != chosen or chosen[0] < 1 or chosen[-1] > bundle.num_qualities:
+        raise ValueError(f"{path}: qualities must be increasing numbers in 1..{bundle.num_qualities}, got {chosen!r}")
+    with np.load(path, allow_pickle=False) as z:
+        raw = {k: z[k] for k in z.files}
+    used = sorted({bundle.level_of(q)[0] for q in chosen})
+    renumber = {t: t_first + i for i, t in enumerate(used)}
+    arrays, levels = {}, []
+    for t in used:
+        arrays.update({f"param{renumber[t]}/{k}": v for k, v in bundle.states[t].items()})
+    notes = bundle.meta.get("training")
+    notes = notes if isinstance(notes, list) else [notes] * len(bundle.configs)
+    notes = [n if isinstance(n, dict) else {} for n in notes] + [{}] * len(bundle.configs)
+    for i, q in enumerate(chosen):
+        t, l = bundle.level_of(q)
+        new_q = q_first + i
+        arrays[f"level{new_q}/global"] = raw[f"level{q}/global"]
+        if f"level{q}/static" in raw:
+            arrays[f"level{new_q}/static"] = raw[f"level{q}/static"]
+        levels.append(dict(bundle.levels[q - 1], quality=new_q, transforms=renumber[t], level=l))
+    configs = [bundle.configs[t] for t in used]
+    training = [dict(notes[t], model_file=Path(path).name,
+                     qualities_in_file=[q for q in chosen if bundle.level_of(q)[0] == t]) for t in used]
+    return arrays, configs, training, levels
+
+
 def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes=((8, 8), (16, 16), (32, 32)),
                  max_image_models: int = 32, max_images: int = 64, levels=None, progress: bool = True) -> dict:
     """Writes the model file ``out`` from training checkpoints and the training images in ``data``.
@@ -115,6 +147,11 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
     qualities: for one checkpoint a list of levels (all by default), for several a list
     with one such list (or ``None``: all) per checkpoint. Qualities are numbered 1, 2, ...
     in that order, so list the checkpoints and levels from the smallest files up.
+
+    A source may also be a model file (``.npz`` from an earlier export): its chosen
+    qualities (here **1-based quality numbers**, all by default) are copied as they are,
+    with their transforms, integer tables and dictionaries. This adds, for example, levels
+    of a high-rate network to an existing model without retraining or re-deriving the rest.
     """
     if isinstance(checkpoints, (str, Path)):
         checkpoints, levels = [checkpoints], [levels]
@@ -123,13 +160,26 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
         levels = [None] * len(checkpoints) if levels is None else list(levels)
         if not checkpoints or len(levels) != len(checkpoints):
             raise ValueError(f"levels: one list per checkpoint ({len(checkpoints)}), got {len(levels)}")
-    paths = list_images(data)[:max_images]
-    if not paths:
-        raise ValueError(f"no training images in {data}")
     arrays, out_levels, configs, training = {}, [], [], []
     t0 = time.time()
     q = 0
-    for t, (checkpoint, chosen) in enumerate(zip(checkpoints, levels)):
+    paths = None
+    for checkpoint, chosen in zip(checkpoints, levels):
+        t = len(configs)
+        if not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"no checkpoint or model file at {checkpoint}")
+        if str(checkpoint).endswith(".npz"):
+            a, c, tr, lv = _copy_model_file(checkpoint, chosen, t, q + 1)
+            arrays.update(a)
+            configs += c
+            training += tr
+            out_levels += lv
+            q += len(lv)
+            continue
+        if paths is None:
+            paths = list_images(data)[:max_images]
+            if not paths:
+                raise ValueError(f"no training images in {data}")
         net, state, ck = _load_checkpoint(checkpoint)
         chosen = list(range(net.num_levels)) if chosen is None else [int(v) for v in chosen]
         if not chosen or sorted(set(chosen)) != chosen or chosen[0] < 0 or chosen[-1] >= net.num_levels:
@@ -138,7 +188,7 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
         arrays.update({f"param{t}/{k}": v for k, v in state.items()})
         configs.append(net.config())
         training.append({"checkpoint": Path(checkpoint).name, "iterations": ck.get("iteration"),
-                         "seconds": round(ck.get("elapsed", 0.0))})
+                         "seconds": round(ck.get("elapsed", 0.0)), "images": len(paths)})
         for l in chosen:
             q += 1
             lam = net.lambdas[l]
@@ -156,8 +206,7 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
                       f"({time.time() - t0:.0f} s)", file=sys.stderr)
     if q > 255:
         raise ValueError(f"{q} qualities: a .ldem header holds at most 255")
-    meta = {"format": MODEL_FILE_FORMAT, "transforms": configs, "levels": out_levels, "training": training,
-            "images": len(paths)}
+    meta = {"format": MODEL_FILE_FORMAT, "transforms": configs, "levels": out_levels, "training": training}
     arrays["meta.json"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -167,13 +216,15 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
 
 
 def _parse_levels(values, n: int):
-    """``--levels``: plain level numbers for one checkpoint, or one comma list per checkpoint."""
+    """``--levels``: plain level numbers for one source, or one comma list (or ``all``) per source."""
     if values is None:
         return None
     try:
-        groups = [[int(v) for v in str(g).split(",") if v != ""] for g in values]
+        groups = [None if str(g) == "all" else [int(v) for v in str(g).split(",") if v != ""] for g in values]
     except ValueError:
-        raise ValueError(f"--levels: level numbers or comma lists of them, got {values!r}") from None
+        raise ValueError(f"--levels: level numbers, comma lists of them or 'all', got {values!r}") from None
+    if n == 1 and None in groups:
+        return None
     if n == 1:
         return [v for g in groups for v in g]
     if len(groups) != n:
@@ -183,16 +234,18 @@ def _parse_levels(values, n: int):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="ldem export", description="Build a model file from a training checkpoint.")
-    ap.add_argument("checkpoints", nargs="+", metavar="checkpoint",
-                    help="training checkpoints; qualities follow their order (smallest files first)")
+    ap = argparse.ArgumentParser(prog="ldem export", description="Build a model file from training checkpoints.")
+    ap.add_argument("checkpoints", nargs="+", metavar="source",
+                    help="training checkpoints, or model files (.npz) whose qualities are copied as they are; "
+                         "qualities follow their order (smallest files first)")
     ap.add_argument("out", help="model file to write (.npz)")
     ap.add_argument("--data", required=True, help="training images (for the static dictionaries)")
     ap.add_argument("--static-models", type=int, default=64)
     ap.add_argument("--max-images", type=int, default=64)
     ap.add_argument("--levels", nargs="+",
-                    help="trained levels to ship (0-based; default: all); with several checkpoints one comma "
-                         "list per checkpoint, e.g. --levels 0,1,2,3 2,3")
+                    help="trained levels to ship (0-based; default: all); with several sources one comma "
+                         "list or 'all' per source, e.g. --levels 0,1,2,3 2,3; for a model file the list "
+                         "names its qualities (1-based)")
     args = ap.parse_args(argv)
     levels = _parse_levels(args.levels, len(args.checkpoints))
     src = args.checkpoints[0] if len(args.checkpoints) == 1 else args.checkpoints

@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 from PIL import Image  # noqa: E402
 
 import ldem  # noqa: E402
-from ldem.codec import ImageCodec  # noqa: E402
+from ldem.codec import ImageCodec, read_header  # noqa: E402
 from ldem.export import estimate_rd, export_model, global_tables, main as export_main  # noqa: E402
 from ldem.models import FactorizedDensity  # noqa: E402
 from ldem.train import PatchSampler, init_from_checkpoint, list_images, train  # noqa: E402
@@ -97,6 +97,22 @@ def test_export_several_checkpoints(images, tmp_path):
     export_model(high / "checkpoint.pt", alone, images, static_models=2, levels=[1], progress=False)
     assert np.array_equal(ImageCodec.load(both, quality=3).latent(img)[0],
                           ImageCodec.load(alone, quality=1).latent(img)[0])
+    # a model file as a source: its qualities are copied as they are (same latent stream)
+    merged = tmp_path / "merged.npz"
+    export_main([str(both), str(high / "checkpoint.pt"), str(merged), "--data", str(images), "--static-models", "2",
+                 "--levels", "1,3", "0"])
+    m = ImageCodec.load(merged, quality=1).bundle
+    assert m.num_qualities == 3 and [m.level_of(q) for q in (1, 2, 3)] == [(0, 0), (1, 1), (2, 0)]
+    assert [c["N"] for c in m.configs] == [8, 12, 12]
+    for q_src, q_new in ((1, 1), (3, 2)):
+        a = ImageCodec.load(both, quality=q_src).compress(img)
+        b = ImageCodec.load(merged, quality=q_new).compress(img)
+        ha, hb = read_header(a), read_header(b)
+        assert a[ha["header_bytes"]:] == b[hb["header_bytes"]:] and ha["model_id"] != hb["model_id"]
+    with pytest.raises(ValueError, match="qualities must be"):
+        export_model([both], merged, images, levels=[[4]], progress=False)
+    with pytest.raises(FileNotFoundError):
+        export_model([tmp_path / "missing.pt"], merged, images, progress=False)
     with pytest.raises(ValueError, match="one comma list per checkpoint|2 comma lists"):
         export_main([str(low / "checkpoint.pt"), str(high / "checkpoint.pt"), str(both), "--data", str(images),
                      "--levels", "0,1"])
