@@ -75,6 +75,10 @@ def cmd_info(args) -> int:
     print(f"file            {args.input}")
     print(f"format version  {info['version']}")
     print(f"model           {info['model_id']}  quality {info['quality']} of {codec.num_qualities}")
+    t, level = codec.bundle.level_of(codec.quality)
+    cfg = codec.bundle.configs[t]
+    print(f"transforms      set {t} (of {len(codec.bundle.configs)}; N={cfg['N']}, M={cfg['M']}), "
+          f"trained level {level} (λ={cfg['lambdas'][level]})")
     print(f"image           {info['width']}×{info['height']}")
     print(f"latent          {'×'.join(map(str, info['latent_shape']))}  entropy {info['latent_mode']}"
           + (f", blocks {info['latent_block'][0]}×{info['latent_block'][1]}, "

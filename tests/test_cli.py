@@ -32,6 +32,7 @@ def test_compress_info_decompress(tmp_path, png, capsys):
     assert main(["info", str(out)]) == 0
     text = capsys.readouterr().out
     assert "quality 2" in text and "70×50" in text and "latent data" in text and "total" in text
+    assert "trained level 1 " in text  # quality 2 is level 1 of the first set of transforms
     dec = tmp_path / "x.png"
     assert main(["decompress", str(out), str(dec)]) == 0
     with Image.open(dec) as im:
