@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ["GDN", "AnalysisTransform", "SynthesisTransform", "FactorizedDensity",
-           "GainedFactorizedCodec", "quantize_ste"]
+           "GainedFactorizedCodec", "quantize_ste", "widen_transforms"]
 
 
 class _LowerBound(torch.autograd.Function):
@@ -228,6 +228,56 @@ class GainedFactorizedCodec(nn.Module):
         if cfg.get("arch") != "gained-factorized-v1":
             raise ValueError(f"unknown architecture {cfg.get('arch')!r}")
         return cls(cfg["lambdas"], N=cfg["N"], M=cfg["M"])
+
+
+def widen_transforms(narrow: dict, wide: dict) -> dict:
+    """Transform weights of ``narrow`` (hidden width N) placed into ``wide`` (width N2 ≥ N).
+
+    ``narrow`` and ``wide`` are state dicts of :class:`GainedFactorizedCodec` with the same
+    M; ``wide`` supplies the fresh weights of the new channels. The result computes the
+    same function as ``narrow``: each new hidden channel keeps its fresh incoming weights
+    (halved) but gets zero outgoing weights and zero GDN cross terms, so training can grow
+    it from there. Only ``g_a.*`` and ``g_s.*`` entries are returned.
+
+    >>> import torch
+    >>> a, b = GainedFactorizedCodec([0.01], N=8, M=12), GainedFactorizedCodec([0.01], N=16, M=12)
+    >>> _ = b.load_state_dict(widen_transforms(a.state_dict(), b.state_dict()), strict=False)
+    >>> x = torch.rand(1, 3, 32, 32)
+    >>> torch.allclose(a.synthesis(a.analysis(x, 0), 0), b.synthesis(b.analysis(x, 0), 0))
+    True
+    """
+    pedestal = GDN._pedestal
+    out = {}
+    for k, fresh in wide.items():
+        if not k.startswith(("g_a.", "g_s.")):
+            continue
+        old = narrow[k]
+        if old.shape == fresh.shape:
+            out[k] = old.clone()
+            continue
+        if old.dim() != fresh.dim() or any(a > b for a, b in zip(old.shape, fresh.shape)):
+            raise ValueError(f"cannot widen {k} from {tuple(old.shape)} to {tuple(fresh.shape)}")
+        w = fresh.clone()
+        if k.endswith("gamma"):  # square-root parameters: new diagonal at the default, no cross terms
+            n = old.shape[0]
+            w.fill_(math.sqrt(pedestal))
+            new = torch.arange(n, w.shape[0])
+            w[new, new] = math.sqrt(0.1 + pedestal)
+            w[:n, :n] = old
+        elif old.dim() == 1:  # biases, GDN beta
+            w[:old.shape[0]] = old
+        else:  # conv [out, in, k, k]; transposed conv (synthesis) [in, out, k, k]
+            i_out, i_in = (1, 0) if k.startswith("g_s.") else (0, 1)
+            n_out, n_in = old.shape[i_out], old.shape[i_in]
+            idx = [slice(None)] * 4
+            idx[i_out], idx[i_in] = slice(n_out, None), slice(0, n_in)
+            w[tuple(idx)] *= 0.5  # fresh incoming weights of the new channels
+            idx[i_out], idx[i_in] = slice(None), slice(n_in, None)
+            w[tuple(idx)] = 0  # outgoing weights of the new channels
+            idx[i_out], idx[i_in] = slice(0, n_out), slice(0, n_in)
+            w[tuple(idx)] = old
+        out[k] = w
+    return out
 
 
 def rd_loss(x, out, lam, msssim: bool = False):

@@ -108,32 +108,55 @@ def _parse(argv):
     ap.add_argument("--checkpoint-every", type=int, default=500)
     ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     ap.add_argument("--init", metavar="CHECKPOINT", default=None,
-                    help="start from the (averaged) weights of another run; levels are matched by λ and "
-                         "new λ values start from the nearest trained level")
+                    help="start from the (averaged) weights of another run, or of a model file (.npz); levels "
+                         "are matched by λ and new λ values start from the nearest trained level; a narrower "
+                         "N is widened without changing what the transforms compute")
+    ap.add_argument("--init-transforms", type=int, default=0, metavar="K",
+                    help="with a model file as --init: which of its sets of transforms (default 0)")
     ap.add_argument("--no-progress", action="store_true")
     return ap.parse_args(argv)
 
 
-def init_from_checkpoint(net, path) -> None:
+def _init_source(path, transforms: int = 0):
+    """(state dict, config) to start from: a checkpoint's (averaged) weights, or the
+    float16 weights of transforms set ``transforms`` of a model file (``.npz``, no densities)."""
+    import torch
+    if str(path).endswith(".npz"):
+        from ldem.codec import ModelBundle
+        bundle = ModelBundle(path)
+        if not 0 <= transforms < len(bundle.configs):
+            raise ValueError(f"--init-transforms: {path} has transforms sets 0..{len(bundle.configs) - 1}, "
+                             f"not {transforms}")
+        state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in bundle.states[transforms].items()}
+        return state, bundle.configs[transforms]
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    return ck.get("ema") or ck["model"], ck.get("config", {})
+
+
+def init_from_checkpoint(net, path, transforms: int = 0) -> bool:
     """Loads the weights of checkpoint ``path`` into ``net`` (a fresh ``GainedFactorizedCodec``).
 
-    The transforms must have the same N and M. Each level of ``net`` takes the gains and
-    density of the checkpoint level with the same λ; a new λ takes those of the level
-    nearest in log λ, with the gains shifted by 0.5·log(λ/λ_nearest) (step ∝ λ^-1/2).
-    The checkpoint's weight average is used when it has one.
+    The transforms must have the same M and at most ``net.N`` hidden channels; narrower
+    ones are widened without changing what they compute (:func:`ldem.models.widen_transforms`).
+    Each level of ``net`` takes the gains and density of the checkpoint level with the
+    same λ; a new λ takes those of the level nearest in log λ, with the gains shifted by
+    0.5·log(λ/λ_nearest) (step ∝ λ^-1/2). The checkpoint's weight average is used when it
+    has one. ``path`` may also be a model file (``.npz``; ``transforms`` picks its set),
+    which has no densities: then the densities stay fresh and this returns False.
     """
-    import torch
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    cfg = ck.get("config", {})
-    if cfg.get("arch") != net.config()["arch"] or (cfg.get("N"), cfg.get("M")) != (net.N, net.M):
-        raise ValueError(f"--init: checkpoint {path} has config {cfg}, not N={net.N} M={net.M} "
+    from ldem.models import widen_transforms
+    src, cfg = _init_source(path, transforms)
+    if cfg.get("arch") != net.config()["arch"] or cfg.get("M") != net.M or not 0 < (cfg.get("N") or 0) <= net.N:
+        raise ValueError(f"--init: {path} has config {cfg}, not M={net.M} with N ≤ {net.N} "
                          f"{net.config()['arch']}")
-    src = ck.get("ema") or ck["model"]
     old = [float(v) for v in cfg["lambdas"]]
     state = net.state_dict()
+    if cfg["N"] < net.N:
+        src = dict(src, **widen_transforms(src, state))
     for name in state:
         if not (name.startswith("log_gain") or name.startswith("log_inv_gain") or name.startswith("densities.")):
             state[name] = src[name].to(state[name].dtype)
+    has_densities = any(name.startswith("densities.") for name in src)
     for q, lam in enumerate(net.lambdas):
         j = min(range(len(old)), key=lambda i: abs(math.log(lam / old[i])))
         shift = 0.5 * math.log(lam / old[j])
@@ -144,6 +167,31 @@ def init_from_checkpoint(net, path) -> None:
             if name.startswith(prefix):
                 state[f"densities.{q}.{name[len(prefix):]}"] = v.clone()
     net.load_state_dict(state)
+    return has_densities
+
+
+def fit_densities(net, sampler, patches: int = 64, steps: int = 300, lr: float = 1e-2) -> list:
+    """Fits each level's density to the noisy latents of ``patches`` training crops with
+    the transforms fixed (a start for weights that came without densities); returns the
+    bits per pixel of each level at the end."""
+    import torch
+    device = next(net.parameters()).device
+    x = sampler.batch(patches).to(device)
+    with torch.no_grad():
+        base = net.g_a(x)
+    pixels = x.shape[0] * x.shape[2] * x.shape[3]
+    result = []
+    for level, density in enumerate(net.densities):
+        y = base * torch.exp(net.log_gain[level].detach()).view(1, -1, 1, 1)
+        opt = torch.optim.Adam(density.parameters(), lr=lr)
+        for _ in range(steps):
+            noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+            bits = -torch.log2(density.likelihood(noisy).clamp_min(1e-9)).sum() / pixels
+            opt.zero_grad(set_to_none=True)
+            bits.backward()
+            opt.step()
+        result.append(bits.item())
+    return result
 
 
 def train(argv=None) -> int:
@@ -182,8 +230,11 @@ def train(argv=None) -> int:
     ckpt_path = out / "checkpoint.pt"
     if args.resume and args.init:
         raise ValueError("--resume and --init exclude each other")
-    if args.init:
-        init_from_checkpoint(net, args.init)
+    if args.init and not init_from_checkpoint(net, args.init, args.init_transforms):
+        bpp = fit_densities(net, sampler)  # model files carry integer tables, not densities
+        if rank == 0:
+            print("fitted densities to the initial latents: " + " ".join(f"{b:.3f}" for b in bpp) + " bpp",
+                  file=sys.stderr)
     if args.resume:
         if not ckpt_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")

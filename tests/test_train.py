@@ -194,6 +194,57 @@ def test_init_from_other_run_matches_levels_by_lambda(images, tmp_path):
                str(src / "checkpoint.pt"), *wide])
 
 
+def test_init_widens_a_narrower_run(images, tmp_path):
+    """--init from N=8 into N=16: the widened transforms compute what the narrow ones did."""
+    src = tmp_path / "src"
+    train([str(images), "--out", str(src), "--iterations", "2", *TINY])
+    wide = list(TINY)
+    wide[wide.index("--N") + 1] = "16"
+    dst = tmp_path / "dst"
+    assert train([str(images), "--out", str(dst), "--iterations", "0", "--init", str(src / "checkpoint.pt"),
+                  *wide]) == 0
+    from ldem.models import GainedFactorizedCodec
+    a_ck = torch.load(src / "checkpoint.pt", weights_only=False)
+    b_ck = torch.load(dst / "checkpoint.pt", weights_only=False)
+    a = GainedFactorizedCodec.from_config(a_ck["config"])
+    a.load_state_dict(a_ck["model"])
+    a.load_state_dict(a_ck["ema"], strict=False)
+    b = GainedFactorizedCodec.from_config(b_ck["config"])
+    b.load_state_dict(b_ck["model"])
+    assert b.N == 16 and b.g_s.net[2].weight.shape == (16, 16, 5, 5)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        for level in (0, 1):
+            ya, yb = a.analysis(x, level), b.analysis(x, level)
+            assert torch.allclose(ya, yb, atol=1e-5)
+            assert torch.allclose(a.synthesis(ya.round(), level), b.synthesis(ya.round(), level), atol=1e-5)
+        assert b.g_s.net[2].weight[8:].abs().sum() == 0  # new channels start silent
+        assert b.g_s.net[0].weight[:, 8:].abs().sum() > 0  # ... with fresh incoming weights
+    narrow = list(TINY)
+    narrow[narrow.index("--N") + 1] = "4"
+    with pytest.raises(ValueError, match="--init"):
+        train([str(images), "--out", str(tmp_path / "n"), "--iterations", "0", "--init",
+               str(src / "checkpoint.pt"), *narrow])
+
+
+def test_init_from_model_file(images, tmp_path, capsys):
+    """A model file (no densities) can start a run: its weights load, densities are fitted."""
+    run = tmp_path / "run"
+    train([str(images), "--out", str(run), "--iterations", "2", *TINY])
+    model = tmp_path / "m.npz"
+    export_model(run / "checkpoint.pt", model, images, static_models=2, progress=False)
+    dst = tmp_path / "dst"
+    assert train([str(images), "--out", str(dst), "--iterations", "1", "--init", str(model), *TINY]) == 0
+    assert "fitted densities" in capsys.readouterr().err
+    got = torch.load(dst / "checkpoint.pt", weights_only=False)["ema"]
+    bundle = ImageCodec.load(model, quality=1).bundle
+    before = torch.from_numpy(bundle.states[0]["g_s.net.0.weight"].astype(np.float32))
+    assert torch.allclose(got["g_s.net.0.weight"], before, atol=1e-2)  # one step from the file's weights
+    with pytest.raises(ValueError, match="--init-transforms"):
+        train([str(images), "--out", str(tmp_path / "x"), "--iterations", "0", "--init", str(model),
+               "--init-transforms", "1", *TINY])
+
+
 def test_global_tables_cover_density():
     d = FactorizedDensity(3)
     g = global_tables(d, span=256)
