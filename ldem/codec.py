@@ -299,7 +299,8 @@ class ImageCodec:
     dictionary) or ``"local"`` (plus models built for this image). The pixels decoded are
     the same in every mode; only the size changes. ``threads`` is the entropy coder's
     thread count (``None``: every core, like torch's transforms); the bytes do not
-    depend on it.
+    depend on it. :attr:`net` and :attr:`level` are the transforms and their trained
+    level behind the quality (a model file may hold several sets of transforms).
 
     >>> import ldem, numpy as np
     >>> codec = ldem.ImageCodec.pretrained(quality=1)
