@@ -111,6 +111,9 @@ def _parse(argv):
                     help="start from the (averaged) weights of another run, or of a model file (.npz); levels "
                          "are matched by λ and new λ values start from the nearest trained level; a narrower "
                          "N is widened without changing what the transforms compute")
+    ap.add_argument("--revive-channels", action="store_true",
+                    help="with --init: restart the latent channels that carry no bits at the highest λ "
+                         "(for a run aimed at higher rates than the --init weights)")
     ap.add_argument("--init-transforms", type=int, default=0, metavar="K",
                     help="with a model file as --init: which of its sets of transforms (default 0)")
     ap.add_argument("--no-progress", action="store_true")
@@ -194,6 +197,47 @@ def fit_densities(net, sampler, patches: int = 64, steps: int = 300, lr: float =
     return result
 
 
+def revive_latent_channels(net, sampler, threshold: float = 1e-3, patches: int = 48):
+    """Restarts the latent channels that carry less than ``threshold`` bits per pixel at
+    the highest level, on ``patches`` training crops; returns their indices.
+
+    A run trained over low rates switches many channels off, and no gradient brings them
+    back: their density is a spike at zero. For a run aimed at higher rates this restarts
+    them without changing the reconstruction: fresh (halved) analysis weights and a zero
+    bias, zero synthesis input weights, fresh densities, and the mean gain of the live
+    channels at each level.
+    """
+    import torch
+    from ldem.models import GainedFactorizedCodec
+    top = net.num_levels - 1
+    device = next(net.parameters()).device
+    x = sampler.batch(patches).to(device)
+    with torch.no_grad():
+        y = net.analysis(x, top).round()
+        bits = -torch.log2(net.densities[top].likelihood(y).clamp_min(1e-9)).sum(dim=(0, 2, 3))
+    dead = (bits / (x.shape[0] * x.shape[2] * x.shape[3]) < threshold).nonzero().squeeze(1).cpu()
+    if len(dead) == 0:
+        return []
+    fresh = GainedFactorizedCodec(net.lambdas, N=net.N, M=net.M).state_dict()
+    state = net.state_dict()
+    alive = torch.ones(net.M, dtype=torch.bool)
+    alive[dead] = False
+    last_a, first_s = net.g_a.net[-1], net.g_s.net[0]
+    names = {id(p): n for n, p in net.named_parameters()}
+    with torch.no_grad():
+        state[names[id(last_a.weight)]][dead] = 0.5 * fresh[names[id(last_a.weight)]][dead]
+        state[names[id(last_a.bias)]][dead] = 0
+        state[names[id(first_s.weight)]][dead] = 0  # transposed conv: [in = M, out, k, k]
+        if alive.any():
+            for key in ("log_gain", "log_inv_gain"):
+                state[key][:, dead] = state[key][:, alive].mean(dim=1, keepdim=True)
+        for k in state:
+            if k.startswith("densities."):
+                state[k][dead] = fresh[k][dead]
+    net.load_state_dict(state)
+    return dead.tolist()
+
+
 def train(argv=None) -> int:
     """Entry point of ``ldem train`` / ``python -m ldem.train``; returns the exit code."""
     args = _parse(argv)
@@ -235,6 +279,12 @@ def train(argv=None) -> int:
         if rank == 0:
             print("fitted densities to the initial latents: " + " ".join(f"{b:.3f}" for b in bpp) + " bpp",
                   file=sys.stderr)
+    if args.revive_channels:
+        if not args.init:
+            raise ValueError("--revive-channels needs --init")
+        revived = revive_latent_channels(net, sampler)
+        if rank == 0:
+            print(f"restarted {len(revived)} of {net.M} latent channels", file=sys.stderr)
     if args.resume:
         if not ckpt_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")

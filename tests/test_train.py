@@ -11,7 +11,8 @@ import ldem  # noqa: E402
 from ldem.codec import ImageCodec, read_header  # noqa: E402
 from ldem.export import estimate_rd, export_model, global_tables, main as export_main  # noqa: E402
 from ldem.models import FactorizedDensity  # noqa: E402
-from ldem.train import PatchSampler, init_from_checkpoint, list_images, train  # noqa: E402
+from ldem.train import (PatchSampler, fit_densities, init_from_checkpoint, list_images,  # noqa: E402
+                        revive_latent_channels, train)
 
 TINY = ["--N", "8", "--M", "12", "--patch", "32", "--batch", "3", "--lambdas", "0.002", "0.02",
         "--no-progress", "--threads", "1"]
@@ -243,6 +244,31 @@ def test_init_from_model_file(images, tmp_path, capsys):
     with pytest.raises(ValueError, match="--init-transforms"):
         train([str(images), "--out", str(tmp_path / "x"), "--iterations", "0", "--init", str(model),
                "--init-transforms", "1", *TINY])
+
+
+def test_revive_latent_channels_keeps_the_reconstruction(images):
+    from ldem.models import GainedFactorizedCodec
+    torch.manual_seed(0)
+    net = GainedFactorizedCodec([0.002, 0.02], N=8, M=12)
+    off = [0, 3, 7]
+    with torch.no_grad():
+        net.g_a.net[-1].weight[off] = 0
+        net.g_a.net[-1].bias[off] = 0
+        net.log_gain += 4.0  # the other channels: latents well above the rounding step
+    sampler = PatchSampler(list_images(images), 32, seed=2)
+    fit_densities(net, sampler, patches=8, steps=150, lr=3e-2)  # switched-off channels: a spike at 0
+    x = sampler.batch(4)
+    with torch.no_grad():
+        before = net.synthesis(net.analysis(x, 1).round(), 1)
+        revived = revive_latent_channels(net, sampler, threshold=1e-3, patches=8)
+        assert set(off) <= set(revived) and len(revived) < 12
+        after = net.synthesis(net.analysis(x, 1).round(), 1)
+        assert torch.allclose(before, after, atol=1e-5)  # their synthesis weights start at zero
+        assert all(net.g_a.net[-1].weight[c].abs().sum() > 0 for c in off)  # ... and their analysis restarts
+        live = [c for c in range(12) if c not in revived]
+        assert torch.allclose(net.log_gain[:, off], net.log_gain[:, live].mean(dim=1, keepdim=True).expand(-1, 3))
+    with pytest.raises(ValueError, match="needs --init"):
+        train([str(images), "--out", "unused", "--iterations", "0", "--revive-channels", *TINY])
 
 
 def test_global_tables_cover_density():
