@@ -26,17 +26,22 @@ def small(sample):
 
 
 def test_round_trip_sample_every_quality(sample):
+    from ldem.reference import bpp_at_psnr, jpeg_curve
     n = ImageCodec.pretrained(1).num_qualities
     assert n >= 4
-    sizes = []
+    jpeg = jpeg_curve(sample, range(2, 101, 2))
+    sizes, quality = [], []
     for q in range(1, n + 1):
         c = ImageCodec.pretrained(q)
         data = c.compress(sample)
         out = c.decompress(data)
         assert out.size == (sample.shape[1], sample.shape[0]) and out.mode == "RGB"
-        assert psnr(sample, np.asarray(out)) > 15
+        quality.append(psnr(sample, np.asarray(out)))
         sizes.append(len(data))
+        bpp = 8 * len(data) / (sample.shape[0] * sample.shape[1])
+        assert bpp < bpp_at_psnr(jpeg, quality[-1]), f"quality {q} is larger than JPEG at the same PSNR"
     assert sizes == sorted(sizes), "higher quality must not give smaller files"
+    assert quality == sorted(quality) and quality[0] > 15, "higher quality must not give lower PSNR"
 
 
 def test_deterministic(codec, small):
