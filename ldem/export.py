@@ -77,9 +77,9 @@ def estimate_rd(net, paths, level: int):
         H, W = x.shape[-2:]
         with torch.inference_mode():
             y = net.analysis(pad_to_16(x), level).round()
-            lik = net.densities[level].likelihood(y).clamp_min(1e-9)
+            bits = net.densities[level].bits(y)
             xh = net.synthesis(y, level)[..., :H, :W].clamp(0, 1)
-        bpps.append(float(-torch.log2(lik).sum()) / (H * W))
+        bpps.append(float(bits.sum()) / (H * W))
         xq = (xh * 255).round()
         mse = float(((xq - (x * 255).round()) ** 2).mean())
         psnrs.append(10 * np.log10(255 ** 2 / max(mse, 1e-10)))

@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ["GDN", "AnalysisTransform", "SynthesisTransform", "FactorizedDensity",
-           "GainedFactorizedCodec", "quantize_ste", "widen_transforms"]
+           "GainedFactorizedCodec", "quantize_ste", "widen_transforms", "LIKELIHOOD_FLOOR"]
 
 
 class _LowerBound(torch.autograd.Function):
@@ -102,6 +102,9 @@ class SynthesisTransform(nn.Module):
         return self.net(y)
 
 
+LIKELIHOOD_FLOOR = 1e-9  # smallest likelihood a value is charged for in training (≈ 30 bits)
+
+
 class FactorizedDensity(nn.Module):
     """Learned per-channel density (Ballé et al. 2018, appendix 6.1).
 
@@ -142,6 +145,11 @@ class FactorizedDensity(nn.Module):
         sign = -torch.sign(lower + upper).detach()  # evaluate in the tail that keeps precision
         p = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
         return p.reshape(C, B, H, W).transpose(0, 1)
+
+    def bits(self, y):
+        """Bits of each value of y [B, C, H, W]: −log2 of its likelihood, floored at
+        :data:`LIKELIHOOD_FLOOR` as in training."""
+        return -torch.log2(self.likelihood(y).clamp_min(LIKELIHOOD_FLOOR))
 
     @torch.no_grad()
     def pmf(self, lo: int, hi: int):
@@ -214,7 +222,7 @@ class GainedFactorizedCodec(nn.Module):
             idx = (levels == l).nonzero().squeeze(1)
             lik = lik.index_put((idx,), self.densities[l].likelihood(noisy[idx]))
         x_hat = self.g_s(quantize_ste(y) * inv_gain)
-        return {"x_hat": x_hat, "likelihoods": lik.clamp_min(1e-9), "y": y, "levels": levels}
+        return {"x_hat": x_hat, "likelihoods": lik.clamp_min(LIKELIHOOD_FLOOR), "y": y, "levels": levels}
 
     def entropy_parameters(self):
         """Densities and gains: few, well-conditioned parameters that train at a higher rate."""

@@ -189,7 +189,7 @@ def fit_densities(net, sampler, patches: int = 64, steps: int = 300, lr: float =
         opt = torch.optim.Adam(density.parameters(), lr=lr)
         for _ in range(steps):
             noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
-            bits = -torch.log2(density.likelihood(noisy).clamp_min(1e-9)).sum() / pixels
+            bits = density.bits(noisy).sum() / pixels
             opt.zero_grad(set_to_none=True)
             bits.backward()
             opt.step()
@@ -214,7 +214,7 @@ def revive_latent_channels(net, sampler, threshold: float = 1e-3, patches: int =
     x = sampler.batch(patches).to(device)
     with torch.no_grad():
         y = net.analysis(x, top).round()
-        bits = -torch.log2(net.densities[top].likelihood(y).clamp_min(1e-9)).sum(dim=(0, 2, 3))
+        bits = net.densities[top].bits(y).sum(dim=(0, 2, 3))
     dead = (bits / (x.shape[0] * x.shape[2] * x.shape[3]) < threshold).nonzero().squeeze(1).cpu()
     if len(dead) == 0:
         return []
