@@ -110,12 +110,11 @@ class ModelBundle:
             self.levels = meta["levels"]  # one dict per quality, smallest files first
             if not self.configs or not self.levels:
                 raise ValueError("no transforms or no levels")
-            for q, lv in enumerate(self.levels, start=1):
+            self.tables = {}
+            for q in range(1, len(self.levels) + 1):
                 t, l = self.level_of(q)
                 if not 0 <= t < len(self.configs) or not 0 <= l < len(self.configs[t]["lambdas"]):
                     raise ValueError(f"quality {q} names transforms {t} level {l}, which the file lacks")
-            self.tables = {}
-            for q in range(1, len(self.levels) + 1):
                 g = Dictionary.from_bytes(arrays[f"level{q}/global"].tobytes())
                 s = arrays.get(f"level{q}/static")
                 self.tables[q] = (g, Dictionary.from_bytes(s.tobytes()) if s is not None else None)

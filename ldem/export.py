@@ -107,14 +107,21 @@ def _load_checkpoint(path):
     return net, state, ck
 
 
+def _increasing(chosen, first: int, last: int, what: str) -> list:
+    """``chosen`` as a list of ints, which must be increasing and within first..last."""
+    chosen = [int(v) for v in chosen]
+    if not chosen or sorted(set(chosen)) != chosen or chosen[0] < first or chosen[-1] > last:
+        raise ValueError(f"{what} must be increasing numbers in {first}..{last}, got {chosen!r}")
+    return chosen
+
+
 def _copy_model_file(path, qualities, t_first: int, q_first: int):
     """Arrays, transforms configs, training notes and level dicts of the chosen qualities of
     model file ``path``, renumbered from transforms ``t_first`` and quality ``q_first``."""
     from ldem.codec import ModelBundle
     bundle = ModelBundle(path)  # validates the file
-    chosen = list(range(1, bundle.num_qualities + 1)) if qualities is None else [int(v) for v in qualities]
-    if not chosen or sorted(set(chosen)) != chosen or chosen[0] < 1 or chosen[-1] > bundle.num_qualities:
-        raise ValueError(f"{path}: qualities must be increasing numbers in 1..{bundle.num_qualities}, got {chosen!r}")
+    chosen = _increasing(range(1, bundle.num_qualities + 1) if qualities is None else qualities,
+                         1, bundle.num_qualities, f"{path}: qualities")
     with np.load(path, allow_pickle=False) as z:
         raw = {k: z[k] for k in z.files}
     used = sorted({bundle.level_of(q)[0] for q in chosen})
@@ -181,10 +188,8 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
             if not paths:
                 raise ValueError(f"no training images in {data}")
         net, state, ck = _load_checkpoint(checkpoint)
-        chosen = list(range(net.num_levels)) if chosen is None else [int(v) for v in chosen]
-        if not chosen or sorted(set(chosen)) != chosen or chosen[0] < 0 or chosen[-1] >= net.num_levels:
-            raise ValueError(f"{checkpoint}: levels must be increasing level numbers in [0, {net.num_levels}), "
-                             f"got {chosen!r}")
+        chosen = _increasing(range(net.num_levels) if chosen is None else chosen, 0, net.num_levels - 1,
+                             f"{checkpoint}: levels")
         arrays.update({f"param{t}/{k}": v for k, v in state.items()})
         configs.append(net.config())
         training.append({"checkpoint": Path(checkpoint).name, "iterations": ck.get("iteration"),
