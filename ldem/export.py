@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ldem.codec import MODEL_FILE_FORMAT, image_to_array, pad_to_16
+from ldem.codec import image_to_array, pad_to_16
+from ldem.model_file import MODEL_FILE_FORMAT
 from ldem.dictionary import Dictionary
 from ldem.local import learn_dictionary
 from ldem.train import list_images
@@ -118,7 +119,7 @@ def _increasing(chosen, first: int, last: int, what: str) -> list:
 def _copy_model_file(path, qualities, t_first: int, q_first: int):
     """Arrays, transforms configs, training notes and level dicts of the chosen qualities of
     model file ``path``, renumbered from transforms ``t_first`` and quality ``q_first``."""
-    from ldem.codec import ModelBundle
+    from ldem.model_file import ModelBundle
     bundle = ModelBundle(path)  # validates the file
     chosen = _increasing(range(1, bundle.num_qualities + 1) if qualities is None else qualities,
                          1, bundle.num_qualities, f"{path}: qualities")

@@ -125,7 +125,7 @@ def _init_source(path, transforms: int = 0):
     float16 weights of transforms set ``transforms`` of a model file (``.npz``, no densities)."""
     import torch
     if str(path).endswith(".npz"):
-        from ldem.codec import ModelBundle
+        from ldem.model_file import ModelBundle
         bundle = ModelBundle(path)
         if not 0 <= transforms < len(bundle.configs):
             raise ValueError(f"--init-transforms: {path} has transforms sets 0..{len(bundle.configs) - 1}, "
