@@ -11,12 +11,23 @@ True
 A ``.ldem`` file is, little-endian::
 
     magic      4 bytes   b"LDEM"
-    version    1 byte    FORMAT_VERSION
+    version    1 byte    FORMAT_VERSION (2; version 1 files are still read)
     model id   8 bytes   digest of the model file (weights and integer tables)
     quality    1 byte    1..number of levels of that model
     width      varint    1..65535
     height     varint    1..65535
+    header crc 4 bytes   CRC-32 of the bytes above (version 2 only)
     latent     rest      an ldem.LocalEntropyCoder stream (its own header, tables, map, CRC-32)
+
+The two checksums cover every byte of a version 2 file: a changed width or height is
+reported as damage instead of decoding to an image of another size. Version 1 files
+have no header checksum.
+
+Limits: ``max_pixels`` (2^25 by default) bounds the image on both sides: ``compress``
+refuses a larger image and ``decompress`` refuses a file that declares one, before it
+allocates anything, so every file ``compress`` writes is read back at the same settings.
+The latent coder's ``max_symbols`` follows from it. The transforms run in tiles (see
+:mod:`ldem.tiling`), so their memory grows with the tile, not the image.
 
 Decoding uses only the integer tables stored in the model file and the synthesis
 transform, so the bitstream is fully determined by the encoder.
@@ -31,6 +42,7 @@ image is always an 8-bit RGB ``PIL.Image``.
 from __future__ import annotations
 
 import math
+import zlib
 from importlib import resources
 from pathlib import Path
 from typing import Optional, Union
@@ -46,7 +58,9 @@ __all__ = ["ImageCodec", "FORMAT_VERSION", "MAGIC", "read_header", "sample_image
            "image_to_array"]
 
 MAGIC = b"LDEM"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)  # version 1: the same header without its CRC-32
+DEFAULT_MAX_PIXELS = 2**25
 MAX_SIDE = 65535
 _ENTROPY = ("global", "static", "local")
 
@@ -142,6 +156,20 @@ def image_to_array(image) -> np.ndarray:
     return np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32) / 255.0
 
 
+def _declared_size(image):
+    """(width, height) of a PIL image, numpy array or tensor without converting it; None
+    for other objects (which :func:`image_to_array` rejects)."""
+    if isinstance(image, np.ndarray):
+        return (int(image.shape[1]), int(image.shape[0])) if image.ndim >= 2 else None
+    size = getattr(image, "size", None)
+    if isinstance(size, tuple) and len(size) == 2 and all(isinstance(v, int) for v in size):
+        return size  # PIL.Image
+    shape = getattr(image, "shape", None)
+    if shape is not None and len(shape) >= 2:
+        return int(shape[-1]), int(shape[-2])  # torch tensor [.., H, W]
+    return None
+
+
 def pad_to_16(x):
     """Pads a tensor ``[B, C, H, W]`` on the bottom and right, by edge replication, to
     multiples of 16 (the transforms' total stride)."""
@@ -162,26 +190,68 @@ def _check_size(h: int, w: int):
 # Header
 # ---------------------------------------------------------------------------------------
 def read_header(data: bytes) -> dict:
-    """Parses the ``.ldem`` header: version, model id (hex), quality, width, height, header bytes.
+    """Parses and checks the ``.ldem`` header: version, model id (hex), quality, width,
+    height, header bytes. Raises :class:`ldem.DecodeError` on damage (including a header
+    checksum mismatch in a version 2 file).
 
-    >>> read_header(b"LDEM\\x01" + bytes(8) + b"\\x02\\x10\\x08")["width"]
-    16
+    >>> h = read_header(make_header(bytes(8), quality=2, width=16, height=8))
+    >>> h["version"], h["quality"], h["width"], h["height"]
+    (2, 2, 16, 8)
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
-    r = ByteReader(bytes(data))
+    r = ByteReader(bytes(data[:64]))  # a header is at most 4 + 1 + 8 + 1 + 3 + 3 + 4 bytes
     if r.remaining() < 4 or r.take(4) != MAGIC:
         raise DecodeError("not an .ldem file (bad magic)")
     version = r.u8()
-    if version != FORMAT_VERSION:
-        raise DecodeError(f".ldem format version {version} is not supported (this ldem reads {FORMAT_VERSION})")
+    if version not in READ_VERSIONS:
+        raise DecodeError(f".ldem format version {version} is not supported (this ldem reads "
+                          f"{', '.join(map(str, READ_VERSIONS))})")
     model_id = r.take(8)
     quality = r.u8()
     width, height = r.varint(MAX_SIDE), r.varint(MAX_SIDE)
+    if version >= 2:
+        end = r.pos
+        if int.from_bytes(r.take(4), "little") != zlib.crc32(bytes(data[:end])):
+            raise DecodeError("header checksum mismatch (corrupt .ldem header)")
     if quality < 1 or width < 1 or height < 1:
         raise DecodeError("invalid .ldem header (zero quality or size)")
     return {"version": version, "model_id": model_id.hex(), "quality": quality, "width": width,
             "height": height, "header_bytes": r.pos}
+
+
+def make_header(model_id: bytes, quality: int, width: int, height: int) -> bytes:
+    """The ``.ldem`` header of the current format version (the one definition of its layout
+    besides :func:`read_header`).
+
+    >>> make_header(bytes(8), 1, 300, 2)[:5]
+    b'LDEM\\x02'
+    """
+    if len(model_id) != 8 or not 1 <= quality <= 255 or not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        raise ValueError(f"invalid header fields: model id of {len(model_id)} bytes, quality {quality}, "
+                         f"size {width}×{height}")
+    head = bytearray(MAGIC)
+    head.append(FORMAT_VERSION)
+    head += model_id
+    head.append(quality)
+    put_varint(head, width)
+    put_varint(head, height)
+    head += zlib.crc32(bytes(head)).to_bytes(4, "little")
+    return bytes(head)
+
+
+def max_latent_symbols(channels: int, max_pixels: int) -> int:
+    """The most latent symbols (``channels × ceil(H/16) × ceil(W/16)``) of any image with
+    at most ``max_pixels`` pixels and sides of at most 65535.
+
+    >>> max_latent_symbols(1, 256)  # a 256×1 image has 16 latent positions
+    16
+    """
+    # ceil(H/16)·ceil(W/16) <= (HW + 15(H + W) + 225) / 256. Under HW <= P and sides of at
+    # most S, H + W is largest at an extreme: H = min(S, P), W = max(1, min(S, P // H)).
+    side = min(MAX_SIDE, max_pixels)
+    sides = side + max(1, min(MAX_SIDE, max_pixels // side))
+    return channels * ((max_pixels + 15 * sides + 225) // 256)
 
 
 # ---------------------------------------------------------------------------------------
@@ -207,20 +277,23 @@ class ImageCodec:
     """
 
     def __init__(self, bundle: ModelBundle, quality: int, *, threads: Optional[int] = None,
-                 max_pixels: int = 2**25):
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
         if not isinstance(quality, (int, np.integer)) or isinstance(quality, bool) or \
                 not 1 <= quality <= bundle.num_qualities:
             raise ValueError(f"quality must be an int in 1..{bundle.num_qualities}, got {quality!r}")
+        if not isinstance(max_pixels, (int, np.integer)) or isinstance(max_pixels, bool) or max_pixels < 1:
+            raise ValueError(f"max_pixels must be a positive int, got {max_pixels!r}")
         self.bundle = bundle
         self.quality = int(quality)
         self.max_pixels = int(max_pixels)
         level = bundle.levels[self.quality - 1]
         g, s = bundle.tables[self.quality]
+        self.latent_channels = int(bundle.configs[bundle.level_of(self.quality)[0]]["M"])
         self.coder = LocalEntropyCoder(
             g, s, block_sizes=[tuple(b) for b in level.get("block_sizes", [[16, 16], [32, 32]])],
-            max_image_models=int(level.get("max_image_models", 32)), threads=threads)
+            max_image_models=int(level.get("max_image_models", 32)), threads=threads,
+            max_symbols=max_latent_symbols(self.latent_channels, self.max_pixels))
         self._transforms, self.level = bundle.level_of(self.quality)  # the trained level behind this quality
-        self.latent_channels = int(bundle.configs[self._transforms]["M"])
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -250,8 +323,12 @@ class ImageCodec:
     def latent(self, image):
         """The int32 latent ``[M, ceil(H/16), ceil(W/16)]`` of an image, and its (H, W)."""
         import torch
+        size = _declared_size(image)
+        if size is not None:  # before any conversion allocates the image
+            self._check_pixels(*size)
         x = image_to_array(image)
         H, W = x.shape[1:]
+        self._check_pixels(W, H)
         with torch.inference_mode():
             y = self.net.analysis(pad_to_16(torch.from_numpy(x)[None]), self.level)[0].round()
         y = y.clamp(-2.0**31, 2.0**31 - 1).to(torch.int64).numpy().astype(np.int32)
@@ -274,13 +351,9 @@ class ImageCodec:
         if np.shape(y) != expect:
             raise ValueError(f"y: latent of shape {np.shape(y)} does not fit a {W}×{H} image (expected {expect})")
         stream, stats = self.coder.encode(y, mode=entropy, return_stats=True)
-        head = bytearray(MAGIC)
-        head.append(FORMAT_VERSION)
-        head += self.bundle.model_id
-        head.append(self.quality)
-        put_varint(head, W)
-        put_varint(head, H)
-        data = bytes(head) + stream
+        self._check_pixels(W, H)
+        head = make_header(self.bundle.model_id, self.quality, W, H)
+        data = head + stream
         if return_stats:
             stats = dict(stats, file_header_bytes=len(head), width=W, height=H, bpp=8 * len(data) / (W * H))
             return data, stats
@@ -293,8 +366,14 @@ class ImageCodec:
                 f"file was made by model {h['model_id']} at quality {h['quality']}; this codec is model "
                 f"{self.model_id} at quality {self.quality} (use ImageCodec.for_file or the matching model)")
         if h["width"] * h["height"] > self.max_pixels:
-            raise DecodeError(f"image of {h['width']}×{h['height']} pixels exceeds max_pixels={self.max_pixels}")
+            raise DecodeError(f"image of {h['width']}×{h['height']} pixels exceeds max_pixels={self.max_pixels} "
+                              f"(raise it to read this file: ImageCodec(..., max_pixels=N), ldem --max-pixels N)")
         return h
+
+    def _check_pixels(self, width: int, height: int):
+        if width * height > self.max_pixels:
+            raise ValueError(f"image: {width}×{height} = {width * height} pixels exceeds max_pixels={self.max_pixels} "
+                             f"(raise it to code larger images: ImageCodec(..., max_pixels=N), ldem --max-pixels N)")
 
     def decode_latent(self, data: bytes):
         """``.ldem`` bytes -> (int32 latent, (H, W)); raises :class:`ldem.DecodeError` on any damage."""

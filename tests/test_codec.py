@@ -1,4 +1,8 @@
 """ldem.codec: the image codec round trip, odd inputs, the .ldem header and damaged files."""
+import hashlib
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -6,7 +10,7 @@ torch = pytest.importorskip("torch")
 from PIL import Image  # noqa: E402
 
 import ldem  # noqa: E402
-from ldem.codec import ImageCodec, image_to_array, psnr, read_header, pretrained_path  # noqa: E402
+from ldem.codec import ImageCodec, image_to_array, make_header, psnr, read_header, pretrained_path  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +172,7 @@ def test_load_same_as_pretrained(small):
 def test_header(codec, small):
     data = codec.compress(small)
     h = read_header(data)
-    assert h["width"] == 64 and h["height"] == 48 and h["quality"] == 2 and h["version"] == 1
+    assert h["width"] == 64 and h["height"] == 48 and h["quality"] == 2 and h["version"] == 2
     assert h["model_id"] == codec.model_id
     info = codec.info(data)
     parts = ("header_bytes", "latent_bytes_header", "latent_bytes_side_tables_and_map_counts",
@@ -181,20 +185,27 @@ def test_other_quality_or_model_is_rejected(codec, small):
     with pytest.raises(ldem.DecodeError, match="quality 2"):
         ImageCodec.pretrained(3).decompress(data)
     assert ImageCodec.for_file(data).quality == 2
-    other = bytearray(data)
-    other[5] ^= 1  # model id
+    h = read_header(data)
+    other = make_header(bytes(8), 2, h["width"], h["height"]) + data[h["header_bytes"]:]  # another model id
     with pytest.raises(ldem.DecodeError, match="model"):
-        codec.decompress(bytes(other))
+        codec.decompress(other)
     with pytest.raises(ldem.DecodeError, match="model"):
-        ImageCodec.for_file(bytes(other))
+        ImageCodec.for_file(other)
     newer = bytearray(data)
-    newer[4] = 2
+    newer[4] = 3
     with pytest.raises(ldem.DecodeError, match="version"):
         codec.decompress(bytes(newer))
-    q99 = bytearray(data)
-    q99[13] = 99
+    q99 = _with_header(data, quality=99)
     with pytest.raises(ldem.DecodeError, match="quality"):
-        ImageCodec.for_file(bytes(q99))
+        ImageCodec.for_file(q99)
+
+
+def _with_header(data, **fields):
+    """``data`` with its header rewritten (and re-checksummed) with other fields."""
+    h = read_header(data)
+    f = {"quality": h["quality"], "width": h["width"], "height": h["height"], **fields}
+    return make_header(bytes.fromhex(h["model_id"]), f["quality"], f["width"], f["height"]) + \
+        bytes(data[h["header_bytes"]:])
 
 
 def test_damaged_files_raise_decode_error(codec, small):
@@ -223,8 +234,63 @@ def test_damaged_files_raise_decode_error(codec, small):
 
 
 def test_huge_declared_size_rejected_before_decoding(codec, small):
-    data = bytearray(codec.compress(small))
-    h = read_header(bytes(data))
-    huge = bytes(data[:14]) + b"\xff\xff\x03\xff\xff\x03" + bytes(data[h["header_bytes"]:])
+    huge = _with_header(codec.compress(small), width=65535, height=65535)
     with pytest.raises(ldem.DecodeError, match="max_pixels"):
         codec.decompress(huge)
+
+
+def test_header_is_covered_by_its_checksum(codec, small):
+    """Any change of the header (a width or height that still parses included) is damage."""
+    data = codec.compress(small)
+    n = read_header(data)["header_bytes"]
+    for i in range(n):
+        for bit in range(8):
+            d = bytearray(data)
+            d[i] ^= 1 << bit
+            with pytest.raises(ldem.DecodeError):
+                codec.decompress(bytes(d))
+    for w, h in [(63, 48), (64, 47), (65, 48), (48, 64), (1, 1)]:  # same latent shape or not
+        bad = bytearray(data)
+        bad[14:n - 4] = make_header(bytes(8), 1, w, h)[14:-4]
+        with pytest.raises(ldem.DecodeError):
+            codec.decompress(bytes(bad))
+
+
+FIXTURES = Path(__file__).parent / "data" / "ldem-v1"
+
+
+@pytest.mark.parametrize("name", sorted(json.loads((FIXTURES / "manifest.json").read_text())))
+def test_version_1_files_still_decode(name):
+    """Files of format version 1 (no header checksum), written by an earlier ldem, decode to
+    the latent they held; their pixels are those of the same latent in a version 2 file."""
+    expect = json.loads((FIXTURES / "manifest.json").read_text())[name]
+    data = (FIXTURES / name).read_bytes()
+    h = read_header(data)
+    assert (h["version"], h["quality"], h["width"], h["height"]) == \
+        (1, expect["quality"], expect["width"], expect["height"])
+    codec = ImageCodec.for_file(data)
+    y, size = codec.decode_latent(data)
+    assert hashlib.sha256(np.ascontiguousarray(y, "<i4").tobytes()).hexdigest() == expect["latent_sha256"]
+    pixels = codec.decompress_array(data)
+    assert pixels.shape == (expect["height"], expect["width"], 3)
+    again = codec.compress_latent(y, size, entropy=expect["entropy"])
+    assert read_header(again)["version"] == 2
+    assert np.array_equal(codec.decompress_array(again), pixels)
+    assert len(again) == expect["bytes"] + 4  # the header checksum
+
+
+def test_max_pixels_is_the_same_limit_on_both_sides(small):
+    """An image over max_pixels is refused by compress, and a file is read back at the
+    settings that wrote it."""
+    tight = ImageCodec.pretrained(1, max_pixels=64 * 48 - 1)
+    with pytest.raises(ValueError, match="max_pixels"):
+        tight.compress(small)
+    with pytest.raises(ValueError, match="max_pixels"):
+        tight.compress(Image.fromarray(small))
+    exact = ImageCodec.pretrained(1, max_pixels=64 * 48)
+    data = exact.compress(small)
+    assert exact.decompress_array(data).shape == small.shape
+    with pytest.raises(ldem.DecodeError, match="max_pixels"):
+        tight.decompress_array(data)
+    with pytest.raises(ValueError, match="max_pixels"):
+        ImageCodec.pretrained(1, max_pixels=0)
