@@ -3,12 +3,19 @@
 User errors (a missing or corrupt file, a bad quality) print one line on stderr and exit
 with status 1; usage errors exit with 2.
 
+Outputs are written through a temporary file and renamed; an existing output is kept
+unless ``-f/--force`` is given, and an output that is the input is always refused. ``-``
+reads standard input or writes standard output. ``--max-pixels`` bounds the image on
+both sides (a file is read back at the settings that wrote it), and ``.ldem`` inputs are
+read up to 32 bits per pixel of that limit.
+
 Examples::
 
     ldem demo
     ldem compress photo.png photo.ldem -q 3 --entropy local
     ldem info photo.ldem
     ldem decompress photo.ldem photo-decoded.png
+    cat photo.ldem | ldem decompress - - --format png > decoded.png
 """
 from __future__ import annotations
 
@@ -24,52 +31,123 @@ class UserError(Exception):
     """A problem with the user's input, reported as one line."""
 
 
-def _read(path) -> bytes:
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"{path}: no such file")
-    if p.is_dir():
-        raise UserError(f"{path}: is a folder")
-    return p.read_bytes()
+def _ldem_byte_limit(max_pixels: int) -> int:
+    """The most bytes a ``.ldem`` input may have: 32 bits per pixel at ``max_pixels``
+    (16 times the highest shipped rate), and at least 64 MiB."""
+    return max(64 << 20, 4 * max_pixels)
 
 
-def _codec_for(data: bytes, model):
+def _read(path, max_pixels: int) -> bytes:
+    """A ``.ldem`` input (a path, or ``-`` for standard input), read within its byte limit."""
+    from ldem.files import read_bounded
+    return read_bounded(path, _ldem_byte_limit(max_pixels), what=".ldem input")
+
+
+def _image_input(path, max_pixels: int):
+    from ldem.codec import open_image
+    from ldem.files import STDIO, read_bounded
+    if path == STDIO:  # an image file may hold up to 8 bytes per pixel, uncompressed
+        return open_image(read_bounded(path, max(64 << 20, 8 * max_pixels), what="image input"),
+                          max_pixels=max_pixels, name="standard input")
+    return open_image(path, max_pixels=max_pixels)
+
+
+def _check_output(args):
+    """Refuses, before any work, an output that is the input or exists without --force."""
+    import os
+    from ldem.files import STDIO, check_not_input
+    if args.output == STDIO:
+        return
+    check_not_input(args.output, [args.input])
+    if os.path.lexists(args.output) and not args.force:
+        raise UserError(f"{args.output}: already exists (use --force to overwrite)")
+
+
+def _progress(enabled: bool, what: str):
+    """A progress callback (done, total) that draws a bar on a terminal's stderr, or None."""
+    if not enabled or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+    bar = {}
+
+    def update(done, total):
+        if total <= 1:
+            return
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, desc=what, unit="tile", leave=False, file=sys.stderr)
+        bar["bar"].n = done
+        bar["bar"].refresh()
+        if done >= total:
+            bar["bar"].close()
+    return update
+
+
+def _codec_for(data: bytes, args):
     from ldem.codec import ImageCodec
-    return ImageCodec.for_file(data, model)
+    return ImageCodec.for_file(data, args.model, max_pixels=args.max_pixels)
 
 
 def cmd_compress(args) -> int:
-    from PIL import Image, UnidentifiedImageError
     from ldem.codec import ImageCodec
-    _read(args.input)  # clear message for missing files
-    try:
-        image = Image.open(args.input)
-        image.load()
-    except (UnidentifiedImageError, OSError) as e:
-        raise UserError(f"{args.input}: not an image Pillow can read ({e})") from None
-    codec = ImageCodec.load(args.model, args.quality) if args.model else ImageCodec.pretrained(args.quality)
-    data, stats = codec.compress(image, entropy=args.entropy, return_stats=True)
-    Path(args.output).write_bytes(data)
-    print(f"{args.output}: {len(data)} bytes, {stats['bpp']:.4f} bpp ({image.width}×{image.height}, "
-          f"quality {args.quality}, entropy {stats['mode']})")
+    from ldem.files import write_atomic
+    _check_output(args)
+    image = _image_input(args.input, args.max_pixels)
+    kw = dict(max_pixels=args.max_pixels)
+    codec = ImageCodec.load(args.model, args.quality, **kw) if args.model else ImageCodec.pretrained(args.quality, **kw)
+    data, stats = codec.compress(image, entropy=args.entropy, return_stats=True,
+                                 progress=_progress(not args.quiet, "analysis"))
+    write_atomic(args.output, data, force=args.force, inputs=[args.input])
+    _say(args, f"{args.output}: {len(data)} bytes, {stats['bpp']:.4f} bpp ({image.width}×{image.height}, "
+               f"quality {args.quality}, entropy {stats['mode']})")
     return 0
+
+
+def _image_format(args) -> str:
+    from PIL import Image
+    Image.init()  # registers every plugin's writer
+    if args.format:
+        fmt = args.format.upper()
+        if fmt not in Image.SAVE:
+            raise UserError(f"--format {args.format}: Pillow cannot write this format")
+        return fmt
+    if args.output == "-":
+        return "PNG"
+    ext = Path(args.output).suffix.lower()
+    fmt = Image.registered_extensions().get(ext)
+    if fmt is None or fmt not in Image.SAVE:
+        raise UserError(f"{args.output}: cannot write this image format (unknown extension {ext or 'none'}; "
+                        f"use --format)")
+    return fmt
 
 
 def cmd_decompress(args) -> int:
-    data = _read(args.input)
-    codec = _codec_for(data, args.model)
-    image = codec.decompress(data)
+    import io
+    from PIL import Image
+    from ldem.files import write_atomic
+    _check_output(args)
+    fmt = _image_format(args)
+    data = _read(args.input, args.max_pixels)
+    codec = _codec_for(data, args)
+    pixels = codec.decompress_array(data, progress=_progress(not args.quiet, "synthesis"))
+    buf = io.BytesIO()
     try:
-        image.save(args.output)
-    except (ValueError, KeyError) as e:  # unknown extension
-        raise UserError(f"{args.output}: cannot write this image format ({e})") from None
-    print(f"{args.output}: {image.width}×{image.height}")
+        Image.fromarray(pixels).save(buf, format=fmt)
+    except (ValueError, KeyError, OSError) as e:
+        raise UserError(f"{args.output}: cannot write this image as {fmt} ({e})") from None
+    write_atomic(args.output, buf.getvalue(), force=args.force, inputs=[args.input])
+    _say(args, f"{args.output}: {pixels.shape[1]}×{pixels.shape[0]}")
     return 0
 
 
+def _say(args, line: str):
+    """Reports on stdout, or on stderr when stdout carries the output."""
+    if not args.quiet:
+        print(line, file=sys.stderr if args.output == "-" else sys.stdout)
+
+
 def cmd_info(args) -> int:
-    data = _read(args.input)
-    codec = _codec_for(data, args.model)
+    data = _read(args.input, args.max_pixels)
+    codec = _codec_for(data, args)
     info = codec.info(data)
     n = info["width"] * info["height"]
     print(f"file            {args.input}")
@@ -99,9 +177,9 @@ def cmd_demo(args) -> int:
     from PIL import Image
     from ldem.codec import ImageCodec, psnr, sample_image_path
     from ldem.reference import bpp_at_psnr, jpeg_curve
+    from ldem.codec import open_image
     path = Path(args.image) if args.image else sample_image_path()
-    _read(path)
-    with Image.open(path) as im:
+    with open_image(path) as im:
         image = np.asarray(im.convert("RGB"))
     H, W = image.shape[:2]
     jpeg = jpeg_curve(image, range(2, 101, 2))
@@ -134,27 +212,55 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
 def _parser():
+    from ldem._version import __version__
+    from ldem.codec import DEFAULT_MAX_PIXELS
     ap = argparse.ArgumentParser(prog="ldem", description="Learned image compression with local entropy models.")
+    ap.add_argument("--version", action="version", version=f"ldem {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def limits(p):
+        p.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                       help=f"largest image accepted, in pixels (default {DEFAULT_MAX_PIXELS}); a file is read "
+                            "back at the settings that wrote it")
+        p.add_argument("--model", help="model file (default: the shipped model); load only files you trust "
+                                       "for their size, since any model file is checked but runs its transforms")
+
+    def output(p, what):
+        p.add_argument("output", help=f"{what} to write, '-' for standard output; written through a temporary "
+                                      "file and renamed, never over the input")
+        p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+        p.add_argument("--quiet", action="store_true", help="no report line and no progress bar")
+
     p = sub.add_parser("compress", help="compress an image to a .ldem file")
-    p.add_argument("input")
-    p.add_argument("output")
+    p.add_argument("input", help="image file, '-' for standard input")
+    output(p, ".ldem file")
     p.add_argument("-q", "--quality", type=int, default=3, help="1 = smallest files (default 3)")
     p.add_argument("--entropy", choices=["global", "static", "local"], default="local")
-    p.add_argument("--model", help="model file (default: the shipped model)")
+    limits(p)
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("decompress", help="decompress a .ldem file to an image (format from the extension)")
-    p.add_argument("input")
-    p.add_argument("output")
-    p.add_argument("--model", help="model file (default: the shipped model)")
+    p.add_argument("input", help=".ldem file, '-' for standard input")
+    output(p, "image")
+    p.add_argument("--format", help="image format (PNG, BMP, TIFF, ...; default: from the output's extension, "
+                                    "PNG on standard output)")
+    limits(p)
     p.set_defaults(func=cmd_decompress)
 
     p = sub.add_parser("info", help="show a .ldem file's header and the bits of each part")
-    p.add_argument("input")
-    p.add_argument("--model", help="model file (default: the shipped model)")
+    p.add_argument("input", help=".ldem file, '-' for standard input")
+    limits(p)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("demo", help="code the bundled sample at every quality and entropy mode")
@@ -183,6 +289,9 @@ def main(argv=None) -> int:
 
 
 def _guard(fn) -> int:
+    """Runs a command; any failure becomes one line on stderr and exit status 1 (a
+    traceback only with LDEM_TRACEBACK=1 in the environment)."""
+    import os
     from ldem.errors import DecodeError
     try:
         return fn()
@@ -190,12 +299,19 @@ def _guard(fn) -> int:
         msg = str(e)
     except DecodeError as e:
         msg = f"corrupt or mismatched .ldem file: {e}"
-    except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+    except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError, FileExistsError) as e:
         msg = str(e)
     except OSError as e:
         msg = f"{e.strerror or e}" + (f": {e.filename}" if getattr(e, "filename", None) else "")
+    except MemoryError:
+        msg = "out of memory (lower --max-pixels, or free memory)"
     except KeyboardInterrupt:
         msg = "interrupted"
+    except Exception as e:  # never a traceback for the user; the type names the failure
+        if os.environ.get("LDEM_TRACEBACK"):
+            raise
+        msg = f"internal error: {type(e).__name__}: {e}"
+    msg = " ".join(str(msg).split()) or "failed"
     print(f"ldem: error: {msg}", file=sys.stderr)
     return 1
 

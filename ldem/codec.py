@@ -41,8 +41,10 @@ image is always an 8-bit RGB ``PIL.Image``.
 """
 from __future__ import annotations
 
+import io
 import math
 import zlib
+from struct import error as struct_error
 from importlib import resources
 from pathlib import Path
 from typing import Optional, Union
@@ -154,6 +156,57 @@ def image_to_array(image) -> np.ndarray:
         return np.ascontiguousarray(out)
     _check_size(a.shape[0], a.shape[1])
     return np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32) / 255.0
+
+
+def open_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: Optional[str] = None):
+    """Opens and decodes an image file (a path, or its bytes) with Pillow, refusing more than
+    ``max_pixels`` pixels or a side over 65535 before the pixels are decoded.
+
+    Every failure is a ``ValueError`` (``OSError`` for a missing or unreadable path) with
+    the file's name; Pillow's own exceptions (``UnidentifiedImageError``,
+    ``DecompressionBombError``, ``SyntaxError`` of a damaged header) do not escape.
+
+    >>> im = open_image(sample_image_path())
+    >>> im.mode, im.size[0] > 0
+    ('RGB', True)
+    >>> open_image(b"not an image", name="x.png")
+    Traceback (most recent call last):
+    ...
+    ValueError: x.png: not an image Pillow can read (cannot identify image file ...)
+    """
+    import warnings
+    from PIL import Image
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        name = name or "image"
+        fp = io.BytesIO(bytes(source))
+    else:
+        name = name or str(source)
+        p = Path(source)
+        if not p.exists():
+            raise FileNotFoundError(f"{name}: no such file")
+        if p.is_dir():
+            raise IsADirectoryError(f"{name}: is a folder")
+        fp = p
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(fp)
+        w, h = im.size
+        if w < 1 or h < 1 or w > MAX_SIDE or h > MAX_SIDE or w * h > max_pixels:
+            im.close()
+            raise ValueError(f"{name}: image of {w}×{h} pixels exceeds max_pixels={max_pixels} or the largest "
+                             f"side of {MAX_SIDE} (raise max_pixels to code it: ldem --max-pixels N)")
+        im.load()
+        return im
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"{name}: image larger than max_pixels={max_pixels} and than Pillow's "
+                         f"decompression-bomb limit ({e}; ldem --max-pixels N raises the first)") from None
+    except ValueError:
+        raise
+    except (OSError, SyntaxError, EOFError, MemoryError, struct_error, IndexError, KeyError, TypeError) as e:
+        if isinstance(e, (FileNotFoundError, PermissionError)):
+            raise
+        raise ValueError(f"{name}: not an image Pillow can read ({e})") from None
 
 
 def _declared_size(image):
@@ -320,8 +373,10 @@ class ImageCodec:
         return self.bundle.net(self._transforms)
 
     # -- coding ------------------------------------------------------------------------
-    def latent(self, image):
-        """The int32 latent ``[M, ceil(H/16), ceil(W/16)]`` of an image, and its (H, W)."""
+    def latent(self, image, progress=None):
+        """The int32 latent ``[M, ceil(H/16), ceil(W/16)]`` of an image, and its (H, W).
+
+        ``progress(done, total)``, if given, is called as the tiles of the analysis finish."""
         import torch
         size = _declared_size(image)
         if size is not None:  # before any conversion allocates the image
@@ -334,9 +389,11 @@ class ImageCodec:
         y = y.clamp(-2.0**31, 2.0**31 - 1).to(torch.int64).numpy().astype(np.int32)
         return y, (H, W)
 
-    def compress(self, image, entropy: str = "local", return_stats: bool = False):
-        """Image -> ``.ldem`` bytes (with the entropy coder's stats if ``return_stats``)."""
-        y, size = self.latent(image)
+    def compress(self, image, entropy: str = "local", return_stats: bool = False, progress=None):
+        """Image -> ``.ldem`` bytes (with the entropy coder's stats if ``return_stats``).
+
+        ``progress(done, total)``, if given, is called as the tiles of the analysis finish."""
+        y, size = self.latent(image, progress=progress)
         return self.compress_latent(y, size, entropy, return_stats)
 
     def compress_latent(self, y, size, entropy: str = "local", return_stats: bool = False):
@@ -385,13 +442,15 @@ class ImageCodec:
             raise DecodeError(f"latent shape {y.shape} does not match the image size {W}×{H} (expected {expect})")
         return y, (H, W)
 
-    def decompress(self, data: bytes):
+    def decompress(self, data: bytes, progress=None):
         """``.ldem`` bytes -> 8-bit RGB ``PIL.Image``."""
         from PIL import Image
-        return Image.fromarray(self.decompress_array(data))
+        return Image.fromarray(self.decompress_array(data, progress=progress))
 
-    def decompress_array(self, data: bytes) -> np.ndarray:
-        """``.ldem`` bytes -> uint8 ``H×W×3`` array."""
+    def decompress_array(self, data: bytes, progress=None) -> np.ndarray:
+        """``.ldem`` bytes -> uint8 ``H×W×3`` array.
+
+        ``progress(done, total)``, if given, is called as the tiles of the synthesis finish."""
         import torch
         y, (H, W) = self.decode_latent(data)
         with torch.inference_mode():

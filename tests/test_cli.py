@@ -113,3 +113,149 @@ def test_module_entry_point(png, tmp_path):
     r = subprocess.run([sys.executable, "-m", "ldem.cli", "decompress", str(tmp_path / "nope.ldem"), "y.png"],
                        capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 1 and "Traceback" not in r.stderr and r.stderr.startswith("ldem: error:")
+
+
+def _png_header(width, height):
+    """A small PNG file claiming width×height: its IHDR chunk and one short IDAT chunk."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(1000))) + \
+        chunk(b"IEND", b"")
+
+
+def test_never_overwrites_the_input(png, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    original = png.read_bytes()
+    (tmp_path / "link.png").hardlink_to(png)
+    (tmp_path / "sym.png").symlink_to(png)
+    for out in [str(png), "./in.png", "in.png", "link.png", "sym.png", str(tmp_path / "." / "in.png")]:
+        for force in ([], ["-f"]):
+            capsys.readouterr()
+            assert main(["compress", "in.png", out, "-q", "1"] + force) == 1
+            assert "input" in _one_line_error(capsys)
+            assert png.read_bytes() == original
+    assert main(["compress", "in.png", "x.ldem", "-q", "1"]) == 0
+    ldem_bytes = (tmp_path / "x.ldem").read_bytes()
+    (tmp_path / "to-input.png").symlink_to(tmp_path / "x.ldem")
+    capsys.readouterr()
+    assert main(["decompress", "x.ldem", "to-input.png", "-f"]) == 1
+    assert "input" in _one_line_error(capsys)
+    assert (tmp_path / "x.ldem").read_bytes() == ldem_bytes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "link.png", "sym.png", "to-input.png", "x.ldem"]
+
+
+def test_existing_output_needs_force(png, tmp_path, capsys):
+    out = tmp_path / "x.ldem"
+    out.write_bytes(b"keep me")
+    assert main(["compress", str(png), str(out), "-q", "1"]) == 1
+    assert "already exists" in _one_line_error(capsys) and out.read_bytes() == b"keep me"
+    assert main(["compress", str(png), str(out), "-q", "1", "--force"]) == 0
+    assert out.read_bytes()[:4] == b"LDEM"
+    dec = tmp_path / "y.png"
+    dec.write_bytes(b"old")
+    capsys.readouterr()
+    assert main(["decompress", str(out), str(dec)]) == 1
+    assert "already exists" in _one_line_error(capsys) and dec.read_bytes() == b"old"
+    assert main(["decompress", str(out), str(dec), "-f"]) == 0
+    with Image.open(dec) as im:
+        assert im.size == (70, 50)
+
+
+def test_failed_write_leaves_nothing_behind(png, tmp_path, capsys, monkeypatch):
+    """A write that fails midway keeps the old output and leaves no temporary file."""
+    import os
+    out = tmp_path / "x.ldem"
+    out.write_bytes(b"old output")
+
+    def broken_fsync(fd):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    assert main(["compress", str(png), str(out), "-q", "1", "-f"]) == 1
+    assert "No space left" in _one_line_error(capsys)
+    assert out.read_bytes() == b"old output"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "x.ldem"]
+    assert main(["compress", str(png), str(tmp_path / "new.ldem"), "-q", "1"]) == 1
+    _one_line_error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "x.ldem"]
+    assert main(["compress", str(png), str(tmp_path / "no" / "such" / "folder.ldem")]) == 1
+    assert "does not exist" in _one_line_error(capsys)
+
+
+def test_stdin_and_stdout(png, tmp_path):
+    cli = [sys.executable, "-m", "ldem.cli"]
+    r = subprocess.run(cli + ["compress", "-", "-", "-q", "1"], input=png.read_bytes(), capture_output=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout[:4] == b"LDEM" and b"bytes" in r.stderr
+    data = r.stdout
+    r = subprocess.run(cli + ["decompress", "-", "-"], input=data, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    import io
+    with Image.open(io.BytesIO(r.stdout)) as im:
+        assert im.format == "PNG" and im.size == (70, 50)
+        assert np.array_equal(np.asarray(im), ldem.ImageCodec.pretrained(1).decompress_array(data))
+    r = subprocess.run(cli + ["decompress", "-", "-", "--format", "bmp", "--quiet"], input=data, capture_output=True)
+    assert r.returncode == 0 and r.stdout[:2] == b"BM" and r.stderr == b""
+    r = subprocess.run(cli + ["info", "-"], input=data, capture_output=True, text=False)
+    assert r.returncode == 0 and b"70\xc3\x9750" in r.stdout
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"ldem {ldem.__version__}"
+
+
+def test_unbounded_inputs_are_refused(tmp_path, capsys):
+    """/dev/zero is read only up to the limit; an image that claims a huge size is refused
+    before its pixels are decoded (Pillow's decompression-bomb error does not escape)."""
+    assert main(["decompress", "/dev/zero", str(tmp_path / "y.png"), "--max-pixels", "1000"]) == 1
+    assert "limit" in _one_line_error(capsys)
+    assert main(["info", "/dev/zero", "--max-pixels", "1000"]) == 1
+    _one_line_error(capsys)
+    for w, h in [(20000, 20000), (70000, 1), (65535, 520)]:
+        bomb = tmp_path / f"bomb{w}.png"
+        bomb.write_bytes(_png_header(w, h))
+        assert main(["compress", str(bomb), str(tmp_path / "x.ldem")]) == 1
+        assert "max-pixels" in _one_line_error(capsys)
+    assert not (tmp_path / "x.ldem").exists()
+
+
+def test_limits_are_the_same_on_both_sides(png, tmp_path, capsys):
+    """Every file compress writes, decompress reads at the same --max-pixels."""
+    out = tmp_path / "x.ldem"
+    assert main(["compress", str(png), str(out), "-q", "1", "--max-pixels", "3499"]) == 1
+    assert "--max-pixels" in _one_line_error(capsys) and not out.exists()
+    assert main(["compress", str(png), str(out), "-q", "1", "--max-pixels", "3500"]) == 0
+    assert main(["decompress", str(out), str(tmp_path / "y.png"), "--max-pixels", "3500"]) == 0
+    capsys.readouterr()
+    assert main(["decompress", str(out), str(tmp_path / "z.png"), "--max-pixels", "3499"]) == 1
+    assert "--max-pixels" in _one_line_error(capsys)
+    with pytest.raises(SystemExit) as e:
+        main(["compress", str(png), str(out), "--max-pixels", "0"])
+    assert e.value.code == 2
+
+
+def test_hostile_model_files_give_one_line(png, tmp_path, capsys):
+    bad = [png, tmp_path / "empty.npz", tmp_path / "folder", tmp_path / "junk.npz"]
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04" + bytes(100))
+    for model in bad:
+        capsys.readouterr()
+        assert main(["compress", str(png), str(tmp_path / "x.ldem"), "--model", str(model)]) == 1
+        err = _one_line_error(capsys)
+        assert "allow_pickle" not in err
+
+
+def test_unexpected_errors_give_one_line(png, tmp_path, capsys, monkeypatch):
+    from ldem import codec
+
+    def boom(*a, **k):
+        raise RuntimeError("something broke")
+    monkeypatch.setattr(codec.ImageCodec, "compress", boom)
+    assert main(["compress", str(png), str(tmp_path / "x.ldem")]) == 1
+    assert "RuntimeError: something broke" in _one_line_error(capsys)
