@@ -8,7 +8,40 @@ import numpy as np
 
 from ldem import _core
 
-__all__ = ["Dictionary"]
+__all__ = ["Dictionary", "DEFAULT_MAX_TABLE_BYTES", "table_bytes"]
+
+DEFAULT_MAX_TABLE_BYTES = 256 * 2**20  # default cap of Dictionary.from_bytes on the memory of the tables it builds
+_MODEL_BYTES = 4608   # estimated memory of one model: its 2^11-entry decoder lookup and bookkeeping
+_SYMBOL_BYTES = 64    # ... plus per slot: frequency, cumulative, encoder constants, packed entry, cost
+
+
+def table_bytes(data, stop_above=None) -> int:
+    """Estimated memory of the tables that ``Dictionary.from_bytes(data)`` builds, read from
+    the serialised header without building them: about 4.5 KiB per model plus 64 bytes per
+    symbol slot (measured: 4.4 KiB and 52 bytes). Damaged input gives an estimate too; the
+    parser then rejects it. With ``stop_above``, the walk stops once the estimate exceeds it
+    (a huge model count costs no time).
+
+    >>> import ldem
+    >>> d = ldem.Dictionary.from_pmfs([[0.25, 0.5, 0.25]] * 4, offsets=[-1] * 4)
+    >>> table_bytes(d.to_bytes()) == 4 * (4608 + 4 * 64)
+    True
+    """
+    data = memoryview(data).cast("B")
+    if len(data) < 14:
+        return 0
+    K = int.from_bytes(data[6:10], "little")
+    K = min(K, (len(data) - 14) // 12)  # more than the data holds is refused by the parser
+    total = K * _MODEL_BYTES
+    pos, end = 10, len(data) - 4
+    for _ in range(K):
+        if end - pos < 8 or (stop_above is not None and total > stop_above):
+            break
+        n = int.from_bytes(data[pos + 4:pos + 8], "little")
+        slots = min(n + 1, max(0, (end - pos - 8) // 2))  # a claim beyond the data is refused too
+        total += slots * _SYMBOL_BYTES
+        pos += 8 + 2 * slots
+    return total
 
 
 def _rows(values, name: str, dtype) -> list[np.ndarray]:
@@ -162,17 +195,34 @@ class Dictionary:
         return list(e.tolist())
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Dictionary":
+    def from_bytes(cls, data: bytes, *, max_bytes: int = DEFAULT_MAX_TABLE_BYTES) -> "Dictionary":
         """Reads :meth:`to_bytes` output; raises ``ValueError`` on damaged input.
+
+        Serialised tables are small (12 bytes for a one-symbol model) but each model built
+        from them takes about 4.5 KiB, so input that would need more than ``max_bytes`` of
+        tables (estimated by :func:`table_bytes`; 256 MiB by default, about 55,000 small
+        models) is refused with ``ValueError`` before anything is built. Raise it to read
+        larger dictionaries from a trusted source.
 
         >>> import ldem
         >>> d = ldem.Dictionary.from_pmfs([[0.5, 0.5]], [0])
         >>> ldem.Dictionary.from_bytes(d.to_bytes()).num_models
         1
+        >>> ldem.Dictionary.from_bytes(d.to_bytes(), max_bytes=1000)
+        Traceback (most recent call last):
+        ...
+        ValueError: dictionary tables would take at least 4608 bytes (estimated), more than max_bytes=1000
         """
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError("data must be bytes")
-        return cls(_core.Dictionary.deserialize(bytes(data)))
+        if not isinstance(max_bytes, (int, np.integer)) or isinstance(max_bytes, bool):
+            raise TypeError(f"max_bytes must be an int, got {type(max_bytes).__name__}")
+        data = bytes(data)
+        need = table_bytes(data, stop_above=max_bytes)
+        if need > max_bytes:
+            raise ValueError(f"dictionary tables would take at least {need} bytes (estimated), "
+                             f"more than max_bytes={max_bytes}")
+        return cls(_core.Dictionary.deserialize(data))
 
     @classmethod
     def concat(cls, dictionaries: Iterable["Dictionary"]) -> "Dictionary":
