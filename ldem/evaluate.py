@@ -403,10 +403,8 @@ def load_rgb(path) -> np.ndarray:
     >>> load_rgb(__import__("ldem").sample_image_path()).shape
     (256, 384, 3)
     """
-    from PIL import Image
-    from ldem.codec import image_to_array
-    with Image.open(path) as im:
-        im.load()
+    from ldem.codec import image_to_array, open_image
+    with open_image(path) as im:  # refuses images over ldem's max_pixels before decoding them
         x = image_to_array(im)
     return np.ascontiguousarray(np.rint(x.transpose(1, 2, 0) * 255.0).astype(np.uint8))
 
