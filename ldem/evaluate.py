@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import sys
@@ -64,6 +65,8 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
+
+from ldem.files import write_atomic
 
 __all__ = [
     "pchip_slopes", "pchip_interpolate", "pchip_integral", "bd_rate", "bd_quality", "msssim_db", "ms_ssim",
@@ -570,7 +573,9 @@ def evaluate_folder(folder, qualities: Optional[Sequence[int]] = None, out=None,
 
     out.mkdir(parents=True, exist_ok=True)
     _write_csv(out / _FILES["csv"], rows)
-    np.savez_compressed(out / _FILES["maps"], **maps)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **maps)
+    write_atomic(out / _FILES["maps"], buf.getvalue(), force=True)
     summary = {
         "folder": str(Path(folder).resolve()),
         "model": {"id": first.model_id, "path": str(model or "shipped"), "num_qualities": first.num_qualities},
@@ -632,16 +637,17 @@ def _json_safe(v):
 
 
 def _write_json(path, obj):
-    Path(path).write_text(json.dumps(_json_safe(obj), indent=1, allow_nan=False) + "\n")
+    write_atomic(path, (json.dumps(_json_safe(obj), indent=1, allow_nan=False) + "\n").encode(), force=True)
 
 
 def _write_csv(path, rows):
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else repr(r[k]) if isinstance(r.get(k), float) else r[k])
-                        for k in CSV_COLUMNS if k in r})
+    f = io.StringIO(newline="")
+    w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else repr(r[k]) if isinstance(r.get(k), float) else r[k])
+                    for k in CSV_COLUMNS if k in r})
+    write_atomic(path, f.getvalue().encode(), force=True)
 
 
 def read_rows(path) -> list:
