@@ -703,7 +703,7 @@ LDEM_HD inline uint32_t parse_stream(const uint8_t* data, uint64_t size, int64_t
       }
     }
     if (!done) return kTruncatedHeader;
-    if (v % 4 || v > size) return kBadSegmentLength;
+    if (v % 4 || v > size - sum) return kBadSegmentLength;  // sum <= size: no wrap-around
     sum += v;
     starts[s + 1] = starts[s] + v / 4;
   }

@@ -27,6 +27,10 @@ using rans::kLow;
 
 [[noreturn]] void corrupt(const std::string& msg) { throw DecodeFailure{msg}; }
 
+// Readable words after the last segment's end: dec_one may read 3 words past `end`
+// before its caller's bound check (see dec_one); 8 keeps a margin.
+constexpr size_t kDecodePad = 8;
+
 int bit_length64(uint64_t v) { return v ? 64 - __builtin_clzll(v) : 0; }
 
 // Flat pointers into one model's tables, for the hot loops.
@@ -38,6 +42,23 @@ struct View {
   uint32_t offset;
   uint32_t n;
   const Model* model;
+};
+
+[[noreturn]] __attribute__((noinline, cold)) void model_index_changed() {
+  throw ArgumentError{"models: an index is outside [0, number of models) (was the array written during the call?)"};
+}
+
+// The views of a model set, indexed by the model map. The map is the caller's buffer,
+// read while the coder runs (another thread may write it after check_layout), so every
+// index is checked as it is read: a changed map gives wrong output or ArgumentError,
+// never a read outside the tables.
+struct Views {
+  const View* v;
+  uint32_t K;
+  __attribute__((always_inline)) const View& operator[](int32_t k) const {
+    if (__builtin_expect(static_cast<uint32_t>(k) >= K, 0)) model_index_changed();
+    return v[k];
+  }
 };
 
 std::vector<View> make_views(const ModelSet& dict) {
@@ -193,7 +214,7 @@ __attribute__((always_inline)) inline void enc_one(uint64_t& x, uint32_t*& out, 
 // Encodes symbols [a, b) into the words ending at `end`; returns the first word.
 // Lane of symbol i is (i - a) % 4; walking backwards, x0 is the current symbol's lane.
 uint32_t* encode_segment(const int32_t* sym, int64_t a, int64_t b, const int32_t* models,
-                         const Layout& L, const View* views, uint32_t* end) {
+                         const Layout& L, Views views, uint32_t* end) {
   uint64_t x0 = kLow, x1 = kLow, x2 = kLow, x3 = kLow, t;
   uint32_t* out = end;
   auto rotate = [&](int64_t r) {
@@ -318,8 +339,11 @@ __attribute__((noinline)) DecState get_escape(uint64_t x, const uint32_t* in, co
   return {x, in, static_cast<int32_t>(v)};
 }
 
-// Decodes one symbol with a branchless refill that may read up to 4 words past
-// `end` (the caller pads the buffer and checks `in <= end` after each group).
+// Decodes one symbol with a branchless refill that reads the word at `in` whether or
+// not it takes it. Bound: every caller checks `in <= end` after at most 4 calls (after
+// each group of 4 and after each run's tail of 1-3), so no read lands beyond end + 3;
+// the buffer has kDecodePad readable words after the last segment's end.
+// REQUIRES: in <= end + (calls since the caller's last check), end[0..3] readable.
 template <int P>
 __attribute__((always_inline)) inline int32_t dec_one(uint64_t& x, const uint32_t*& in,
                                                       const uint32_t* end, const uint16_t* lut,
@@ -365,7 +389,7 @@ __attribute__((always_inline)) inline int32_t dec_one(uint64_t& x, const uint32_
 template <int P>
 bool decode_segment_p(uint64_t x0, uint64_t x1, uint64_t x2, uint64_t x3, const uint32_t*& in_ref,
                       const uint32_t* end, int64_t a, int64_t b, const int32_t* models,
-                      const Layout& L, const View* views, int32_t* out) {
+                      const Layout& L, Views views, int32_t* out) {
   const uint32_t* in = in_ref;
   uint64_t t;
   auto rotate = [&](int64_t r) {
@@ -409,10 +433,15 @@ bool decode_segment_p(uint64_t x0, uint64_t x1, uint64_t x2, uint64_t x3, const 
         if (__builtin_expect(in > end, 0)) corrupt("stream truncated");
       }
       const int64_t r = len - i;
-      if (r > 0) o[i] = LDEM_DEC_RUN(x0);
-      if (r > 1) o[i + 1] = LDEM_DEC_RUN(x1);
-      if (r > 2) o[i + 2] = LDEM_DEC_RUN(x2);
-      rotate(r);
+      if (r > 0) {
+        o[i] = LDEM_DEC_RUN(x0);
+        if (r > 1) o[i + 1] = LDEM_DEC_RUN(x1);
+        if (r > 2) o[i + 2] = LDEM_DEC_RUN(x2);
+        // Runs of 1-3 symbols (narrow blocks) never reach the group check above: without
+        // this one, a damaged stream could walk `in` arbitrarily far past the padding.
+        if (__builtin_expect(in > end, 0)) corrupt("stream truncated");
+        rotate(r);
+      }
     }
   }
   if (in > end) corrupt("stream truncated");
@@ -425,7 +454,7 @@ bool decode_segment_p(uint64_t x0, uint64_t x1, uint64_t x2, uint64_t x3, const 
 // Generic coders for any lane count (streams made for wide parallel hardware).
 // Same operations as the fast paths; lane of symbol i is (i - a) % lanes.
 uint32_t* encode_segment_generic(const int32_t* sym, int64_t a, int64_t b, const int32_t* models,
-                                 const Layout& L, const View* views, int lanes, uint32_t* end) {
+                                 const Layout& L, Views views, int lanes, uint32_t* end) {
   uint64_t st[kMaxLanes];
   for (int l = 0; l < lanes; ++l) st[l] = kLow;
   uint32_t* out = end;
@@ -494,7 +523,7 @@ struct PairSide {
 
 // Scalar encode of symbols [lo, side.i) into the side's lanes st[0..3].
 __attribute__((noinline)) void encode_side_scalar(const int32_t* sym, PairSide& side, uint64_t* st,
-                                                  int64_t lo, const View* views) {
+                                                  int64_t lo, Views views) {
   uint32_t* out = side.end + side.pos;
   for (int64_t p = side.i - 1; p >= lo; --p) {
     const View& m = views[side.model_at(p)];
@@ -540,7 +569,7 @@ struct HalfModel {
   const uint32_t* fc;
 };
 
-HalfModel side_model(PairSide& side, const View* views) {
+HalfModel side_model(PairSide& side, Views views) {
   const View& m = views[side.model_at(side.i - 1)];
   return {static_cast<int32_t>(m.offset), m.n, m.fc};
 }
@@ -548,7 +577,7 @@ HalfModel side_model(PairSide& side, const View* views) {
 // Encodes the two segments; returns their first words in begin0/begin1.
 // kExactRound: P >= 13, the rounded quotient (see above).
 template <bool kExactRound>
-LDEM_AVX512 void encode_pair_avx512(const int32_t* sym, PairSide& s0, PairSide& s1, const View* views,
+LDEM_AVX512 void encode_pair_avx512(const int32_t* sym, PairSide& s0, PairSide& s1, Views views,
                                     int precision, uint32_t*& begin0, uint32_t*& begin1) {
   alignas(64) uint64_t st[8];
   for (uint64_t& x : st) x = kLow;
@@ -663,7 +692,7 @@ LDEM_AVX512 void encode_pair_avx512(const int32_t* sym, PairSide& s0, PairSide& 
 template <int P>
 bool decode_segment_generic(uint64_t* st, int lanes, const uint32_t*& in, const uint32_t* end,
                             int64_t a, int64_t b, const int32_t* models, const Layout& L,
-                            const View* views, int32_t* out) {
+                            Views views, int32_t* out) {
   RunCursor runs(a, b, models, L, false);
   int64_t first, len;
   int32_t model;
@@ -679,10 +708,10 @@ bool decode_segment_generic(uint64_t* st, int lanes, const uint32_t*& in, const 
   return true;
 }
 
-// REQUIRES: at least 4 readable padding words after `end`; 1 <= lanes <= kMaxLanes.
+// REQUIRES: at least 4 (kDecodePad) readable padding words after `end`; 1 <= lanes <= kMaxLanes.
 void decode_segment(const uint32_t* in, const uint32_t* end, int64_t a, int64_t b,
                     const int32_t* models, const Layout& L, const ModelSet& dict,
-                    const View* views, int lanes, int32_t* out) {
+                    Views views, int lanes, int32_t* out) {
   if (end - in < 2 * lanes) corrupt("segment shorter than its initial states");
   uint64_t init[kMaxLanes];
   for (int l = 0; l < lanes; ++l) {
@@ -851,14 +880,15 @@ EncodedStream encode_stream(const int32_t* symbols, const int32_t* models, const
   if (arena.size() < total_words) arena.resize(total_words);
   std::vector<uint32_t*> begins(S);
   std::vector<size_t> words(S);
-  const std::vector<View> views = make_views(dict);
+  const std::vector<View> view_list = make_views(dict);
+  const Views views{view_list.data(), static_cast<uint32_t>(view_list.size())};
   uint32_t* base = arena.data();
   auto one_segment = [&](int64_t s) {
     const Range r = segment_range(N, S, s);
     uint32_t* end = base + ends[s];
     begins[s] = lanes == kLanes
-                    ? encode_segment(symbols, r.a, r.b, models, L, views.data(), end)
-                    : encode_segment_generic(symbols, r.a, r.b, models, L, views.data(), lanes, end);
+                    ? encode_segment(symbols, r.a, r.b, models, L, views, end)
+                    : encode_segment_generic(symbols, r.a, r.b, models, L, views, lanes, end);
     words[s] = static_cast<size_t>(end - begins[s]);
   };
   // Pairs of segments go to the vector encoder when every thread still gets a pair
@@ -873,7 +903,7 @@ EncodedStream encode_stream(const int32_t* symbols, const int32_t* models, const
       PairSide s0(r0.a, r0.b, models, L, base + ends[2 * u]);
       PairSide s1(r1.a, r1.b, models, L, base + ends[2 * u + 1]);
       (dict.precision >= 13 ? encode_pair_avx512<true> : encode_pair_avx512<false>)(
-          symbols, s0, s1, views.data(), dict.precision, begins[2 * u], begins[2 * u + 1]);
+          symbols, s0, s1, views, dict.precision, begins[2 * u], begins[2 * u + 1]);
       words[2 * u] = static_cast<size_t>(s0.end - begins[2 * u]);
       words[2 * u + 1] = static_cast<size_t>(s1.end - begins[2 * u + 1]);
     });
@@ -928,7 +958,8 @@ void decode(const uint8_t* data, size_t size, const int32_t* models, const Layou
   uint64_t sum = 0;
   for (int64_t s = 0; s + 1 < S; ++s) {
     if (!get_varint(p, end, lengths[s])) corrupt("truncated stream header");
-    if (lengths[s] % 4 || lengths[s] > size) corrupt("invalid segment length");
+    // sum <= size stays true, so the sum cannot wrap whatever the lengths claim.
+    if (lengths[s] % 4 || lengths[s] > size - sum) corrupt("invalid segment length");
     sum += lengths[s];
   }
   uint32_t crc = 0, header_crc = 0;
@@ -948,19 +979,25 @@ void decode(const uint8_t* data, size_t size, const int32_t* models, const Layou
   if (lengths[S - 1] % 4) corrupt("stream truncated (payload not a whole number of words)");
   if (checksum && crc32(p, payload, header_crc) != crc) corrupt("checksum mismatch");
   // Copy to aligned words (the payload need not be 4-byte aligned in memory).
-  constexpr size_t kPad = 8;  // the branchless refill may read a few words past a segment
+  constexpr size_t kPad = kDecodePad;  // the branchless refill may read a few words past a segment
   static thread_local std::vector<uint32_t> words;  // reused across calls
+#if defined(__SANITIZE_ADDRESS__)
+  // Sanitizer builds: exactly the words needed, so a read past the padding is reported.
+  std::vector<uint32_t>(payload / 4 + kPad).swap(words);
+#else
   if (words.size() < payload / 4 + kPad) words.resize(payload / 4 + kPad);
+#endif
   std::memcpy(words.data(), p, payload);
   std::memset(words.data() + payload / 4, 0, kPad * 4);
-  const std::vector<View> views = make_views(dict);
+  const std::vector<View> view_list = make_views(dict);
+  const Views views{view_list.data(), static_cast<uint32_t>(view_list.size())};
   std::vector<size_t> starts(S);
   for (int64_t s = 1; s < S; ++s) starts[s] = starts[s - 1] + lengths[s - 1] / 4;
   const uint32_t* word_base = words.data();  // the caller's buffer (thread_local is per thread)
   parallel_for(S, threads, [&](int64_t s) {
     const Range r = segment_range(N, S, s);
     const uint32_t* in = word_base + starts[s];
-    decode_segment(in, in + lengths[s] / 4, r.a, r.b, models, L, dict, views.data(), lanes, out);
+    decode_segment(in, in + lengths[s] / 4, r.a, r.b, models, L, dict, views, lanes, out);
   });
   if (words.size() > (size_t{64} << 20)) std::vector<uint32_t>().swap(words);
 }

@@ -114,13 +114,19 @@ EncodedStream encode_stream(const int32_t* symbols, const int32_t* models, const
 
 // REQUIRES: check_layout passed; symbols has layout.num_symbols() entries.
 // REQUIRES: check_params(params) passes (throws ArgumentError otherwise).
+// symbols and models may be written by another thread during the call: every value is
+// read once, and every model index is checked as it is read (ArgumentError if it left
+// [0, K)); the output is then unspecified but no memory outside the inputs is touched.
 // threads <= 0 means all hardware threads. Output is independent of threads.
 std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const Layout& layout,
                             const ModelSet& dict, int threads, bool checksum,
                             const StreamParams& params = {});
 
 // REQUIRES: check_layout passed; out has layout.num_symbols() entries.
-// Throws DecodeFailure on any inconsistency; reads only [data, data + size).
+// Throws DecodeFailure on any inconsistency; reads only [data, data + size), whatever
+// the bytes: the decoder checks its read position at least once per 4 symbols and
+// before each escape payload, against an internal copy with padding words.
+// models may be written during the call: indices are checked as read (as encode).
 // Detection: the final-state check catches damage to modelled symbols with high
 // probability, but escaped values' raw payload bits carry no redundancy; with
 // the CRC-32 flag every error of up to 3 bits (and nearly all others) is caught.
