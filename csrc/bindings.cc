@@ -1,6 +1,9 @@
 // pybind11 binding of the C++ core. Every argument is checked here before it
 // reaches the core: shapes, dtypes (exact, no silent casts), index ranges and
-// buffer sizes. Long calls release the GIL.
+// buffer sizes. Long calls release the GIL, and another thread may then write to the
+// caller's arrays: an array whose checked contents the core relies on (CSR offsets,
+// assignments) is copied and the copy is checked and used; model maps are checked
+// again by the coder as it reads them (a copy would cost 8 % at 1x1 blocks).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -52,22 +55,26 @@ Layout make_layout(int64_t C, int64_t H, int64_t W, int64_t bh, int64_t bw) {
 }
 
 
+// Block histograms handed in from Python (CSR arrays). The offsets are a private copy
+// (checked after copying): the core indexes values and counts with them. Values and
+// counts are read in place (any contents are memory-safe for the core).
 struct Csr {
-  const int64_t* ptr;
+  std::vector<int64_t> offsets;  // the copy of ptr
   int64_t B;
   const int32_t* values;
   const int32_t* counts;
 };
 
-// Validates block histograms handed in from Python (CSR arrays).
 Csr checked_csr(const py::array& ptr, const py::array& values, const py::array& counts) {
   if (!py::isinstance<py::array_t<int64_t>>(ptr) || ptr.ndim() != 1 ||
       !(ptr.flags() & py::array::c_style) || ptr.size() < 1)
     throw py::type_error("ptr must be a non-empty 1-D contiguous int64 array");
   const int32_t* v = int32_data(values, "values", 1);
   const int32_t* c = int32_data(counts, "counts", 1);
-  const int64_t* p = static_cast<const int64_t*>(ptr.data());
-  const int64_t B = ptr.size() - 1;
+  const int64_t* src = static_cast<const int64_t*>(ptr.data());
+  Csr h{std::vector<int64_t>(src, src + ptr.size()), ptr.size() - 1, v, c};
+  const int64_t* p = h.offsets.data();
+  const int64_t B = h.B;
   if (p[0] != 0) arg_error("ptr[0] must be 0");
   for (int64_t b = 0; b < B; ++b)
     if (p[b + 1] < p[b]) arg_error("ptr must be non-decreasing");
@@ -75,9 +82,21 @@ Csr checked_csr(const py::array& ptr, const py::array& values, const py::array& 
     arg_error("ptr[-1] must equal len(values) == len(counts)");
   for (py::ssize_t i = 0; i < counts.size(); ++i)
     if (c[i] < 0) arg_error("counts must be non-negative");
-  return {p, B, v, c};
+  return h;
 }
 
+// A checked private copy of a 1-D int32 index array with n entries in [0, K).
+std::vector<int32_t> checked_indices(const py::array& a, const char* name, int64_t n, int64_t K) {
+  const int32_t* src = int32_data(a, name, 1);
+  if (a.size() != n) arg_error(std::string(name) + " must have one entry per block");
+  std::vector<int32_t> v(src, src + n);
+  for (int64_t b = 0; b < n; ++b)
+    if (v[b] < 0 || v[b] >= K) arg_error(std::string(name) + ": model index out of range");
+  return v;
+}
+
+// The model map, checked here for the error message; the coder checks each index again
+// as it reads it (the array may be written by another thread once the GIL is released).
 const int32_t* checked_models(const py::array& models, const Layout& L, const ModelSet& dict) {
   const int32_t* m = int32_data(models, "models", 3);
   if (models.shape(0) != L.C || models.shape(1) != L.nby() || models.shape(2) != L.nbx())
@@ -245,6 +264,7 @@ PYBIND11_MODULE(_core, m) {
           check_params(params);
           EncodedStream e;
           {
+            // Symbols are read in place: any values are valid (escapes), each is read once.
             py::gil_scoped_release release;
             e = encode_stream(s, mm, L, dict, threads, checksum, params);
           }
@@ -320,7 +340,7 @@ PYBIND11_MODULE(_core, m) {
           double* o = out.mutable_data();
           {
             py::gil_scoped_release release;
-            histogram_costs(h.ptr, h.B, h.values, h.counts, set.models, threads, o);
+            histogram_costs(h.offsets.data(), h.B, h.values, h.counts, set.models, threads, o);
           }
           return out;
         },
@@ -332,16 +352,13 @@ PYBIND11_MODULE(_core, m) {
            int threads) {
           const Csr h = checked_csr(ptr, values, counts);
           const ModelSet set = model_set(dicts);
-          const int32_t* a = int32_data(assign, "assign", 1);
-          if (assign.size() != h.B) arg_error("assign must have one entry per block");
-          for (int64_t b = 0; b < h.B; ++b)
-            if (a[b] < 0 || a[b] >= static_cast<int64_t>(set.size()))
-              arg_error("assign: model index out of range");
+          const std::vector<int32_t> a =
+              checked_indices(assign, "assign", h.B, static_cast<int64_t>(set.size()));
           py::array_t<double> out(h.B);
           double* o = out.mutable_data();
           {
             py::gil_scoped_release release;
-            assigned_costs(h.ptr, h.B, h.values, h.counts, set.models, a, threads, o);
+            assigned_costs(h.offsets.data(), h.B, h.values, h.counts, set.models, a.data(), threads, o);
           }
           return out;
         },
@@ -355,6 +372,7 @@ PYBIND11_MODULE(_core, m) {
           const int32_t* c = int32_data(cluster, "cluster", 1);
           if (cluster.size() != h.B) arg_error("cluster must have one entry per block");
           if (K < 0 || V < 0 || K * V > (int64_t{1} << 31)) arg_error("K * V too large");
+          // cluster is read in place: the core checks each entry when it uses it.
           for (int64_t b = 0; b < h.B; ++b)
             if (c[b] >= K) arg_error("cluster index out of range");
           py::array_t<int64_t> out({K, V});
@@ -363,7 +381,7 @@ PYBIND11_MODULE(_core, m) {
           std::fill(outside.mutable_data(), outside.mutable_data() + K, 0);
           {
             py::gil_scoped_release release;
-            accumulate_clusters(h.ptr, h.B, h.values, h.counts, c, K, lo, V, out.mutable_data(),
+            accumulate_clusters(h.offsets.data(), h.B, h.values, h.counts, c, K, lo, V, out.mutable_data(),
                                 outside.mutable_data());
           }
           return py::make_tuple(out, outside);
@@ -462,7 +480,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("block_self_costs", [](py::array ptr, py::array counts) {
     const Csr h = checked_csr(ptr, counts, counts);
     py::array_t<double> out(h.B);
-    block_self_costs(h.ptr, h.B, h.counts, out.mutable_data());
+    block_self_costs(h.offsets.data(), h.B, h.counts, out.mutable_data());
     return out;
   });
 
@@ -513,6 +531,9 @@ PYBIND11_MODULE(_core, m) {
             if (n > (uint64_t{1} << precision) - 1 || offset < INT32_MIN ||
                 offset > static_cast<int64_t>(INT32_MAX) - static_cast<int64_t>(n))
               throw DecodeFailure{"invalid image model support"};
+            // Every gamma code takes at least one bit: n is bounded by the bits left
+            // before anything is allocated for it.
+            if (n > 8 * static_cast<uint64_t>(s.size()) - pos) throw DecodeFailure{"side information truncated"};
             std::vector<uint64_t> q(n + 1);
             read(n, q.data());
             for (uint64_t i = 0; i < n; ++i) {

@@ -19,6 +19,8 @@ namespace ldem {
 namespace {
 
 constexpr int32_t kWinSize = 512;  // blocks spanning fewer values are counted densely
+constexpr uint32_t kWinMask = kWinSize - 1;
+static_assert((kWinSize & (kWinSize - 1)) == 0, "the dense window is a power of two");
 
 // o[k] += n * row[k] and dst[k] += src[k]: every k on its own, so the result is the same
 // at any vector width (no fused multiply-add: -ffp-contract=off). Cloned for AVX-512.
@@ -85,13 +87,16 @@ void histogram_rows(const int32_t* symbols, const Layout& L, int64_t r0, int64_t
         for (int64_t y = y0; y < y1; ++y) {
           const int32_t* p = symbols + (c * L.H + y) * L.W;
           int64_t x = x0;
+          // The mask keeps every index inside its counter even if the symbols change
+          // between the two passes (a caller's buffer written by another thread); for
+          // values within [lo, hi] it changes nothing.
           for (; x + 4 <= x1; x += 4) {
-            ++d0[static_cast<uint32_t>(p[x]) - base];
-            ++d1[static_cast<uint32_t>(p[x + 1]) - base];
-            ++d2[static_cast<uint32_t>(p[x + 2]) - base];
-            ++d3[static_cast<uint32_t>(p[x + 3]) - base];
+            ++d0[(static_cast<uint32_t>(p[x]) - base) & kWinMask];
+            ++d1[(static_cast<uint32_t>(p[x + 1]) - base) & kWinMask];
+            ++d2[(static_cast<uint32_t>(p[x + 2]) - base) & kWinMask];
+            ++d3[(static_cast<uint32_t>(p[x + 3]) - base) & kWinMask];
           }
-          for (; x < x1; ++x) ++d0[static_cast<uint32_t>(p[x]) - base];
+          for (; x < x1; ++x) ++d0[(static_cast<uint32_t>(p[x]) - base) & kWinMask];
         }
         const int64_t span = static_cast<int64_t>(hi) - lo + 1;
         for (int64_t i = 0; i < span; ++i) sum[i] = d0[i] + d1[i] + d2[i] + d3[i];
