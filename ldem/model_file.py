@@ -4,28 +4,366 @@
 >>> bundle = ModelBundle(pretrained_path())
 >>> bundle.num_qualities >= 1
 True
+
+A model file is a zip archive of ``.npy`` members (``numpy.savez``). It may come from
+an untrusted source: the loader treats every byte as hostile until checked, and a bad
+file raises ``ValueError`` naming the path (``OSError`` for a file that cannot be
+opened), never a foreign exception, a hang or code execution. In detail:
+
+- only a regular file is read (a folder, FIFO or device is refused), and at most
+  ``max_bytes`` of it;
+- the zip directory must be at most :data:`MAX_DIRECTORY_BYTES`; members are stored or
+  deflated (no other compression, no encryption); only the members the format names are
+  read (others are ignored, unread), each after its declared size has been charged
+  against ``max_bytes``; the ``.npy`` headers are parsed without pickle and must give
+  the exact dtype and shape expected before any array is made;
+- ``meta.json`` is at most :data:`MAX_META_BYTES`, nested at most
+  :data:`MAX_JSON_DEPTH` deep, without ``NaN``/``Infinity``, and is checked against one
+  schema (:func:`check_meta`);
+- every weight has the exact shape the architecture gives for its config and a float
+  dtype, and is finite; the memory of the nets built from them and of the integer tables
+  (estimated from their headers) is charged too.
+
+``max_bytes`` (default :data:`DEFAULT_MAX_BYTES`, 256 MiB; the shipped file needs about
+70 MiB) thus bounds the memory a model file can make the loader use: the file, the
+members read, the tables and the nets.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import json
+import math
+import os
+import re
+import stat
+import struct
+import threading
+import zipfile
+import zlib
+from collections import OrderedDict
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from ldem.dictionary import Dictionary
+from ldem.dictionary import Dictionary, table_bytes
 
-__all__ = ["ModelBundle", "MODEL_FILE_FORMAT", "pretrained_path"]
+__all__ = ["ModelBundle", "MODEL_FILE_FORMAT", "pretrained_path", "check_meta", "check_config", "transform_shapes",
+           "ARCH", "MAX_CHANNELS", "MAX_LEVELS", "DEFAULT_MAX_BYTES",
+           "MAX_QUALITIES", "MAX_TRANSFORMS", "MAX_META_BYTES", "MAX_JSON_DEPTH", "MAX_DIRECTORY_BYTES"]
 
 MODEL_FILE_FORMAT = 2  # written by ldem export; format 1 (one set of transforms) is still read
+
+DEFAULT_MAX_BYTES = 256 * 2**20   # file + members read + tables + nets, per model file
+MAX_QUALITIES = 255               # a .ldem header holds the quality in one byte
+MAX_TRANSFORMS = 64               # sets of transforms in one file
+MAX_META_BYTES = 2**20            # meta.json
+MAX_JSON_DEPTH = 16               # nesting of meta.json (the format uses 4)
+MAX_DIRECTORY_BYTES = 2**20       # zip central directory (about 10,000 members)
+MAX_BLOCK_SIZES = 16              # entries of a quality's block_sizes
+MAX_BLOCK_SIDE = 4096
+MAX_IMAGE_MODELS = 64             # what ldem.LocalEntropyCoder accepts
+
+_WEIGHT_DTYPES = (np.dtype("<f2"), np.dtype("<f4"), np.dtype("<f8"))
+_DENSITY_FLOATS = 43  # floats of one channel's FactorizedDensity (filters 3, 3, 3)
 
 
 def pretrained_path() -> Path:
     """Path of the model file shipped in the package."""
     return Path(str(resources.files("ldem") / "pretrained" / "ldem-gf.npz"))
+
+
+# ---------------------------------------------------------------------------------------
+# meta.json
+# ---------------------------------------------------------------------------------------
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _no_constant(name):
+    raise ValueError(f"meta.json holds {name}, which JSON does not allow")
+
+
+def _finite_float(text):
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError(f"meta.json holds the number {text[:20]}, which is out of range")
+    return v
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+
+
+def _parse_meta(raw: bytes):
+    """meta.json bytes -> Python value, with the size, depth and constant limits."""
+    if len(raw) > MAX_META_BYTES:
+        raise ValueError(f"meta.json of {len(raw)} bytes exceeds {MAX_META_BYTES}")
+    skeleton = np.frombuffer(_JSON_STRING.sub(b'""', raw), np.uint8)
+    step = (np.isin(skeleton, (ord("["), ord("{"))).astype(np.int64)
+            - np.isin(skeleton, (ord("]"), ord("}"))).astype(np.int64))
+    if step.size and int(np.cumsum(step).max()) > MAX_JSON_DEPTH:
+        raise ValueError(f"meta.json is nested more than {MAX_JSON_DEPTH} deep")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("meta.json is not UTF-8 text") from None
+    try:
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError(f"meta.json is nested too deep") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"meta.json is not valid JSON ({e})") from None
+
+
+def _short(v) -> str:
+    r = repr(v) if isinstance(v, (int, float, str, type(None), bool)) else type(v).__name__
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+ARCH = "gained-factorized-v1"
+MAX_CHANNELS = 1024  # largest N and M a config may name (the shipped transforms use N ≤ 128, M = 192)
+MAX_LEVELS = 255     # largest number of λ values (trained levels) in one config
+
+
+def check_config(cfg) -> dict:
+    """``cfg`` checked as a :meth:`ldem.models.GainedFactorizedCodec.config` dict; raises ``ValueError``.
+
+    ``arch`` must be ``"gained-factorized-v1"``, ``N`` and ``M`` ints in 1..:data:`MAX_CHANNELS`,
+    ``lambdas`` 1..:data:`MAX_LEVELS` finite positive numbers. Returns a clean copy of those
+    four fields (other keys are dropped), so a config read from a file never builds a net
+    of unbounded size.
+
+    >>> check_config({"arch": "gained-factorized-v1", "N": 8, "M": 12, "lambdas": [0.01]})["M"]
+    12
+    >>> check_config({"arch": "gained-factorized-v1", "N": -1, "M": 12, "lambdas": [0.01]})
+    Traceback (most recent call last):
+    ...
+    ValueError: config: N must be an int in 1..1024, got -1
+    """
+    if not isinstance(cfg, dict):
+        raise ValueError(f"config must be a dict, got {type(cfg).__name__}")
+    if cfg.get("arch") != ARCH:
+        arch = cfg.get("arch")
+        raise ValueError(f"unknown architecture {arch if isinstance(arch, str) and len(arch) < 80 else '?'!r}")
+    for key in ("N", "M"):
+        v = cfg.get(key)
+        if not _is_int(v) or not 1 <= v <= MAX_CHANNELS:
+            raise ValueError(f"config: {key} must be an int in 1..{MAX_CHANNELS}, got {_short(v)}")
+    lambdas = cfg.get("lambdas")
+    if not isinstance(lambdas, (list, tuple)) or not 1 <= len(lambdas) <= MAX_LEVELS:
+        raise ValueError(f"config: lambdas must be a list of 1..{MAX_LEVELS} numbers, got {_short(lambdas)}")
+    for v in lambdas:
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0):
+            raise ValueError(f"config: lambdas must be finite positive numbers, got {_short(v)}")
+    return {"arch": ARCH, "N": cfg["N"], "M": cfg["M"], "lambdas": [float(v) for v in lambdas]}
+
+
+def transform_shapes(N: int, M: int, levels: int) -> dict:
+    """Shape of every weight of :class:`ldem.models.GainedFactorizedCodec` except the densities (the
+    weights a model file stores), computed without building the net.
+
+    >>> transform_shapes(8, 12, 2)["g_s.net.0.weight"], transform_shapes(8, 12, 2)["log_gain"]
+    ((12, 8, 5, 5), (2, 12))
+    """
+    shapes = {}
+    ins = (3, N, N, N)
+    outs = (N, N, N, M)
+    for i in range(4):  # analysis: conv [out, in, 5, 5] at 0, 2, 4, 6; GDN at 1, 3, 5
+        shapes[f"g_a.net.{2 * i}.weight"] = (outs[i], ins[i], 5, 5)
+        shapes[f"g_a.net.{2 * i}.bias"] = (outs[i],)
+        if i < 3:
+            shapes[f"g_a.net.{2 * i + 1}.beta"] = (N,)
+            shapes[f"g_a.net.{2 * i + 1}.gamma"] = (N, N)
+    ins = (M, N, N, N)
+    outs = (N, N, N, 3)
+    for i in range(4):  # synthesis: transposed conv [in, out, 5, 5]
+        shapes[f"g_s.net.{2 * i}.weight"] = (ins[i], outs[i], 5, 5)
+        shapes[f"g_s.net.{2 * i}.bias"] = (outs[i],)
+        if i < 3:
+            shapes[f"g_s.net.{2 * i + 1}.beta"] = (N,)
+            shapes[f"g_s.net.{2 * i + 1}.gamma"] = (N, N)
+    shapes["log_gain"] = (levels, M)
+    shapes["log_inv_gain"] = (levels, M)
+    return shapes
+
+
+def check_meta(meta) -> tuple:
+    """Checks a model file's ``meta.json`` value; returns ``(configs, levels)``.
+
+    ``configs`` is one checked transforms config per set (:func:`check_config`);
+    ``levels`` the per-quality dicts as stored, each checked: ``transforms`` (default 0)
+    names an existing set, ``level`` (default quality − 1) one of its λ values,
+    ``block_sizes`` (optional) is 1..16 pairs of ints in 1..4096 and ``max_image_models``
+    (optional) an int in 0..64. Raises ``ValueError`` naming the first bad field.
+
+    >>> cfg = {"arch": "gained-factorized-v1", "N": 8, "M": 12, "lambdas": [0.01, 0.1]}
+    >>> configs, levels = check_meta({"format": 2, "transforms": [cfg], "levels": [{"level": 1}]})
+    >>> configs[0]["N"], levels
+    (8, [{'level': 1}])
+    >>> check_meta({"format": 2, "transforms": [cfg], "levels": [{"level": 2}]})
+    Traceback (most recent call last):
+    ...
+    ValueError: levels[0]: names transforms 0 level 2, which the file lacks (levels 0..1)
+    """
+    if not isinstance(meta, dict):
+        raise ValueError(f"meta.json must hold an object, got {type(meta).__name__}")
+    fmt = meta.get("format")
+    if not _is_int(fmt) or fmt not in (1, MODEL_FILE_FORMAT):
+        raise ValueError(f"unsupported model file format {_short(fmt)}")
+    if fmt == 1:
+        configs = [meta.get("config")]
+    else:
+        configs = meta.get("transforms")
+        if not isinstance(configs, list) or not 1 <= len(configs) <= MAX_TRANSFORMS:
+            raise ValueError(f"transforms must be a list of 1..{MAX_TRANSFORMS} configs, got {_short(configs)}")
+    checked = []
+    for t, cfg in enumerate(configs):
+        try:
+            checked.append(check_config(cfg))
+        except ValueError as e:
+            raise ValueError(f"transforms[{t}]: {e}" if fmt == 2 else str(e)) from None
+    levels = meta.get("levels")
+    if not isinstance(levels, list) or not 1 <= len(levels) <= MAX_QUALITIES:
+        raise ValueError(f"levels must be a list of 1..{MAX_QUALITIES} qualities, got {_short(levels)}")
+    for i, lv in enumerate(levels):
+        if not isinstance(lv, dict):
+            raise ValueError(f"levels[{i}] must be an object, got {_short(lv)}")
+        t, l = lv.get("transforms", 0), lv.get("level", i)
+        if not _is_int(t) or not _is_int(l):
+            raise ValueError(f"levels[{i}]: transforms and level must be ints, got {_short(t)}, {_short(l)}")
+        if not 0 <= t < len(checked):
+            raise ValueError(f"levels[{i}]: names transforms {t} level {l}, which the file lacks "
+                             f"(transforms 0..{len(checked) - 1})")
+        if not 0 <= l < len(checked[t]["lambdas"]):
+            raise ValueError(f"levels[{i}]: names transforms {t} level {l}, which the file lacks "
+                             f"(levels 0..{len(checked[t]['lambdas']) - 1})")
+        if "block_sizes" in lv:
+            b = lv["block_sizes"]
+            if not isinstance(b, list) or not 1 <= len(b) <= MAX_BLOCK_SIZES or not all(
+                    isinstance(p, list) and len(p) == 2 and all(_is_int(v) and 1 <= v <= MAX_BLOCK_SIDE for v in p)
+                    for p in b):
+                raise ValueError(f"levels[{i}]: block_sizes must be 1..{MAX_BLOCK_SIZES} pairs of ints in "
+                                 f"1..{MAX_BLOCK_SIDE}, got {_short(b)}")
+        if "max_image_models" in lv:
+            m = lv["max_image_models"]
+            if not _is_int(m) or not 0 <= m <= MAX_IMAGE_MODELS:
+                raise ValueError(f"levels[{i}]: max_image_models must be an int in 0..{MAX_IMAGE_MODELS}, "
+                                 f"got {_short(m)}")
+    return checked, levels
+
+
+# ---------------------------------------------------------------------------------------
+# Reading the file
+# ---------------------------------------------------------------------------------------
+def _read_regular_file(path: Path, max_bytes: int):
+    """(bytes, stat) of a regular file of at most ``max_bytes``; never blocks on a FIFO."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no model file at {path}") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a folder, not an ldem model file") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if stat.S_ISDIR(st.st_mode):
+            raise ValueError(f"{path} is a folder, not an ldem model file")
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path} is not a regular file (a device, FIFO or socket), not an ldem model file")
+        if st.st_size > max_bytes:
+            raise ValueError(f"{path}: model file of {st.st_size} bytes exceeds max_bytes={max_bytes}")
+        raw = f.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise ValueError(f"{path}: model file exceeds max_bytes={max_bytes}")
+    return raw, st
+
+
+def _directory_bytes(raw: bytes) -> int:
+    """Size the zip's end records give its central directory (what zipfile parses)."""
+    i = raw.rfind(b"PK\x05\x06", max(0, len(raw) - (22 + 65535)))
+    if i < 0 or len(raw) - i < 22:
+        raise ValueError("not a zip archive")
+    size = struct.unpack_from("<I", raw, i + 12)[0]
+    z = i - 20 - 56  # zip64 end record right before its locator, where zipfile reads it
+    if i >= 20 and raw[i - 20:i - 16] == b"PK\x06\x07" and z >= 0 and raw[z:z + 4] == b"PK\x06\x06":
+        size = max(size, struct.unpack_from("<Q", raw, z + 40)[0])
+    return size
+
+
+def _parse_npy(data: bytes, name: str, dtypes, shape=None) -> np.ndarray:
+    """An array from ``.npy`` bytes, without pickle, after checking dtype and shape."""
+    f = io.BytesIO(data)
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shp, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shp, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise ValueError(f"{name}: unsupported .npy version {version}")
+    if dtype.hasobject or dtype.fields is not None or dtype not in dtypes:
+        raise ValueError(f"{name}: dtype {dtype} is not one of {', '.join(str(d) for d in dtypes)}")
+    if not isinstance(shp, tuple) or not all(_is_int(v) and v >= 0 for v in shp):
+        raise ValueError(f"{name}: bad shape {_short(shp)}")
+    if shape is not None and shp != tuple(shape):
+        raise ValueError(f"{name}: shape {shp}, the architecture expects {tuple(shape)}")
+    count = math.prod(shp)
+    offset = f.tell()
+    if count * dtype.itemsize != len(data) - offset:
+        raise ValueError(f"{name}: shape {shp} of {dtype} needs {count * dtype.itemsize} bytes, "
+                         f"the member holds {len(data) - offset}")
+    a = np.frombuffer(data, dtype, count, offset)
+    return a.reshape(shp[::-1]).T if fortran else a.reshape(shp)
+
+
+class _Archive:
+    """Lazy, bounded member reads from an in-memory zip; charges a shared byte budget."""
+
+    def __init__(self, raw: bytes, budget: list):
+        directory = _directory_bytes(raw)
+        if directory > MAX_DIRECTORY_BYTES:
+            raise ValueError(f"zip directory of {directory} bytes exceeds {MAX_DIRECTORY_BYTES}")
+        self.zip = zipfile.ZipFile(io.BytesIO(raw))
+        infos = self.zip.infolist()
+        self.members = {}
+        for info in infos:
+            if info.filename in self.members:
+                raise ValueError(f"member {info.filename!r} appears twice")
+            self.members[info.filename] = info
+        self.budget = budget
+
+    def charge(self, n: int, what: str):
+        if n > self.budget[0]:
+            raise ValueError(f"{what} would take {n} bytes, more than the {self.budget[0]} left of "
+                             f"max_bytes={self.budget[1]} (raise it to load a larger trusted file)")
+        self.budget[0] -= n
+
+    def has(self, name: str) -> bool:
+        return name + ".npy" in self.members
+
+    def read(self, name: str, dtypes, shape=None, max_size=None) -> np.ndarray:
+        info = self.members.get(name + ".npy")
+        if info is None:
+            raise ValueError(f"member {name} is missing")
+        if info.flag_bits & 1:
+            raise ValueError(f"member {name} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ValueError(f"member {name} uses compression method {info.compress_type} "
+                             f"(only stored and deflated are read)")
+        if max_size is not None and info.file_size > max_size:
+            raise ValueError(f"member {name} of {info.file_size} bytes exceeds {max_size}")
+        self.charge(info.file_size, f"member {name}")
+        with self.zip.open(info) as f:
+            data = f.read(info.file_size)
+        if len(data) != info.file_size:
+            raise ValueError(f"member {name} holds {len(data)} bytes, its header says {info.file_size}")
+        return _parse_npy(data, name, dtypes, shape)
+
+
+# errors of damaged or hostile input from zipfile, zlib, numpy's .npy header parser, struct
+_FOREIGN = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
+            struct.error, KeyError, IndexError, TypeError, AttributeError, OverflowError, RecursionError,
+            MemoryError, UnicodeDecodeError, SyntaxError, OSError)
 
 
 class ModelBundle:
@@ -37,51 +375,89 @@ class ModelBundle:
     come from a network trained for high rates. Format 2 stores set ``t`` as
     ``param{t}/<name>`` with its config in ``meta["transforms"][t]``; format 1 (one set,
     ``param/<name>`` and ``meta["config"]``) is read as a single set.
+
+    Safe for files from untrusted sources (see the module docs): a bad file raises
+    ``ValueError`` with the path, a missing one ``FileNotFoundError``. ``max_bytes``
+    bounds the memory the file may make the loader use (the file, the members read,
+    the integer tables and the nets): 256 MiB by default, raise it for a larger trusted
+    model. :attr:`model_id` is a digest of the bytes read.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, *, max_bytes: int = DEFAULT_MAX_BYTES):
+        if not _is_int(max_bytes) or max_bytes < 0:
+            raise TypeError(f"max_bytes must be a non-negative int, got {_short(max_bytes)}")
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no model file at {path}")
-        raw = path.read_bytes()
-        self.model_id = hashlib.blake2b(raw, digest_size=8).digest()
-        try:
-            with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-            meta = json.loads(bytes(arrays.pop("meta.json")).decode())
-        except (ValueError, KeyError, OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path} is not an ldem model file: {e}") from None
-        if not isinstance(meta, dict) or meta.get("format") not in (1, MODEL_FILE_FORMAT):
-            raise ValueError(f"{path}: unsupported model file format "
-                             f"{meta.get('format') if isinstance(meta, dict) else meta!r}")
+        raw, st = _read_regular_file(path, max_bytes)
         self.path = path
-        self.meta = meta
+        self.max_bytes = max_bytes
+        self.file_key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        self.model_id = hashlib.blake2b(raw, digest_size=8).digest()
+        budget = [max_bytes - len(raw), max_bytes]
         try:
-            if meta["format"] == 1:
-                self.configs = [meta["config"]]
-                self.states = [{k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}]
-            else:
-                self.configs = list(meta["transforms"])
-                self.states = []
-                for t in range(len(self.configs)):
-                    prefix = f"param{t}/"
-                    self.states.append({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
-            self.levels = meta["levels"]  # one dict per quality, smallest files first
-            if not self.configs or not self.levels:
-                raise ValueError("no transforms or no levels")
-            self.tables = {}
-            for q in range(1, len(self.levels) + 1):
-                t, l = self.level_of(q)
-                if not 0 <= t < len(self.configs) or not 0 <= l < len(self.configs[t]["lambdas"]):
-                    raise ValueError(f"quality {q} names transforms {t} level {l}, which the file lacks")
-                g = Dictionary.from_bytes(arrays[f"level{q}/global"].tobytes())
-                s = arrays.get(f"level{q}/static")
-                self.tables[q] = (g, Dictionary.from_bytes(s.tobytes()) if s is not None else None)
-        except (KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f"{path} is not a valid ldem model file: missing or malformed {e}") from None
+            archive = _Archive(raw, budget)
+            meta_raw = archive.read("meta.json", (np.dtype("u1"),), max_size=MAX_META_BYTES + 1024)
+            if meta_raw.ndim != 1:
+                raise ValueError("meta.json must be a 1-D byte array")
+            meta = _parse_meta(meta_raw.tobytes())
+        except ValueError as e:
+            raise ValueError(f"{path} is not an ldem model file: {e}") from None
+        except _FOREIGN as e:
+            raise ValueError(f"{path} is not an ldem model file: {type(e).__name__}: {e}") from None
+        try:
+            self._load(archive, meta)
         except ValueError as e:
             raise ValueError(f"{path} is not a valid ldem model file: {e}") from None
+        except _FOREIGN as e:
+            raise ValueError(f"{path} is not a valid ldem model file: {type(e).__name__}: {e}") from None
+        self.bytes_charged = max_bytes - budget[0]
         self._nets = {}
+
+    def _load(self, archive: _Archive, meta):
+        configs, levels = check_meta(meta)
+        self.meta = meta
+        self.configs = configs
+        self.levels = levels  # one dict per quality, smallest files first
+        self.states = []
+        for t, cfg in enumerate(configs):
+            prefix = "param/" if meta["format"] == 1 else f"param{t}/"
+            L = len(cfg["lambdas"])
+            shapes = transform_shapes(cfg["N"], cfg["M"], L)
+            # the net built from these: float32 weights twice (fresh net and loaded state), and densities
+            archive.charge(8 * sum(math.prod(s) for s in shapes.values()) + 4 * _DENSITY_FLOATS * L * cfg["M"],
+                           f"the transforms {t} (N={cfg['N']}, M={cfg['M']}, {L} levels)")
+            state = {}
+            for k, shape in shapes.items():
+                a = archive.read(prefix + k, _WEIGHT_DTYPES, shape)
+                if not np.isfinite(a).all():
+                    raise ValueError(f"{prefix + k}: weights must be finite")
+                state[k] = a
+            self.states.append(state)
+        self.tables = {}
+        for q in range(1, len(levels) + 1):
+            t, _ = self.level_of(q)
+            g = self._dictionary(archive, f"level{q}/global")
+            if g.num_models != configs[t]["M"]:
+                raise ValueError(f"level{q}/global has {g.num_models} models, transforms {t} have "
+                                 f"M={configs[t]['M']} channels")
+            s = self._dictionary(archive, f"level{q}/static") if archive.has(f"level{q}/static") else None
+            if s is not None and s.precision != g.precision:
+                raise ValueError(f"level{q}: static and global tables differ in precision")
+            if s is not None and 1 + s.num_models + int(levels[q - 1].get("max_image_models", 32)) > 65535:
+                raise ValueError(f"level{q}/static: too many models ({s.num_models})")
+            self.tables[q] = (g, s)
+
+    @staticmethod
+    def _dictionary(archive: _Archive, name: str) -> Dictionary:
+        data = archive.read(name, (np.dtype("u1"),))
+        if data.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D byte array")
+        data = data.tobytes()
+        need = table_bytes(data, stop_above=archive.budget[0])
+        archive.charge(need, f"the tables of {name}")
+        try:
+            return Dictionary.from_bytes(data, max_bytes=need)
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
 
     @property
     def config(self) -> dict:
@@ -113,6 +489,40 @@ class ModelBundle:
         return self._nets[transforms]
 
 
-@functools.lru_cache(maxsize=4)
-def _bundle(path: str) -> ModelBundle:
-    return ModelBundle(path)
+# ---------------------------------------------------------------------------------------
+# Cache: one loaded bundle per file version
+# ---------------------------------------------------------------------------------------
+_CACHE_SIZE = 4
+_cache: "OrderedDict[tuple, ModelBundle]" = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _bundle(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> ModelBundle:
+    """The bundle of the model file at ``path``, cached by path and file identity (device,
+    inode, size, modification and change times), so a file replaced at the same path is
+    read again. Only a bundle whose bytes were read from the version stat'ed is cached."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ModelBundle(path, max_bytes=max_bytes)  # raises the clear error
+    key = (str(path), max_bytes, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    with _cache_lock:
+        b = _cache.get(key)
+        if b is not None:
+            _cache.move_to_end(key)
+            return b
+    b = ModelBundle(path, max_bytes=max_bytes)
+    if b.file_key == key[2]:
+        with _cache_lock:
+            _cache[key] = b
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+    return b
+
+
+def _clear_cache():
+    with _cache_lock:
+        _cache.clear()
+
+
+_bundle.cache_clear = _clear_cache

@@ -21,8 +21,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ldem.model_file import ARCH, MAX_CHANNELS, MAX_LEVELS, check_config, transform_shapes  # torch-free checks
+
 __all__ = ["GDN", "AnalysisTransform", "SynthesisTransform", "FactorizedDensity",
-           "GainedFactorizedCodec", "quantize_ste", "widen_transforms", "LIKELIHOOD_FLOOR"]
+           "GainedFactorizedCodec", "quantize_ste", "widen_transforms", "LIKELIHOOD_FLOOR",
+           "ARCH", "MAX_CHANNELS", "MAX_LEVELS", "check_config", "transform_shapes"]
 
 
 class _LowerBound(torch.autograd.Function):
@@ -229,12 +232,12 @@ class GainedFactorizedCodec(nn.Module):
         return [self.log_gain, self.log_inv_gain, *self.densities.parameters()]
 
     def config(self) -> dict:
-        return {"arch": "gained-factorized-v1", "N": self.N, "M": self.M, "lambdas": self.lambdas}
+        return {"arch": ARCH, "N": self.N, "M": self.M, "lambdas": self.lambdas}
 
     @classmethod
     def from_config(cls, cfg: dict) -> "GainedFactorizedCodec":
-        if cfg.get("arch") != "gained-factorized-v1":
-            raise ValueError(f"unknown architecture {cfg.get('arch')!r}")
+        """The net of a :meth:`config` dict, checked first by :func:`check_config` (``ValueError``)."""
+        cfg = check_config(cfg)
         return cls(cfg["lambdas"], N=cfg["N"], M=cfg["M"])
 
 
