@@ -15,6 +15,13 @@ Weights are stored in float16 (the per-level gains in float32). Usage::
     ldem export run/checkpoint.pt model.npz --data TRAIN_IMAGES
     ldem export low/checkpoint.pt high/checkpoint.pt model.npz --data TRAIN_IMAGES --levels 0,1,2,3 1,2
     ldem export old.npz high/checkpoint.pt model.npz --data TRAIN_IMAGES --levels all 1,2
+
+Sources: a model file (``.npz``) is read by the hardened loader
+(:class:`ldem.model_file.ModelBundle`) and may come from an untrusted source. A training
+checkpoint is read with ``torch.load(weights_only=True)`` (:func:`ldem.train.load_checkpoint`):
+it cannot run code, and one holding anything but tensors and plain values is refused
+with ``ValueError``; still, load checkpoints only from sources you trust for resource
+use (their tensors are read as they are).
 """
 from __future__ import annotations
 
@@ -91,11 +98,15 @@ def _load_checkpoint(path):
     """A checkpoint's net in eval mode, on its float16-rounded weights, and the checkpoint."""
     import torch
     from ldem.models import GainedFactorizedCodec
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    net = GainedFactorizedCodec.from_config(ck["config"])
-    net.load_state_dict(ck["model"])
-    if ck.get("ema"):  # the moving average of the weights, when training kept one
-        net.load_state_dict(ck["ema"], strict=False)
+    from ldem.train import load_checkpoint
+    ck = load_checkpoint(path)
+    try:
+        net = GainedFactorizedCodec.from_config(ck["config"])
+        net.load_state_dict(ck["model"])
+        if ck.get("ema"):  # the moving average of the weights, when training kept one
+            net.load_state_dict(ck["ema"], strict=False)
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(f"{path}: the checkpoint's weights do not match its config: {str(e)[:300]}") from None
     net.eval()
     # The codec runs on the float16-rounded weights; build the tables from the same.
     state = {}
@@ -123,8 +134,6 @@ def _copy_model_file(path, qualities, t_first: int, q_first: int):
     bundle = ModelBundle(path)  # validates the file
     chosen = _increasing(range(1, bundle.num_qualities + 1) if qualities is None else qualities,
                          1, bundle.num_qualities, f"{path}: qualities")
-    with np.load(path, allow_pickle=False) as z:
-        raw = {k: z[k] for k in z.files}
     used = sorted({bundle.level_of(q)[0] for q in chosen})
     renumber = {t: t_first + i for i, t in enumerate(used)}
     arrays, levels = {}, []
@@ -136,9 +145,10 @@ def _copy_model_file(path, qualities, t_first: int, q_first: int):
     for i, q in enumerate(chosen):
         t, l = bundle.level_of(q)
         new_q = q_first + i
-        arrays[f"level{new_q}/global"] = raw[f"level{q}/global"]
-        if f"level{q}/static" in raw:
-            arrays[f"level{new_q}/static"] = raw[f"level{q}/static"]
+        g, s = bundle.tables[q]  # the checked tables; to_bytes gives the bytes stored
+        arrays[f"level{new_q}/global"] = np.frombuffer(g.to_bytes(), np.uint8)
+        if s is not None:
+            arrays[f"level{new_q}/static"] = np.frombuffer(s.to_bytes(), np.uint8)
         levels.append(dict(bundle.levels[q - 1], quality=new_q, transforms=renumber[t], level=l))
     configs = [bundle.configs[t] for t in used]
     training = [dict(notes[t], model_file=Path(path).name,
@@ -240,7 +250,11 @@ def _parse_levels(values, n: int):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="ldem export", description="Build a model file from training checkpoints.")
+    ap = argparse.ArgumentParser(
+        prog="ldem export", description="Build a model file from training checkpoints.",
+        epilog="Model files given as sources are checked by the hardened loader and may come from anywhere. "
+               "Checkpoints are read with torch.load(weights_only=True): they cannot run code, but load them "
+               "only from sources you trust for resource use.")
     ap.add_argument("checkpoints", nargs="+", metavar="source",
                     help="training checkpoints, or model files (.npz) whose qualities are copied as they are; "
                          "qualities follow their order (smallest files first)")

@@ -9,7 +9,15 @@ Example (a few seconds on a CPU)::
 
     python -m ldem.train IMAGES --out run --iterations 20 --patch 64 --batch 2 --N 16 --M 24
 
-Then ``ldem export run/checkpoint.pt model.ldemw --data IMAGES`` builds a shippable model.
+Then ``ldem export run/checkpoint.pt model.npz --data IMAGES`` builds a shippable model.
+
+Checkpoints hold only tensors and plain Python values (dicts, lists, tuples, numbers,
+strings, ``None``) and are read with ``torch.load(weights_only=True)``
+(:func:`load_checkpoint`), so a checkpoint cannot run code when loaded; one that holds
+anything else, or is damaged, raises ``ValueError``. Load checkpoints only from sources
+you trust for resource use all the same: their tensors are read as they are, with no
+size limit. A model file (``.npz``) given to ``--init`` goes through the hardened model
+file loader (:class:`ldem.model_file.ModelBundle`) and may come from anywhere.
 """
 from __future__ import annotations
 
@@ -18,9 +26,13 @@ import gc
 import json
 import math
 import os
+import pickle
 import random
+import stat
+import struct
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +95,10 @@ class PatchSampler:
 
 
 def _parse(argv):
-    ap = argparse.ArgumentParser(prog="ldem train", description="Train the learned transforms (all quality levels in one run).")
+    ap = argparse.ArgumentParser(prog="ldem train", description="Train the learned transforms (all quality levels in one run).",
+                                 epilog="--init and --resume read checkpoints with torch.load(weights_only=True): "
+                                        "a checkpoint cannot run code, and one holding anything but tensors and "
+                                        "plain values is refused.")
     ap.add_argument("data", help="folder of training images (searched recursively)")
     ap.add_argument("--out", required=True, help="output folder: checkpoint.pt, train.log, config.json")
     ap.add_argument("--lambdas", type=float, nargs="+", default=list(DEFAULT_LAMBDAS),
@@ -110,7 +125,9 @@ def _parse(argv):
     ap.add_argument("--init", metavar="CHECKPOINT", default=None,
                     help="start from the (averaged) weights of another run, or of a model file (.npz); levels "
                          "are matched by λ and new λ values start from the nearest trained level; a narrower "
-                         "N is widened without changing what the transforms compute")
+                         "N is widened without changing what the transforms compute; checkpoints are read with "
+                         "torch.load(weights_only=True) (no code runs; still only from sources you trust for "
+                         "resource use), model files by the hardened loader")
     ap.add_argument("--revive-channels", action="store_true",
                     help="with --init: restart the latent channels that carry no bits at the highest λ "
                          "(for a run aimed at higher rates than the --init weights)")
@@ -118,6 +135,48 @@ def _parse(argv):
                     help="with a model file as --init: which of its sets of transforms (default 0)")
     ap.add_argument("--no-progress", action="store_true")
     return ap.parse_args(argv)
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """A training checkpoint (``checkpoint.pt`` of ``ldem train``), read safely.
+
+    Uses ``torch.load(weights_only=True)``: only tensors and plain Python values are
+    unpickled, so a checkpoint cannot run code. Raises ``FileNotFoundError`` for a
+    missing path and ``ValueError`` (with the path) for anything else that is not a
+    readable checkpoint: not a regular file, damaged, holding other objects (a checkpoint
+    written by some other program, or a hostile one), or without a ``model`` state dict
+    of tensors and a ``config`` dict. The size of the tensors is not limited: load
+    checkpoints only from sources you trust for resource use.
+    """
+    import torch
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no checkpoint at {path}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{path} is not a regular file, not a checkpoint")
+    try:
+        ck = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        detail = next((line.strip() for line in str(e).splitlines() if "WeightsUnpickler error" in line), str(e))
+        raise ValueError(f"{path} cannot be loaded safely: it holds objects other than tensors and plain values, "
+                         f"or is damaged ({detail[:300]}). ldem loads checkpoints with "
+                         f"torch.load(weights_only=True) only") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError, IndexError, TypeError,
+            AttributeError, struct.error, UnicodeDecodeError, OverflowError, RecursionError, MemoryError) as e:
+        raise ValueError(f"{path} is not a readable checkpoint (damaged or not made by torch.save): "
+                         f"{type(e).__name__}: {str(e)[:300]}") from None
+
+    def state_dict(v):
+        return isinstance(v, dict) and all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in v.items())
+
+    if not isinstance(ck, dict) or not state_dict(ck.get("model")) or not isinstance(ck.get("config"), dict):
+        raise ValueError(f"{path} is not an ldem training checkpoint (no 'model' state dict of tensors "
+                         f"and 'config' dict)")
+    if ck.get("ema") is not None and not state_dict(ck["ema"]):
+        raise ValueError(f"{path}: 'ema' must be a state dict of tensors")
+    return ck
 
 
 def _init_source(path, transforms: int = 0):
@@ -132,12 +191,15 @@ def _init_source(path, transforms: int = 0):
                              f"not {transforms}")
         state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in bundle.states[transforms].items()}
         return state, bundle.configs[transforms]
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    return ck.get("ema") or ck["model"], ck.get("config", {})
+    ck = load_checkpoint(path)
+    return ck.get("ema") or ck["model"], ck["config"]
 
 
 def init_from_checkpoint(net, path, transforms: int = 0) -> bool:
     """Loads the weights of checkpoint ``path`` into ``net`` (a fresh ``GainedFactorizedCodec``).
+
+    A checkpoint is read with :func:`load_checkpoint` (no code runs); a model file with
+    :class:`ldem.model_file.ModelBundle` (safe for untrusted files).
 
     The transforms must have the same M and at most ``net.N`` hidden channels; narrower
     ones are widened without changing what they compute (:func:`ldem.models.widen_transforms`).
@@ -147,29 +209,37 @@ def init_from_checkpoint(net, path, transforms: int = 0) -> bool:
     has one. ``path`` may also be a model file (``.npz``; ``transforms`` picks its set),
     which has no densities: then the densities stay fresh and this returns False.
     """
-    from ldem.models import widen_transforms
+    from ldem.models import check_config, widen_transforms
     src, cfg = _init_source(path, transforms)
-    if cfg.get("arch") != net.config()["arch"] or cfg.get("M") != net.M or not 0 < (cfg.get("N") or 0) <= net.N:
+    try:
+        cfg = check_config(cfg)
+    except ValueError as e:
+        raise ValueError(f"--init: {path}: {e}") from None
+    if cfg["M"] != net.M or not cfg["N"] <= net.N:
         raise ValueError(f"--init: {path} has config {cfg}, not M={net.M} with N ≤ {net.N} "
                          f"{net.config()['arch']}")
-    old = [float(v) for v in cfg["lambdas"]]
+    old = cfg["lambdas"]
     state = net.state_dict()
-    if cfg["N"] < net.N:
-        src = dict(src, **widen_transforms(src, state))
-    for name in state:
-        if not (name.startswith("log_gain") or name.startswith("log_inv_gain") or name.startswith("densities.")):
-            state[name] = src[name].to(state[name].dtype)
-    has_densities = any(name.startswith("densities.") for name in src)
-    for q, lam in enumerate(net.lambdas):
-        j = min(range(len(old)), key=lambda i: abs(math.log(lam / old[i])))
-        shift = 0.5 * math.log(lam / old[j])
-        state["log_gain"][q] = src["log_gain"][j] + shift
-        state["log_inv_gain"][q] = src["log_inv_gain"][j] - shift
-        prefix = f"densities.{j}."
-        for name, v in src.items():
-            if name.startswith(prefix):
-                state[f"densities.{q}.{name[len(prefix):]}"] = v.clone()
-    net.load_state_dict(state)
+    try:
+        if cfg["N"] < net.N:
+            src = dict(src, **widen_transforms(src, state))
+        for name in state:
+            if not (name.startswith("log_gain") or name.startswith("log_inv_gain") or name.startswith("densities.")):
+                state[name] = src[name].to(state[name].dtype)
+        has_densities = any(name.startswith("densities.") for name in src)
+        for q, lam in enumerate(net.lambdas):
+            j = min(range(len(old)), key=lambda i: abs(math.log(lam / old[i])))
+            shift = 0.5 * math.log(lam / old[j])
+            state["log_gain"][q] = src["log_gain"][j] + shift
+            state["log_inv_gain"][q] = src["log_inv_gain"][j] - shift
+            prefix = f"densities.{j}."
+            for name, v in src.items():
+                if name.startswith(prefix):
+                    state[f"densities.{q}.{name[len(prefix):]}"] = v.clone()
+        net.load_state_dict(state)
+    except (KeyError, RuntimeError, TypeError, IndexError, ValueError) as e:
+        raise ValueError(f"--init: the weights in {path} do not match its config {cfg}: "
+                         f"{type(e).__name__}: {str(e)[:300]}") from None
     return has_densities
 
 
@@ -288,15 +358,24 @@ def train(argv=None) -> int:
     if args.resume:
         if not ckpt_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        ck = load_checkpoint(ckpt_path, map_location=device)
         if ck["config"] != net.config():
             raise ValueError(f"--resume: checkpoint config {ck['config']} differs from {net.config()}")
-        net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        start, elapsed_before = ck["iteration"], ck.get("elapsed", 0.0)
-        ema_state = ck.get("ema")
-        sampler.rng.setstate(ck["sampler_rng"])
-        torch.set_rng_state(ck["torch_rng"])
+        try:
+            net.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            start, elapsed_before = ck["iteration"], ck.get("elapsed", 0.0)
+            if not isinstance(start, int) or isinstance(start, bool) or start < 0 or \
+                    not isinstance(elapsed_before, (int, float)) or not math.isfinite(elapsed_before):
+                raise ValueError(f"bad iteration {start!r} or elapsed {elapsed_before!r}")
+            ema_state = ck.get("ema")
+            if ema_state is not None and set(ema_state) != {n for n, _ in net.named_parameters()}:
+                raise ValueError("'ema' does not name the parameters of the net")
+            sampler.rng.setstate(ck["sampler_rng"])
+            torch.set_rng_state(ck["torch_rng"].cpu())
+        except (KeyError, RuntimeError, TypeError, IndexError, ValueError, AttributeError) as e:
+            raise ValueError(f"--resume: {ckpt_path} is not a complete checkpoint of this run: "
+                             f"{type(e).__name__}: {str(e)[:300]}") from None
     # Polyak averaging: the averaged weights are what export ships (training is noisy)
     ema_params = None
     if args.ema > 0:
@@ -316,6 +395,8 @@ def train(argv=None) -> int:
         if rank != 0:
             return
         tmp = out / "checkpoint.pt.tmp"
+        # only tensors and plain values (the RNG state is a tuple of ints): load_checkpoint
+        # reads it back with torch.load(weights_only=True)
         torch.save({"model": net.state_dict(), "ema": ema_params, "optimizer": opt.state_dict(), "iteration": it,
                     "elapsed": elapsed, "config": net.config(), "sampler_rng": sampler.rng.getstate(),
                     "torch_rng": torch.get_rng_state()}, tmp)
