@@ -494,3 +494,24 @@ def test_escape_must_be_a_number_of_the_right_kind():
         Dictionary.from_frequencies([[1, 2]], [0], escape=1.5)
     with pytest.raises(ValueError, match="escape"):
         Dictionary.from_frequencies([[1, 2]], [0], escape=-1)
+
+
+def test_from_bytes_memory_limit():
+    """Each model built takes about 4.5 KiB whatever its serialised size (12 bytes for one
+    symbol): from_bytes refuses input whose tables would exceed max_bytes, before building."""
+    from ldem.dictionary import table_bytes
+    K = 100_000
+    body = (bytes(4) + (1).to_bytes(4, "little") + (2**15).to_bytes(2, "little") * 2) * K
+    raw = b"LDMD" + bytes([1, 16]) + K.to_bytes(4, "little") + body
+    raw += zlib.crc32(raw).to_bytes(4, "little")
+    assert len(raw) < 2**21 and table_bytes(raw) > 400 * 2**20
+    with pytest.raises(ValueError, match="max_bytes"):
+        Dictionary.from_bytes(raw)
+    small = raw[:6] + (10).to_bytes(4, "little") + body[:120]
+    small += zlib.crc32(small).to_bytes(4, "little")
+    assert Dictionary.from_bytes(small).num_models == 10
+    with pytest.raises(ValueError, match="max_bytes"):
+        Dictionary.from_bytes(small, max_bytes=table_bytes(small) - 1)
+    assert Dictionary.from_bytes(small, max_bytes=table_bytes(small)).num_models == 10
+    with pytest.raises(TypeError):
+        Dictionary.from_bytes(small, max_bytes=1.5)

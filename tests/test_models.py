@@ -69,3 +69,24 @@ def test_config_round_trip():
     assert again.config() == net.config()
     with pytest.raises(ValueError, match="architecture"):
         GainedFactorizedCodec.from_config({"arch": "other"})
+
+
+def test_transform_shapes_match_the_net():
+    from ldem.models import transform_shapes
+    net = GainedFactorizedCodec([0.01, 0.02, 0.05], N=8, M=12)
+    want = {k: tuple(v.shape) for k, v in net.state_dict().items() if not k.startswith("densities.")}
+    assert transform_shapes(8, 12, 3) == want
+
+
+@pytest.mark.parametrize("cfg", [
+    {"arch": "gained-factorized-v1", "N": 10**9, "M": 12, "lambdas": [0.01]},
+    {"arch": "gained-factorized-v1", "N": -8, "M": 12, "lambdas": [0.01]},
+    {"arch": "gained-factorized-v1", "N": 8, "M": 0, "lambdas": [0.01]},
+    {"arch": "gained-factorized-v1", "N": 8, "M": 12, "lambdas": []},
+    {"arch": "gained-factorized-v1", "N": 8, "M": 12, "lambdas": [float("nan")]},
+    {"arch": "gained-factorized-v1", "N": 8, "M": 12},
+    ["gained-factorized-v1"],
+])
+def test_from_config_rejects_bad_configs_with_value_error(cfg):
+    with pytest.raises(ValueError):
+        GainedFactorizedCodec.from_config(cfg)
