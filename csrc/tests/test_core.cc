@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -89,8 +91,120 @@ static void roundtrip(std::mt19937& rng, int precision, Layout L, int K, double 
   }
 }
 
+// A stream for `N` symbols in 1 x 2 blocks whose two models alternate (runs of 2
+// symbols): the header, four valid lane states, then `zeros` zero bytes. Decoding it
+// must stop at the end of the data (a run shorter than 4 symbols once skipped the
+// decoder's bound check and read on past the buffer).
+static void bounded_decoder_stops_at_the_end() {
+  std::vector<Model> models;
+  for (int k = 0; k < 2; ++k) models.push_back(make_model(0, std::vector<uint32_t>(4096, 1), 12));
+  const Dictionary dict(12, std::move(models));
+  const int64_t N = int64_t{1} << 22;
+  const Layout L{1, 1, N, 1, 2};
+  std::vector<int32_t> map(L.num_blocks());
+  for (size_t i = 0; i < map.size(); ++i) map[i] = static_cast<int32_t>(i & 1);
+  std::vector<uint8_t> data = {'L', 'D', 0x10, 2 << 5 | 31};
+  for (int lane = 0; lane < 4; ++lane)
+    for (int b = 0; b < 8; ++b) data.push_back(b == 3 ? 0x80 : 0);  // state 2^31
+  data.resize(data.size() + 4096, 0);
+  std::vector<int32_t> out(N);
+  bool raised = false;
+  try {
+    decode(data.data(), data.size(), map.data(), L, dict, 1, out.data());
+  } catch (const DecodeFailure&) {
+    raised = true;
+  }
+  CHECK(raised);
+}
+
+// Every truncation of a valid stream in narrow blocks with alternating models (runs of
+// 1-3 symbols, every decoder path) raises DecodeFailure; the stream is copied to a
+// buffer of exactly its size first, so a sanitizer build sees any read past it.
+static void truncated_narrow_blocks() {
+  std::mt19937 rng(99);
+  const Dictionary dict = random_dictionary(rng, 12, 3);
+  const int64_t blocks[][2] = {{1, 1}, {1, 2}, {1, 3}, {2, 1}, {2, 3}};
+  for (const auto& b : blocks)
+    for (int lanes_log2 : {2, 0, 3}) {
+      const Layout L{2, 5, 37, b[0], b[1]};
+      std::vector<int32_t> sym(L.num_symbols());
+      for (auto& v : sym) v = static_cast<int32_t>(rng() % 9) - 4 + (rng() % 50 == 0 ? 100000 : 0);
+      std::vector<int32_t> map(L.num_blocks());
+      for (size_t i = 0; i < map.size(); ++i) map[i] = static_cast<int32_t>((i + rng() % 2) % 3);
+      const std::vector<uint8_t> a = encode(sym.data(), map.data(), L, dict, 1, false, StreamParams{lanes_log2, 8});
+      std::vector<int32_t> back(sym.size());
+      decode(a.data(), a.size(), map.data(), L, dict, 1, back.data());
+      CHECK(back == sym);
+      for (size_t cut = 0; cut < a.size(); ++cut) {
+        const std::unique_ptr<uint8_t[]> part(new uint8_t[cut + 1]);
+        std::memcpy(part.get(), a.data(), cut);
+        bool raised = false;
+        try {
+          decode(part.get(), cut, map.data(), L, dict, 1, back.data());
+        } catch (const DecodeFailure&) {
+          raised = true;
+        }
+        CHECK(raised);
+      }
+    }
+}
+
+// Segment lengths that add up past the data (or would wrap a 64-bit sum) are refused.
+static void segment_lengths_bounded() {
+  std::vector<Model> models;
+  models.push_back(make_model(0, std::vector<uint32_t>(4096, 1), 12));
+  const Dictionary dict(12, std::move(models));
+  const Layout L{1, 1, 1024, 1, 1};  // 4 segments of 256 symbols
+  const int32_t map[1024] = {};
+  std::vector<uint8_t> data = {'L', 'D', 0x10, 2 << 5 | 8};
+  for (int s = 0; s < 3; ++s) {  // 3 lengths of 2^62
+    for (int k = 0; k < 8; ++k) data.push_back(0x80);
+    data.push_back(0x40);
+  }
+  data.resize(data.size() + 256, 0);
+  std::vector<int32_t> out(1024);
+  bool raised = false;
+  try {
+    decode(data.data(), data.size(), map, L, dict, 1, out.data());
+  } catch (const DecodeFailure&) {
+    raised = true;
+  }
+  CHECK(raised);
+}
+
+// A model index outside [0, K) reaching the coder (a map changed after check_layout)
+// raises ArgumentError in every path instead of reading outside the tables.
+static void model_index_checked_at_use() {
+  std::mt19937 rng(5);
+  const Dictionary dict = random_dictionary(rng, 14, 2);
+  for (int64_t bw : {1, 4})
+    for (int lanes_log2 : {2, 0}) {
+      const Layout L{1, 4, 64, 1, bw};
+      std::vector<int32_t> sym(L.num_symbols(), 0), map(L.num_blocks(), 0);
+      const std::vector<uint8_t> a = encode(sym.data(), map.data(), L, dict, 1, false, StreamParams{lanes_log2, 8});
+      map[map.size() / 2] = 1000;
+      std::vector<int32_t> back(sym.size());
+      int raised = 0;
+      try {
+        encode(sym.data(), map.data(), L, dict, 1, false, StreamParams{lanes_log2, 8});
+      } catch (const ArgumentError&) {
+        ++raised;
+      }
+      try {
+        decode(a.data(), a.size(), map.data(), L, dict, 1, back.data());
+      } catch (const ArgumentError&) {
+        ++raised;
+      }
+      CHECK(raised == 2);
+    }
+}
+
 int main() {
   std::mt19937 rng(1234);
+  bounded_decoder_stops_at_the_end();
+  truncated_narrow_blocks();
+  segment_lengths_bounded();
+  model_index_checked_at_use();
   // Table construction invariants.
   for (int P = kMinPrecision; P <= kMaxPrecision; ++P) {
     for (int t = 0; t < 20; ++t) {
