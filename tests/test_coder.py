@@ -877,3 +877,99 @@ def test_vector_encoder_ignores_the_floating_point_rounding_mode(precision):
         finally:
             libm.fesetround(0)
         assert got == want
+
+
+# -- hostile input: bounded reads, models written during a call ------------------------------------
+
+def _run_isolated(code: str, timeout: int = 300):
+    """Runs `code` in a fresh interpreter (a regression that crashes it cannot take the test
+    run down); returns (returncode, output)."""
+    import subprocess
+    import sys
+    p = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=timeout)
+    return p.returncode, p.stdout
+
+
+def test_runs_shorter_than_four_symbols_cannot_read_past_the_stream():
+    """1x2 blocks with alternating models: runs of 2 symbols once skipped the decoder's
+    bound check, and a few hundred KB of zeros walked the reader gigabytes past the buffer."""
+    rc, out = _run_isolated("""
+import numpy as np, ldem
+N = 1 << 24
+d = ldem.Dictionary.from_frequencies([[1] * 4095] * 2, offsets=[0, 0], precision=12, escape=1)
+m = np.tile(np.int32([0, 1]), N // 4).reshape(1, 1, N // 2)
+data = b"LD\\x10" + bytes([2 << 5 | 31]) + (1 << 31).to_bytes(8, "little") * 4 + bytes(262144)
+try:
+    ldem.decode(data, m, d, (1, 1, N), block=(1, 2), threads=1)
+except ldem.DecodeError as e:
+    print("DecodeError:", e)
+""")
+    assert rc == 0, out
+    assert "DecodeError: stream truncated" in out
+
+
+@pytest.mark.parametrize("block", [(1, 1), (1, 2), (1, 3), (2, 1)])
+@pytest.mark.parametrize("lanes", [4, 1, 8])
+def test_narrow_blocks_truncated_and_spliced_streams(block, lanes):
+    rng = np.random.default_rng(block[1] * 10 + lanes)
+    d = ldem.Dictionary.from_pmfs([[0.1, 0.2, 0.4, 0.2, 0.1], [0.7, 0.2, 0.1], [0.05] * 20],
+                                  offsets=[-2, 0, -10])
+    shape = (2, 6, 41)
+    y = rng.integers(-3, 4, shape).astype(np.int32)
+    y.flat[rng.integers(y.size, size=5)] = 10**6  # escapes
+    grid = ldem.block_grid(shape, block)
+    m = (np.arange(math.prod(grid)) % 3).astype(np.int32).reshape(grid)  # alternating models
+    data = ldem.encode(y, m, d, block, lanes=lanes, segment_size=256)
+    assert (ldem.decode(data, m, d, shape, block) == y).all()
+    other = ldem.encode(rng.integers(-3, 4, shape).astype(np.int32), m, d, block, lanes=lanes, segment_size=256)
+    for cut in range(len(data)):
+        with pytest.raises(ldem.DecodeError):
+            ldem.decode(data[:cut], m, d, shape, block)
+        spliced = data[:cut] + other[cut:]
+        if spliced != data:
+            decode_or_error(spliced, m, d, shape, block)
+
+
+def test_models_written_by_another_thread_during_encode_and_decode():
+    """The model map is validated, then read with the GIL released: another thread writing
+    out-of-range indices into it must give an error (or a wrong result), never a crash."""
+    rc, out = _run_isolated("""
+import sys, threading, numpy as np, ldem
+sys.setswitchinterval(1e-5)
+d = ldem.Dictionary.from_pmfs([[0.25, 0.5, 0.25], [0.5, 0.5]], offsets=[-1, 0])
+rng = np.random.default_rng(0)
+results = {"ok": 0, "error": 0}
+for block in [(1, 1), (1, 3), (4, 4)]:
+    shape = (2, 128, 192)
+    y = rng.integers(-1, 2, shape).astype(np.int32)
+    grid = ldem.block_grid(shape, block)
+    clean = (np.arange(np.prod(grid)) % 2).astype(np.int32).reshape(grid)
+    data = ldem.encode(y, clean, d, block)
+    m = clean.copy()
+    stop = threading.Event()
+    def mutate():  # one bad index at a time, put back at once: checks often pass
+        i = 0
+        while not stop.is_set():
+            k = (i * 7919) % m.size
+            m.flat[k] = 1 << 30 if i & 1 else -7
+            m.flat[k] = clean.flat[k]
+            i += 1
+    t = threading.Thread(target=mutate)
+    t.start()
+    try:
+        for _ in range(150):
+            for call in (lambda: ldem.encode(y, m, d, block, threads=2),
+                         lambda: ldem.decode(data, m, d, shape, block, threads=2)):
+                try:
+                    call()
+                    results["ok"] += 1
+                except ValueError:  # ldem.DecodeError is a ValueError
+                    results["error"] += 1
+    finally:
+        stop.set()
+        t.join()
+print("calls", results)
+""", timeout=600)
+    assert rc == 0, out
+    assert "calls" in out
