@@ -176,6 +176,15 @@ class LocalEntropyCoder:
     each of ``block_sizes`` and keeps the cheapest; a stream is never more than a few
     bytes larger than ``mode="global"``.
 
+    Limits (streams are untrusted input): :meth:`decode` refuses a stream that declares
+    more than ``max_symbols`` symbols (default 2**26: the decoded int32 array takes
+    256 MiB) or a block map of more than ``max_blocks`` blocks (default 2**22, about
+    40 MiB of map arrays while decoding), before allocating for them; everything else
+    it allocates is bounded by the stream's length. A hostile stream of a few KB thus
+    costs at most about 300 MiB at the defaults; raise the limits to code larger latents.
+    :meth:`encode` refuses latents over ``max_symbols`` and skips block sizes whose map
+    would exceed ``max_blocks``, so it never writes a stream its decoder refuses.
+
     >>> import numpy as np, ldem
     >>> g = ldem.Dictionary.from_pmfs([[0.1, 0.2, 0.4, 0.2, 0.1]] * 4, offsets=[-2] * 4)
     >>> coder = ldem.LocalEntropyCoder(g)
@@ -190,7 +199,8 @@ class LocalEntropyCoder:
                  block_sizes: Iterable[Sequence[int]] = ((16, 16), (32, 32)),
                  max_image_models: int = 32, table_bits: int = 8, lloyd_iterations: int = 2,
                  map_codecs: Iterable[str] = ("rans", "deflate"), threads: Optional[int] = 1,
-                 seed: int = 0, max_symbols: int = 2**28, checksum: bool = True):
+                 seed: int = 0, max_symbols: int = 2**26, max_blocks: int = 2**22,
+                 checksum: bool = True):
         if not isinstance(global_models, Dictionary):
             raise TypeError("global_models must be an ldem.Dictionary with one model per channel")
         if static is not None and not isinstance(static, Dictionary):
@@ -220,7 +230,11 @@ class LocalEntropyCoder:
         self.lloyd_iterations = int(lloyd_iterations)
         self.threads = 0 if threads is None else int(threads)
         self.seed = int(seed)
+        for name, v in (("max_symbols", max_symbols), ("max_blocks", max_blocks)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
         self.max_symbols = int(max_symbols)
+        self.max_blocks = int(max_blocks)
         self.checksum = bool(checksum)
         self.precision = global_models.precision
         self._C = global_models.num_models
@@ -252,11 +266,27 @@ class LocalEntropyCoder:
         return out
 
     def _model_map(self, choice: np.ndarray, shape, block) -> np.ndarray:
-        """Model indices into [global, static, image] from per-block categories."""
+        """Model indices into [global, static, image] from per-block categories.
+
+        One int32 array and one mask per block (the decoder's memory bound counts on it).
+        """
         C, nby, nbx = block_grid(shape, block)
-        channel = np.repeat(np.arange(C, dtype=np.int32), nby * nbx)
-        m = np.where(choice == 0, channel, (self._C - 1) + choice.astype(np.int32))  # static, image follow
-        return m.astype(np.int32, copy=False).reshape(C, nby, nbx)
+        m = np.array(choice, dtype=np.int32).reshape(C, nby * nbx)  # a copy: choice is kept
+        fixed = m == 0
+        m += self._C - 1  # static, then image models follow the C global ones
+        np.copyto(m, np.arange(C, dtype=np.int32)[:, None], where=fixed)  # category 0: own channel
+        return m.reshape(C, nby, nbx)
+
+    def _block_sizes(self, shape) -> list:
+        """The block sizes to try (clipped to the plane), less those whose block map would
+        have more than ``max_blocks`` blocks."""
+        C, H, W = shape
+        sizes = []
+        for b in self.block_sizes:
+            b = (max(1, min(b[0], H)), max(1, min(b[1], W)))
+            if b not in sizes and math.prod(block_grid(shape, b)) <= self.max_blocks:
+                sizes.append(b)
+        return sizes
 
     # ---------------------------------------------------------------------------------
     def _image_models(self, h: _Hist, fixed_best: np.ndarray, A_fixed: int):
@@ -309,12 +339,7 @@ class LocalEntropyCoder:
         the smallest one, costs are computed once at the smallest size and summed to
         the larger ones; image models are clustered at the smallest size.
         """
-        C, H, W = y.shape
-        sizes = []
-        for b in self.block_sizes:
-            b = (max(1, min(b[0], H)), max(1, min(b[1], W)))
-            if b not in sizes:
-                sizes.append(b)
+        sizes = self._block_sizes(y.shape)
         base = (min(b[0] for b in sizes), min(b[1] for b in sizes))
         nested = all(b[0] % base[0] == 0 and b[1] % base[1] == 0 for b in sizes)
         groups = [(base, sizes)] if nested else [(b, [b]) for b in sizes]
@@ -438,7 +463,7 @@ class LocalEntropyCoder:
         m = _MODES[mode]
         if m == _MODES["static"] and self.static is None:
             m = _MODES["global"]
-        if m == 0 or y.size == 0:
+        if m == 0 or y.size == 0 or not self._block_sizes(y.shape):
             data, stats = self._global_stream(y)
         else:
             cands, global_bits = self._search(y, m)
@@ -503,6 +528,9 @@ class LocalEntropyCoder:
             bh, bw = r.varint(max(H, 1)), r.varint(max(W, 1))
             if bh < 1 or bw < 1:
                 raise DecodeError("invalid block size")
+            blocks = math.prod(block_grid((C, H, W), (bh, bw)))
+            if blocks > self.max_blocks:
+                raise DecodeError(f"stream declares a map of {blocks} blocks, more than max_blocks={self.max_blocks}")
             I = r.varint(64)
             if mode == 1 and I:
                 raise DecodeError("static mode stream with image models")
@@ -551,7 +579,7 @@ class LocalEntropyCoder:
                 raise DecodeError("block map counts do not match the block grid")
             table = _core.Dictionary.from_counts([counts], [0], self.precision)
             choice = _core.decode(map_bytes, np.zeros((1, 1, 1), np.int32), table, 1, 1, B, 1, max(B, 1), 1)
-            choice = choice.reshape(-1).astype(np.int64)
+            choice = choice.reshape(-1)
             if B and (choice.min() < 0 or choice.max() >= A):
                 raise DecodeError("block map index out of range")
         else:
@@ -564,7 +592,7 @@ class LocalEntropyCoder:
                 raise DecodeError(f"corrupt block map: {e}") from None
             if len(raw) != B * item or not dec.eof or dec.unused_data:
                 raise DecodeError("corrupt block map (wrong length)")
-            choice = np.frombuffer(raw, dtype=dtype).astype(np.int64)
+            choice = np.frombuffer(raw, dtype=dtype).astype(np.int32)
             if B and choice.max() >= A:
                 raise DecodeError("block map index out of range")
         dicts = self._fixed_dicts() + ([image] if image is not None else [])

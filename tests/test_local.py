@@ -406,3 +406,103 @@ def test_block_histograms_match_numpy(shape, block, threads):
                 np.testing.assert_array_equal(counts[ptr[b]:ptr[b + 1]], n)
                 b += 1
     assert b + 1 == len(ptr)
+
+
+# -- hostile streams: limits on what a stream can make the decoder allocate ----------------------
+
+def _forge(coder, mode, codec, shape, rest: bytes) -> bytes:
+    """A local stream with the coder's header, `rest` after it, and its checksum."""
+    import zlib
+    out = bytes(coder._header(mode, codec, shape)) + rest
+    return out + zlib.crc32(out).to_bytes(4, "little") if coder.checksum else out
+
+
+def _bomb_payload(zero_bytes=4096) -> bytes:
+    """An ldem.encode-style stream of one segment (2^31 symbols per segment), 4 lanes at
+    state 2^31, then zeros: under a model that gives 0 a frequency of 65535/65536 it
+    'decodes' about 1.4 M symbols per word read."""
+    return b"LD\x10" + bytes([2 << 5 | 31]) + (1 << 31).to_bytes(8, "little") * 4 + bytes(zero_bytes)
+
+
+def _traced_peak(fn):
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_decompression_bomb_is_refused_before_allocating():
+    """A 4 KB stream declaring 2^27 symbols (512 MiB) is refused at the defaults, without
+    allocating; with the limit raised the same few KB would fill the whole output."""
+    g = ldem.Dictionary.from_frequencies([[65535]], offsets=[0], precision=16, escape=1)
+    coder = ldem.LocalEntropyCoder(g)
+    assert coder.max_symbols == 2**26 and coder.max_blocks == 2**22
+    data = _forge(coder, 0, 0, (1, 1, 2**27), _bomb_payload())
+    assert len(data) < 5000
+
+    def decode():
+        with pytest.raises(ldem.DecodeError, match="max_symbols"):
+            coder.decode(data)
+    assert _traced_peak(decode) < 1 << 20
+    # The same stream passes the header checks once the limit is raised (the payload is
+    # then found inconsistent, after the output is allocated).
+    small = ldem.LocalEntropyCoder(g, max_symbols=2**27)
+    with pytest.raises(ldem.DecodeError) as e:
+        small.decode(_forge(small, 0, 0, (1, 1, 2**20), _bomb_payload()))
+    assert "max_symbols" not in str(e.value)
+
+
+def test_decoding_at_the_symbol_limit_allocates_about_the_output():
+    g = ldem.Dictionary.from_frequencies([[65535]], offsets=[0], precision=16, escape=1)
+    coder = ldem.LocalEntropyCoder(g)
+    data = _forge(coder, 0, 0, (1, 1, 2**26), _bomb_payload())
+
+    def decode():
+        with pytest.raises(ldem.DecodeError):
+            coder.decode(data)
+    assert _traced_peak(decode) < 4 * 2**26 + (16 << 20)
+
+
+def test_block_map_limit():
+    g = ldem.Dictionary.from_frequencies([[65535]], offsets=[0], precision=16, escape=1)
+    coder = ldem.LocalEntropyCoder(g)
+    rest = bytearray()
+    for v in (1, 1, 0, 0, 0):  # bh, bw, I, no side bits, no map bytes
+        ldem.bitio.put_varint(rest, v)
+    data = _forge(coder, 2, 1, (1, 2048, 4096), bytes(rest) + _bomb_payload())  # 2^23 blocks
+
+    def decode():
+        with pytest.raises(ldem.DecodeError, match="max_blocks"):
+            coder.decode(data)
+    assert _traced_peak(decode) < 1 << 20
+    with pytest.raises(ValueError, match="max_blocks"):
+        ldem.LocalEntropyCoder(g, max_blocks=0)
+    with pytest.raises(ValueError, match="max_symbols"):
+        ldem.LocalEntropyCoder(g, max_symbols=-1)
+
+
+def test_encoder_skips_block_sizes_over_max_blocks():
+    g = ldem.Dictionary.from_pmfs([[0.1, 0.2, 0.4, 0.2, 0.1]], offsets=[-2])
+    y = np.zeros((1, 16, 16), np.int32)
+    y[:, :4] = np.random.default_rng(0).integers(-2, 3, size=(1, 4, 16))
+    coder = ldem.LocalEntropyCoder(g, block_sizes=((1, 1), (4, 4)), max_blocks=64)
+    data, stats = coder.encode(y, return_stats=True)
+    assert stats["mode"] == "global" or stats["block"] == (4, 4)
+    assert (coder.decode(data) == y).all()
+    data, stats = ldem.LocalEntropyCoder(g, block_sizes=((1, 1),), max_blocks=64).encode(y, return_stats=True)
+    assert stats["mode"] == "global"
+    local = ldem.LocalEntropyCoder(g, block_sizes=((4, 4),)).encode(y, mode="static")
+    if ldem.LocalEntropyCoder(g).describe(local)["block"] is not None:
+        with pytest.raises(ldem.DecodeError, match="max_blocks"):
+            ldem.LocalEntropyCoder(g, max_blocks=8).decode(local)
+
+
+def test_image_table_sizes_are_bounded_by_the_side_bits():
+    from ldem import _core
+    side = _core.gamma_pack(np.array([8, 1, 65535], np.uint64))  # one table of 65535 entries, no data
+    with pytest.raises(ldem.DecodeError, match="truncated"):
+        _core.read_image_tables(side, 0, 1, 16)
