@@ -12,7 +12,7 @@ from ldem.codec import ImageCodec, read_header  # noqa: E402
 from ldem.export import estimate_rd, export_model, global_tables, main as export_main  # noqa: E402
 from ldem.models import FactorizedDensity  # noqa: E402
 from ldem.train import (PatchSampler, fit_densities, init_from_checkpoint, list_images,  # noqa: E402
-                        revive_latent_channels, train)
+                        load_checkpoint, revive_latent_channels, train)
 
 TINY = ["--N", "8", "--M", "12", "--patch", "32", "--batch", "3", "--lambdas", "0.002", "0.02",
         "--no-progress", "--threads", "1"]
@@ -45,10 +45,10 @@ def test_list_images_and_sampler(images):
 def test_train_resume_export_load(images, tmp_path):
     run = tmp_path / "run"
     assert train([str(images), "--out", str(run), "--iterations", "3", *TINY]) == 0
-    ck = torch.load(run / "checkpoint.pt", weights_only=False)
+    ck = torch.load(run / "checkpoint.pt", weights_only=True)
     assert ck["iteration"] == 3
     assert train([str(images), "--out", str(run), "--iterations", "5", "--resume", *TINY]) == 0
-    assert torch.load(run / "checkpoint.pt", weights_only=False)["iteration"] == 5
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["iteration"] == 5
     log = (run / "train.log").read_text()
     assert "it=5 " in log and "bpp=" in log and "psnr=" in log
     assert json.loads((run / "config.json").read_text())["N"] == 8
@@ -168,14 +168,14 @@ def test_resume_mismatch_and_missing(images, tmp_path):
 def test_init_from_other_run_matches_levels_by_lambda(images, tmp_path):
     src = tmp_path / "src"
     train([str(images), "--out", str(src), "--iterations", "2", *TINY])
-    ck = torch.load(src / "checkpoint.pt", weights_only=False)
+    ck = torch.load(src / "checkpoint.pt", weights_only=True)
     ema = ck["ema"]
     new = [a for a in TINY if a not in ("0.002", "0.02")]
     new[new.index("--lambdas") + 1:new.index("--lambdas") + 1] = ["0.001", "0.002", "0.02"]
     dst = tmp_path / "dst"
     assert train([str(images), "--out", str(dst), "--iterations", "0", "--init", str(src / "checkpoint.pt"),
                   *new]) == 0
-    got = torch.load(dst / "checkpoint.pt", weights_only=False)["model"]
+    got = torch.load(dst / "checkpoint.pt", weights_only=True)["model"]
     transforms = [k for k in got if k.startswith(("g_a.", "g_s."))]
     assert transforms and all(torch.equal(got[k], ema[k]) for k in transforms)
     # levels 1, 2 are the old levels 0, 1; the new level 0 starts from old level 0, one λ-halving down
@@ -205,8 +205,8 @@ def test_init_widens_a_narrower_run(images, tmp_path):
     assert train([str(images), "--out", str(dst), "--iterations", "0", "--init", str(src / "checkpoint.pt"),
                   *wide]) == 0
     from ldem.models import GainedFactorizedCodec
-    a_ck = torch.load(src / "checkpoint.pt", weights_only=False)
-    b_ck = torch.load(dst / "checkpoint.pt", weights_only=False)
+    a_ck = torch.load(src / "checkpoint.pt", weights_only=True)
+    b_ck = torch.load(dst / "checkpoint.pt", weights_only=True)
     a = GainedFactorizedCodec.from_config(a_ck["config"])
     a.load_state_dict(a_ck["model"])
     a.load_state_dict(a_ck["ema"], strict=False)
@@ -237,7 +237,7 @@ def test_init_from_model_file(images, tmp_path, capsys):
     dst = tmp_path / "dst"
     assert train([str(images), "--out", str(dst), "--iterations", "1", "--init", str(model), *TINY]) == 0
     assert "fitted densities" in capsys.readouterr().err
-    got = torch.load(dst / "checkpoint.pt", weights_only=False)["ema"]
+    got = torch.load(dst / "checkpoint.pt", weights_only=True)["ema"]
     bundle = ImageCodec.load(model, quality=1).bundle
     before = torch.from_numpy(bundle.states[0]["g_s.net.0.weight"].astype(np.float32))
     assert torch.allclose(got["g_s.net.0.weight"], before, atol=1e-2)  # one step from the file's weights
@@ -271,6 +271,72 @@ def test_revive_latent_channels_keeps_the_reconstruction(images):
         train([str(images), "--out", "unused", "--iterations", "0", "--revive-channels", *TINY])
 
 
+class _Marker:
+    """Unpickling this would create a file: what a hostile checkpoint could do."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_checkpoint_that_runs_code_is_refused(images, tmp_path):
+    """Checkpoints are read with torch.load(weights_only=True): a pickled __reduce__ never
+    runs, in export, --init or --resume; each raises ValueError naming the file."""
+    marker = tmp_path / "marker"
+    run = tmp_path / "run"
+    train([str(images), "--out", str(run), "--iterations", "1", *TINY])
+    ck = torch.load(run / "checkpoint.pt", weights_only=True)
+    evil = tmp_path / "evil.pt"
+    torch.save(dict(ck, model=dict(ck["model"], extra=_Marker(marker))), evil)
+    with pytest.raises(ValueError, match="evil.pt cannot be loaded safely"):
+        load_checkpoint(evil)
+    with pytest.raises(ValueError, match="loaded safely"):
+        export_model(evil, tmp_path / "m.npz", images, progress=False)
+    with pytest.raises(ValueError, match="loaded safely"):
+        train([str(images), "--out", str(tmp_path / "x"), "--iterations", "0", "--init", str(evil), *TINY])
+    torch.save(dict(ck, sampler_rng=_Marker(marker)), run / "checkpoint.pt")
+    with pytest.raises(ValueError, match="loaded safely"):
+        train([str(images), "--out", str(run), "--iterations", "2", "--resume", *TINY])
+    assert not marker.exists()
+
+
+def test_damaged_checkpoints_raise_value_error(images, tmp_path):
+    run = tmp_path / "run"
+    train([str(images), "--out", str(run), "--iterations", "1", *TINY])
+    good = (run / "checkpoint.pt").read_bytes()
+    ck = torch.load(run / "checkpoint.pt", weights_only=True)
+    bad = tmp_path / "bad.pt"
+    for data in (b"", b"junk", good[:len(good) // 2], good[:100], good[:-10]):
+        bad.write_bytes(data)
+        with pytest.raises(ValueError, match="bad.pt"):
+            load_checkpoint(bad)
+    for obj in ([1, 2], {"model": {"w": 1}, "config": {}}, {"model": {}}, dict(ck, ema=[1])):
+        torch.save(obj, bad)
+        with pytest.raises(ValueError, match="bad.pt"):
+            load_checkpoint(bad)
+    with pytest.raises(ValueError, match="regular file"):
+        load_checkpoint(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+    # a checkpoint whose config or weights do not fit: ValueError, not RuntimeError or KeyError
+    torch.save(dict(ck, config=dict(ck["config"], N=10**9)), bad)
+    with pytest.raises(ValueError, match="N must be"):
+        export_model(bad, tmp_path / "m.npz", images, progress=False)
+    with pytest.raises(ValueError, match="N must be"):
+        train([str(images), "--out", str(tmp_path / "x"), "--iterations", "0", "--init", str(bad), *TINY])
+    torch.save(dict(ck, model={k: v for k, v in ck["model"].items() if k != "g_a.net.0.weight"},
+                    ema={k: v for k, v in ck["ema"].items() if k != "g_a.net.0.weight"}), bad)
+    with pytest.raises(ValueError, match="do not match"):
+        export_model(bad, tmp_path / "m.npz", images, progress=False)
+    with pytest.raises(ValueError, match="do not match"):
+        train([str(images), "--out", str(tmp_path / "x"), "--iterations", "0", "--init", str(bad), *TINY])
+    torch.save(dict(ck, sampler_rng=(1, 2)), run / "checkpoint.pt")
+    with pytest.raises(ValueError, match="--resume"):
+        train([str(images), "--out", str(run), "--iterations", "2", "--resume", *TINY])
+
+
 def test_global_tables_cover_density():
     d = FactorizedDensity(3)
     g = global_tables(d, span=256)
@@ -291,5 +357,5 @@ def test_ddp_on_cpu_with_torchrun(images, tmp_path, budget):
                         "--lambdas", "0.001", "0.002", "0.02"],  # 3 levels, batch 3: every level used
                        capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
-    ck = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=False)
+    ck = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)
     assert ck["iteration"] == 2 and len(ck["config"]["lambdas"]) == 3
