@@ -265,17 +265,21 @@ def _read_regular_file(path: Path, max_bytes: int):
         raise FileNotFoundError(f"no model file at {path}") from None
     except IsADirectoryError:
         raise ValueError(f"{path} is a folder, not an ldem model file") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
+    try:
+        st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
             raise ValueError(f"{path} is a folder, not an ldem model file")
         if not stat.S_ISREG(st.st_mode):
             raise ValueError(f"{path} is not a regular file (a device, FIFO or socket), not an ldem model file")
         if st.st_size > max_bytes:
             raise ValueError(f"{path}: model file of {st.st_size} bytes exceeds max_bytes={max_bytes}")
-        raw = f.read(max_bytes + 1)
-    if len(raw) > max_bytes:
-        raise ValueError(f"{path}: model file exceeds max_bytes={max_bytes}")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as f:
+        raw = f.read(st.st_size + 1)  # read(n) reserves n bytes: ask for what the file holds
+    if len(raw) != st.st_size:
+        raise ValueError(f"{path}: the model file changed while it was read")
     return raw, st
 
 
