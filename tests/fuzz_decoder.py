@@ -17,6 +17,22 @@ exception, a wrong result type, other symbols from a checksummed stream, or a ca
 slower than ``--case-seconds`` is a failure; a watchdog
 thread aborts the process if one decode call hangs for ``--hang-seconds``. The summary
 line gives the counts; the exit status is 1 if anything failed.
+
+Besides those classes it grows crafted cases for the hostile-input bugs found so far:
+
+* narrow blocks (1x1, 1x2, 1x3, 2x1) with alternating models, so model runs are 1-3
+  symbols long, and their truncations and splices; streams of valid lane states
+  followed by zeros or junk words (the reader must stop at the end of the data);
+* segment-length varints whose sum would wrap, and huge declared counts;
+* :class:`ldem.LocalEntropyCoder` streams (checksum off, so damage reaches the parser,
+  and on, with the CRC recomputed after a field is changed): damaged headers, shapes,
+  block sizes, image-model counts, side tables, block maps of both codecs; each is also
+  given to ``describe``. These coders use ``max_symbols=2**20`` to keep cases fast;
+* serialised dictionaries (``Dictionary.from_bytes``) with fields changed and the CRC
+  recomputed.
+
+For sanitizer runs (.ci/sanitizers.sh) the same script runs against a module built
+with AddressSanitizer and UBSan, where any read past a buffer aborts the process.
 """
 from __future__ import annotations
 
@@ -25,6 +41,7 @@ import os
 import sys
 import threading
 import time
+import zlib
 from collections import Counter
 
 import numpy as np
@@ -72,6 +89,54 @@ class Base:
         self.varints_at = 4
         self.varints_end = pos
         self.payload_at = pos + (4 if checksum else 0)
+        self.lanes = lanes
+
+    kind = "coder"
+
+    def decode(self, data, threads):
+        return ldem.decode(data, self.models, self.dictionary, self.shape, self.block, threads=threads)
+
+
+class LocalBase:
+    """One valid LocalEntropyCoder stream (decoded with coder.decode, also described)."""
+
+    kind = "local"
+
+    def __init__(self, name, coder, symbols, mode="local"):
+        self.name = name
+        self.coder = coder
+        self.symbols = symbols
+        self.shape = symbols.shape
+        self.checksum = coder.checksum
+        self.data = coder.encode(symbols, mode=mode)
+        if not np.array_equal(coder.decode(self.data), symbols):
+            raise AssertionError(f"{name}: the undamaged stream does not round-trip")
+        self.payload_at = len(self.data)  # only the generic mutations know no better
+        self.varints_at = self.varints_end = 3
+
+    def decode(self, data, threads):
+        info = self.coder.describe(data)
+        if not isinstance(info, dict):
+            raise AssertionError("describe did not return a dict")
+        return self.coder.decode(data)
+
+
+class DictBase:
+    """One serialised dictionary (Dictionary.from_bytes); CRC-protected."""
+
+    kind = "dictionary"
+
+    def __init__(self, name, dictionary):
+        self.name = name
+        self.data = dictionary.to_bytes()
+        self.symbols = self.data
+        self.shape = None
+        self.checksum = True
+        self.payload_at = len(self.data)
+        self.varints_at = self.varints_end = 4
+
+    def decode(self, data, threads):
+        return ldem.Dictionary.from_bytes(data).to_bytes()
 
 
 def _dictionary(rng, precision, K, n_max=40, peaked=False):
@@ -128,6 +193,50 @@ def make_bases(rng):
     add("int32-extremes", (1, 8, 8), (2, 2), 12, 2, wide=0.6)
     # Several default-size segments (N > 2**18); decoded rarely, it is the slow one.
     add("default-segments", (3, 300, 300), (16, 16), 16, 4, wide=0.001)
+
+    # Narrow blocks with alternating models: runs of 1-3 symbols (every decoder path).
+    def narrow(name, shape, block, precision, lanes=4, segment_size=2**17):
+        d = _dictionary(rng, precision, 3)
+        y = _symbols(rng, shape, d, 0.02)
+        grid = ldem.block_grid(shape, block)
+        m = (np.arange(int(np.prod(grid))) % 3).astype(np.int32).reshape(grid)
+        m[..., ::5] = rng.integers(0, 3, size=m[..., ::5].shape, dtype=np.int32)
+        bases.append(Base(name, y, m, d, block, False, lanes, segment_size))
+
+    narrow("narrow-1x1", (2, 7, 33), (1, 1), 12)
+    narrow("narrow-1x2", (2, 9, 40), (1, 2), 13)
+    narrow("narrow-1x3", (1, 12, 31), (1, 3), 16)
+    narrow("narrow-2x1", (3, 6, 17), (2, 1), 14)
+    narrow("narrow-1x2-segments", (2, 16, 40), (1, 2), 12, segment_size=256)
+    narrow("narrow-1x3-lanes1", (2, 8, 30), (1, 3), 15, lanes=1, segment_size=256)
+    narrow("narrow-2x1-lanes8", (2, 10, 20), (2, 1), 16, lanes=8)
+    narrow("narrow-1x2-long", (1, 1, 2**15), (1, 2), 12)  # long enough to run far past the end
+
+    # LocalEntropyCoder streams (small max_symbols keeps damaged headers cheap to decode).
+    def local(name, shape, with_static, checksum, mode="local", map_codecs=("rans", "deflate"),
+              block_sizes=((4, 4), (8, 8)), precision=16):
+        C = shape[0]
+        g = _dictionary(rng, precision, C, n_max=12)
+        static = _dictionary(rng, precision, 3, n_max=12) if with_static else None
+        coder = ldem.LocalEntropyCoder(g, static, block_sizes=block_sizes, max_image_models=4,
+                                       lloyd_iterations=1, map_codecs=map_codecs, checksum=checksum,
+                                       max_symbols=2**20, max_blocks=2**14)
+        lo, hi = g.support(0)
+        y = rng.integers(lo, hi + 1, size=shape).astype(np.int32)
+        y[:, : shape[1] // 2] = 0  # two regimes: local models pay off
+        y.flat[rng.integers(y.size, size=3)] = 1000
+        bases.append(LocalBase(name, coder, y, mode))
+
+    local("local-rans-map", (3, 16, 24), False, False, map_codecs=("rans",))
+    local("local-deflate-map", (2, 16, 16), True, False, map_codecs=("deflate",))
+    local("local-static", (2, 12, 20), True, False, mode="static", block_sizes=((1, 2), (2, 2)))
+    local("local-global", (2, 8, 8), False, False, mode="global")
+    local("local-narrow-1x1", (2, 6, 9), True, False, block_sizes=((1, 1),), precision=12)
+    local("local-checksum", (2, 16, 16), True, True)
+
+    # Serialised dictionaries.
+    bases.append(DictBase("dictionary-p12", _dictionary(rng, 12, 4)))
+    bases.append(DictBase("dictionary-p16", _dictionary(rng, 16, 2, n_max=300)))
     return bases
 
 
@@ -227,10 +336,135 @@ def m_header_fields(rng, b, bases):
     return bytes(d)
 
 
+def m_states_then_junk(rng, b, bases):
+    """A header for one segment, valid lane states, then zero, 0xFF or random words: the
+    reader must stop at the end of the data whatever the symbols' run lengths."""
+    if b.kind != "coder":
+        return m_bitflip(rng, b, bases)
+    lanes_log2 = int(rng.integers(0, 6)) if rng.random() < 0.3 else b.lanes.bit_length() - 1
+    head = b"LD\x10" + bytes([lanes_log2 << 5 | 31])
+    states = b"".join(int(rng.integers(2**31, 2**63, dtype=np.uint64)).to_bytes(8, "little")
+                      if rng.random() < 0.5 else (2**31).to_bytes(8, "little") for _ in range(1 << lanes_log2))
+    n = 4 * int(rng.integers(0, 64 if rng.random() < 0.7 else 4096))
+    r = rng.random()
+    body = bytes(n) if r < 0.4 else b"\xff" * n if r < 0.6 else rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+    return head + states + body
+
+
+def m_wrapping_lengths(rng, b, bases):
+    """Segment lengths that add up past 2^64 (or just past the data)."""
+    if b.kind != "coder" or getattr(b, "segments", 0) < 2:
+        return m_huge_varint(rng, b, bases)
+    k = b.segments - 1
+    v = [_varint(4 * int(rng.integers(2**59, 2**61))) for _ in range(k)]
+    if rng.random() < 0.5:
+        v[-1] = _varint(4 * int(rng.integers(0, 64)))
+    return b.data[:4] + b"".join(v) + b.data[b.varints_end:]
+
+
+def _local_fields(b):
+    """The fields of a local stream (no checksum), or None if it does not parse."""
+    data = b.data[:-4] if b.checksum else b.data
+    r = ldem.bitio.ByteReader(data)
+    try:
+        magic, flags, digest = r.take(2), r.u8(), r.take(4)
+        shape = [r.varint(), r.varint(), r.varint()]
+        f = dict(magic=magic, flags=flags, digest=digest, shape=shape)
+        if (flags >> 1) & 3:
+            f["block"] = [r.varint(), r.varint()]
+            f["I"] = r.varint()
+            f["side"] = r.take(r.varint())
+            f["map"] = r.take(r.varint())
+        f["payload"] = data[r.pos:]
+    except ldem.DecodeError:
+        return None
+    return f
+
+
+def _local_join(f, checksum):
+    out = bytearray(f["magic"] + bytes([f["flags"]]) + f["digest"])
+    for v in f["shape"]:
+        out += _varint(v)
+    if "block" in f:
+        for v in f["block"] + [f["I"]]:
+            out += _varint(v)
+        out += _varint(len(f["side"])) + f["side"] + _varint(len(f["map"])) + f["map"]
+    out += f["payload"]
+    return bytes(out) + (zlib.crc32(out).to_bytes(4, "little") if checksum else b"")
+
+
+def _big(rng):
+    r = rng.random()
+    return int(rng.integers(0, 8)) if r < 0.3 else int(2 ** rng.uniform(0, 34)) if r < 0.9 else 2**31 + int(rng.integers(0, 4))
+
+
+def m_local_fields(rng, b, bases):
+    """One field of a local stream changed, the rest (and the CRC) kept consistent."""
+    if b.kind != "local":
+        return m_overwrite(rng, b, bases)
+    f = _local_fields(b)
+    if f is None:
+        return m_bitflip(rng, b, bases)
+    which = rng.choice(["shape", "block", "I", "side", "map", "payload", "flags", "swap"])
+    if which == "shape":
+        f["shape"][int(rng.integers(3))] = _big(rng)
+    elif which == "block" and "block" in f:
+        f["block"][int(rng.integers(2))] = _big(rng) if rng.random() < 0.5 else 1
+    elif which == "I" and "block" in f:
+        f["I"] = int(rng.integers(0, 70))
+    elif which in ("side", "map") and "block" in f:
+        part = bytearray(f[which])
+        r = rng.random()
+        if r < 0.3 and part:
+            part = part[: int(rng.integers(len(part)))]
+        elif r < 0.6:
+            part = bytearray(rng.integers(0, 256, int(rng.integers(0, 64)), dtype=np.uint8).tobytes())
+        elif part:
+            part[int(rng.integers(len(part)))] ^= 1 << int(rng.integers(8))
+        f[which] = bytes(part)
+    elif which == "payload":
+        f["payload"] = m_states_then_junk(rng, bases[0], bases) if rng.random() < 0.5 else f["payload"][: int(rng.integers(len(f["payload"]) + 1))]
+    elif which == "flags":
+        f["flags"] ^= 1 << int(rng.integers(0, 3))  # map codec, mode bits
+    else:  # a part of another local stream
+        other = [o for o in bases if o.kind == "local" and o is not b]
+        g = _local_fields(other[int(rng.integers(len(other)))])
+        if g:
+            for k in ("side", "map", "payload", "block", "I"):
+                if k in g and k in f and rng.random() < 0.5:
+                    f[k] = g[k]
+    return _local_join(f, b.checksum)
+
+
+def m_dictionary_fields(rng, b, bases):
+    """A serialised dictionary with a field changed and its CRC recomputed."""
+    if b.kind != "dictionary":
+        return m_truncate(rng, b, bases)
+    d = bytearray(b.data[:-4])
+    r = rng.random()
+    if r < 0.2:
+        d[6:10] = int(_big(rng) % 2**32).to_bytes(4, "little")  # number of models
+    elif r < 0.4:
+        d[14:18] = int(_big(rng) % 2**32).to_bytes(4, "little")  # the first model's n
+    elif r < 0.5:
+        d[5] = int(rng.integers(0, 32))  # precision
+    elif r < 0.8:
+        i = int(rng.integers(len(d)))
+        d[i:i + 2] = rng.integers(0, 256, 2, dtype=np.uint8).tobytes()
+    else:
+        d = d[: int(rng.integers(len(d)))]
+    return bytes(d) + zlib.crc32(bytes(d)).to_bytes(4, "little")
+
+
+# These recompute the CRC: a checksummed stream may then decode to other symbols.
+m_local_fields.recomputes_crc = True
+m_dictionary_fields.recomputes_crc = True
+
 MUTATIONS = [
     (m_truncate, 3), (m_bitflip, 4), (m_payload_bitflip, 2), (m_overwrite, 2), (m_zero_or_ff, 1),
     (m_splice, 2), (m_append, 2), (m_random_body, 2), (m_random_bytes, 1), (m_huge_varint, 2),
-    (m_header_fields, 2),
+    (m_header_fields, 2), (m_states_then_junk, 2), (m_wrapping_lengths, 1), (m_local_fields, 3),
+    (m_dictionary_fields, 1),
 ]
 
 
@@ -289,7 +523,7 @@ def main(argv=None) -> int:
         watchdog.describe = desc
         watchdog.started_at = t0 = time.perf_counter()
         try:
-            out = ldem.decode(data, b.models, b.dictionary, b.shape, b.block, threads=threads)
+            out = b.decode(data, threads)
         except ldem.DecodeError:
             outcome = "decode_error"
         except ValueError:
@@ -298,16 +532,20 @@ def main(argv=None) -> int:
             outcome = "failure"
             failures.append(f"{desc}: {type(e).__name__}: {e} data={data[:64].hex()}")
         else:
-            if not (isinstance(out, np.ndarray) and out.dtype == np.int32 and out.shape == tuple(b.shape)):
+            if b.kind == "dictionary":
+                ok_type = isinstance(out, bytes)
+            else:
+                ok_type = isinstance(out, np.ndarray) and out.dtype == np.int32 and out.shape == tuple(b.shape)
+            if not ok_type:
                 outcome = "failure"
                 failures.append(f"{desc}: returned {type(out).__name__} "
                                 f"{getattr(out, 'dtype', None)} {getattr(out, 'shape', None)}")
-            elif np.array_equal(out, b.symbols):
+            elif (out == b.symbols) if b.kind == "dictionary" else np.array_equal(out, b.symbols):
                 outcome = "decoded"  # e.g. a header bit that does not matter for this shape
             elif data == b.data:
                 outcome = "failure"
                 failures.append(f"{desc}: the undamaged stream decoded wrongly")
-            elif b.checksum:
+            elif b.checksum and not getattr(mut, "recomputes_crc", False):
                 outcome = "failure"
                 failures.append(f"{desc}: a checksummed stream decoded to other symbols")
             else:
