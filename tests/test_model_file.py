@@ -239,6 +239,8 @@ def test_meta_schema(tmp_path, path, value, match):
     (b"[1, 2", "JSON"),
     (b"42", "object"),
     (b" " * (2**20 + 10), "exceeds"),
+    (b'"' + b'\\"' * 300_000, "JSON"),  # escaped quotes: the nesting check stays linear
+    (b'{"format": ' + b"9" * 100_000 + b"}", "digits"),
 ])
 def test_hostile_meta_json(tmp_path, text, match):
     arrays, _ = model_arrays()
