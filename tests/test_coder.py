@@ -881,17 +881,18 @@ def test_vector_encoder_ignores_the_floating_point_rounding_mode(precision):
 
 # -- hostile input: bounded reads, models written during a call ------------------------------------
 
-def _run_isolated(code: str, timeout: int = 300):
+def _run_isolated(code: str, cwd, timeout: int = 300):
     """Runs `code` in a fresh interpreter (a regression that crashes it cannot take the test
-    run down); returns (returncode, output)."""
+    run down); returns (returncode, output). `cwd` must not hold an ldem source tree: the
+    child imports the same ldem as the tests (installed, or named by PYTHONPATH)."""
     import subprocess
     import sys
     p = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True, timeout=timeout)
+                       text=True, timeout=timeout, cwd=cwd)
     return p.returncode, p.stdout
 
 
-def test_runs_shorter_than_four_symbols_cannot_read_past_the_stream():
+def test_runs_shorter_than_four_symbols_cannot_read_past_the_stream(tmp_path):
     """1x2 blocks with alternating models: runs of 2 symbols once skipped the decoder's
     bound check, and a few hundred KB of zeros walked the reader gigabytes past the buffer."""
     rc, out = _run_isolated("""
@@ -904,7 +905,7 @@ try:
     ldem.decode(data, m, d, (1, 1, N), block=(1, 2), threads=1)
 except ldem.DecodeError as e:
     print("DecodeError:", e)
-""")
+""", tmp_path)
     assert rc == 0, out
     assert "DecodeError: stream truncated" in out
 
@@ -931,7 +932,7 @@ def test_narrow_blocks_truncated_and_spliced_streams(block, lanes):
             decode_or_error(spliced, m, d, shape, block)
 
 
-def test_models_written_by_another_thread_during_encode_and_decode():
+def test_models_written_by_another_thread_during_encode_and_decode(tmp_path):
     """The model map is validated, then read with the GIL released: another thread writing
     out-of-range indices into it must give an error (or a wrong result), never a crash."""
     rc, out = _run_isolated("""
@@ -970,6 +971,6 @@ for block in [(1, 1), (1, 3), (4, 4)]:
         stop.set()
         t.join()
 print("calls", results)
-""", timeout=600)
+""", tmp_path, timeout=600)
     assert rc == 0, out
     assert "calls" in out
