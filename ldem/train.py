@@ -176,6 +176,10 @@ def load_checkpoint(path, map_location="cpu") -> dict:
                          f"and 'config' dict)")
     if ck.get("ema") is not None and not state_dict(ck["ema"]):
         raise ValueError(f"{path}: 'ema' must be a state dict of tensors")
+    it, elapsed = ck.get("iteration", 0), ck.get("elapsed", 0.0)
+    if not isinstance(it, int) or isinstance(it, bool) or it < 0 or \
+            not isinstance(elapsed, (int, float)) or isinstance(elapsed, bool) or not math.isfinite(elapsed):
+        raise ValueError(f"{path}: 'iteration' must be an int >= 0 and 'elapsed' a finite number")
     return ck
 
 
@@ -364,10 +368,7 @@ def train(argv=None) -> int:
         try:
             net.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
-            start, elapsed_before = ck["iteration"], ck.get("elapsed", 0.0)
-            if not isinstance(start, int) or isinstance(start, bool) or start < 0 or \
-                    not isinstance(elapsed_before, (int, float)) or not math.isfinite(elapsed_before):
-                raise ValueError(f"bad iteration {start!r} or elapsed {elapsed_before!r}")
+            start, elapsed_before = ck["iteration"], ck.get("elapsed", 0.0)  # checked by load_checkpoint
             ema_state = ck.get("ema")
             if ema_state is not None and set(ema_state) != {n for n, _ in net.named_parameters()}:
                 raise ValueError("'ema' does not name the parameters of the net")

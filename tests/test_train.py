@@ -312,7 +312,8 @@ def test_damaged_checkpoints_raise_value_error(images, tmp_path):
         bad.write_bytes(data)
         with pytest.raises(ValueError, match="bad.pt"):
             load_checkpoint(bad)
-    for obj in ([1, 2], {"model": {"w": 1}, "config": {}}, {"model": {}}, dict(ck, ema=[1])):
+    for obj in ([1, 2], {"model": {"w": 1}, "config": {}}, {"model": {}}, dict(ck, ema=[1]), dict(ck, iteration=-1),
+                dict(ck, elapsed=float("nan")), dict(ck, elapsed="1")):
         torch.save(obj, bad)
         with pytest.raises(ValueError, match="bad.pt"):
             load_checkpoint(bad)
