@@ -95,10 +95,12 @@ class PatchSampler:
 
 
 def _parse(argv):
-    ap = argparse.ArgumentParser(prog="ldem train", description="Train the learned transforms (all quality levels in one run).",
-                                 epilog="--init and --resume read checkpoints with torch.load(weights_only=True): "
-                                        "a checkpoint cannot run code, and one holding anything but tensors and "
-                                        "plain values is refused.")
+    ap = argparse.ArgumentParser(
+        prog="ldem train", description="Train the learned transforms (all quality levels in one run).",
+        epilog="--init and --resume read checkpoints with torch.load(weights_only=True): a checkpoint cannot run "
+               "code, and one holding anything but tensors and plain values is refused; still, load checkpoints "
+               "only from sources you trust for resource use. A model file (.npz) given to --init goes through "
+               "the hardened model file loader and may come from anywhere.")
     ap.add_argument("data", help="folder of training images (searched recursively)")
     ap.add_argument("--out", required=True, help="output folder: checkpoint.pt, train.log, config.json")
     ap.add_argument("--lambdas", type=float, nargs="+", default=list(DEFAULT_LAMBDAS),
