@@ -1,5 +1,6 @@
 """ldem.model_file: the loader treats a model file as hostile input. Every bad file gives
 ValueError (or OSError) with the path; nothing is allocated far beyond max_bytes."""
+import copy
 import hashlib
 import io
 import json
@@ -344,7 +345,7 @@ def _edit_meta(rng, meta):
     if rng.random() < 0.15 and isinstance(node, dict):
         del node[path[-1]]
     else:
-        node[path[-1]] = rng.choice(_VALUES)
+        node[path[-1]] = copy.deepcopy(rng.choice(_VALUES))
 
 
 def _rebuild(data, rng):
