@@ -407,8 +407,10 @@ class ModelBundle:
     """
 
     def __init__(self, path, *, max_bytes: int = DEFAULT_MAX_BYTES):
-        if not _is_int(max_bytes) or max_bytes < 0:
-            raise TypeError(f"max_bytes must be a non-negative int, got {_short(max_bytes)}")
+        if not _is_int(max_bytes):
+            raise TypeError(f"max_bytes must be an int, got {_short(max_bytes)}")
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
         path = Path(path)
         raw, st = _read_regular_file(path, max_bytes)
         self.path = path
