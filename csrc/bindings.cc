@@ -528,7 +528,7 @@ PYBIND11_MODULE(_core, m) {
             read(2, head);
             const uint64_t zz = head[0] - 1, n = head[1];
             const int64_t offset = zz % 2 == 0 ? static_cast<int64_t>(zz / 2) : -static_cast<int64_t>((zz + 1) / 2);
-            if (n > (uint64_t{1} << precision) - 1 || offset < INT32_MIN ||
+            if (n == 0 || n > (uint64_t{1} << precision) - 1 || offset < INT32_MIN ||
                 offset > static_cast<int64_t>(INT32_MAX) - static_cast<int64_t>(n))
               throw DecodeFailure{"invalid image model support"};
             // Every gamma code takes at least one bit: n is bounded by the bits left

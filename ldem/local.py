@@ -577,7 +577,10 @@ class LocalEntropyCoder:
             counts = counts - np.uint64(1)
             if int(counts.sum()) != B:
                 raise DecodeError("block map counts do not match the block grid")
-            table = _core.Dictionary.from_counts([counts], [0], self.precision)
+            try:
+                table = _core.Dictionary.from_counts([counts], [0], self.precision)
+            except ValueError as e:  # more categories than a table at this precision holds
+                raise DecodeError(f"invalid block map counts: {e}") from None
             choice = _core.decode(map_bytes, np.zeros((1, 1, 1), np.int32), table, 1, 1, B, 1, max(B, 1), 1)
             choice = choice.reshape(-1)
             if B and (choice.min() < 0 or choice.max() >= A):
