@@ -84,16 +84,16 @@ def _progress(enabled: bool, what: str):
 
 def _codec_for(data: bytes, args):
     from ldem.codec import ImageCodec
-    return ImageCodec.for_file(data, args.model, max_pixels=args.max_pixels)
+    return ImageCodec.for_file(data, args.model, max_pixels=args.max_pixels, max_model_bytes=args.max_model_bytes)
 
 
 def cmd_compress(args) -> int:
-    from ldem.codec import ImageCodec
+    from ldem.codec import ImageCodec, pretrained_path
     from ldem.files import write_atomic
     _check_output(args)
     image = _image_input(args.input, args.max_pixels)
-    kw = dict(max_pixels=args.max_pixels)
-    codec = ImageCodec.load(args.model, args.quality, **kw) if args.model else ImageCodec.pretrained(args.quality, **kw)
+    codec = ImageCodec.load(args.model or pretrained_path(), args.quality, max_pixels=args.max_pixels,
+                            max_model_bytes=args.max_model_bytes)
     data, stats = codec.compress(image, entropy=args.entropy, return_stats=True,
                                  progress=_progress(not args.quiet, "analysis"))
     write_atomic(args.output, data, force=args.force, inputs=[args.input])
@@ -225,6 +225,7 @@ def _positive_int(text: str) -> int:
 def _parser():
     from ldem._version import __version__
     from ldem.codec import DEFAULT_MAX_PIXELS
+    from ldem.model_file import DEFAULT_MAX_BYTES
     ap = argparse.ArgumentParser(prog="ldem", description="Learned image compression with local entropy models.")
     ap.add_argument("--version", action="version", version=f"ldem {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -233,8 +234,10 @@ def _parser():
         p.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
                        help=f"largest image accepted, in pixels (default {DEFAULT_MAX_PIXELS}); a file is read "
                             "back at the settings that wrote it")
-        p.add_argument("--model", help="model file (default: the shipped model); load only files you trust "
-                                       "for their size, since any model file is checked but runs its transforms")
+        p.add_argument("--model", help="model file (default: the shipped model); any file is checked before use")
+        p.add_argument("--max-model-bytes", type=_positive_int, default=DEFAULT_MAX_BYTES, metavar="N",
+                       help=f"most memory a model file may take: file, tables and transforms (default "
+                            f"{DEFAULT_MAX_BYTES})")
 
     def output(p, what):
         p.add_argument("output", help=f"{what} to write, '-' for standard output; written through a temporary "

@@ -54,7 +54,7 @@ import numpy as np
 from ldem.bitio import ByteReader, put_varint
 from ldem.errors import DecodeError
 from ldem.local import LocalEntropyCoder
-from ldem.model_file import MODEL_FILE_FORMAT, ModelBundle, _bundle, pretrained_path  # noqa: F401
+from ldem.model_file import DEFAULT_MAX_BYTES, MODEL_FILE_FORMAT, ModelBundle, _bundle, pretrained_path  # noqa: F401
 
 __all__ = ["ImageCodec", "FORMAT_VERSION", "MAGIC", "read_header", "sample_image_path", "pretrained_path",
            "image_to_array"]
@@ -355,9 +355,14 @@ class ImageCodec:
         return cls(_bundle(str(pretrained_path())), quality, **kwargs)
 
     @classmethod
-    def load(cls, path: Union[str, Path], quality: int = 3, **kwargs) -> "ImageCodec":
-        """A model file written by ``ldem export`` (``.npz``), at ``quality``."""
-        return cls(_bundle(str(Path(path).resolve())), quality, **kwargs)
+    def load(cls, path: Union[str, Path], quality: int = 3, *, max_model_bytes: int = DEFAULT_MAX_BYTES,
+             **kwargs) -> "ImageCodec":
+        """A model file written by ``ldem export`` (``.npz``), at ``quality``.
+
+        Any model file may be loaded, from any source: it is checked before use, and
+        ``max_model_bytes`` (256 MiB by default) bounds the memory it may take (the file,
+        its tables and its transforms). A file replaced on disk is read again."""
+        return cls(_bundle(str(Path(path).resolve()), max_model_bytes), quality, **kwargs)
 
     @property
     def num_qualities(self) -> int:
@@ -461,10 +466,12 @@ class ImageCodec:
 
     # -- files -------------------------------------------------------------------------
     @classmethod
-    def for_file(cls, data: bytes, model: Optional[Union[str, Path]] = None, **kwargs) -> "ImageCodec":
-        """The codec that reads ``data``: the shipped model (or ``model``) at the file's quality."""
+    def for_file(cls, data: bytes, model: Optional[Union[str, Path]] = None, *,
+                 max_model_bytes: int = DEFAULT_MAX_BYTES, **kwargs) -> "ImageCodec":
+        """The codec that reads ``data``: the shipped model (or ``model``, see :meth:`load`)
+        at the file's quality."""
         h = read_header(data)
-        bundle = _bundle(str(Path(model).resolve() if model else pretrained_path()))
+        bundle = _bundle(str(Path(model).resolve() if model else pretrained_path()), max_model_bytes)
         if h["model_id"] != bundle.model_id.hex():
             raise DecodeError(f"file was made by model {h['model_id']}, not by "
                               f"{'the shipped model' if model is None else model} ({bundle.model_id.hex()})")

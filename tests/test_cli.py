@@ -259,3 +259,10 @@ def test_unexpected_errors_give_one_line(png, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(codec.ImageCodec, "compress", boom)
     assert main(["compress", str(png), str(tmp_path / "x.ldem")]) == 1
     assert "RuntimeError: something broke" in _one_line_error(capsys)
+
+
+def test_model_memory_limit_is_a_flag(png, tmp_path, capsys):
+    out = tmp_path / "x.ldem"
+    assert main(["compress", str(png), str(out), "-q", "1", "--max-model-bytes", "1000000"]) == 1
+    assert "exceeds max_bytes=1000000" in _one_line_error(capsys)
+    assert main(["compress", str(png), str(out), "-q", "1", "--max-model-bytes", str(2**29)]) == 0
