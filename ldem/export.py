@@ -26,7 +26,9 @@ use (their tensors are read as they are).
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ldem.codec import image_to_array, pad_to_16
+from ldem.files import check_not_input, write_atomic
 from ldem.model_file import MODEL_FILE_FORMAT
 from ldem.dictionary import Dictionary
 from ldem.local import learn_dictionary
@@ -157,7 +160,8 @@ def _copy_model_file(path, qualities, t_first: int, q_first: int):
 
 
 def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes=((8, 8), (16, 16), (32, 32)),
-                 max_image_models: int = 32, max_images: int = 64, levels=None, progress: bool = True) -> dict:
+                 max_image_models: int = 32, max_images: int = 64, levels=None, progress: bool = True,
+                 force: bool = False) -> dict:
     """Writes the model file ``out`` from training checkpoints and the training images in ``data``.
 
     ``checkpoints`` is one path or a list of paths; each checkpoint's transforms are stored
@@ -170,6 +174,9 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
     qualities (here **1-based quality numbers**, all by default) are copied as they are,
     with their transforms, integer tables and dictionaries. This adds, for example, levels
     of a high-rate network to an existing model without retraining or re-deriving the rest.
+
+    ``out`` is written atomically; it may not be one of the sources, and an existing file
+    is replaced only with ``force``. Both are checked before any work.
     """
     if isinstance(checkpoints, (str, Path)):
         checkpoints, levels = [checkpoints], [levels]
@@ -178,6 +185,9 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
         levels = [None] * len(checkpoints) if levels is None else list(levels)
         if not checkpoints or len(levels) != len(checkpoints):
             raise ValueError(f"levels: one list per checkpoint ({len(checkpoints)}), got {len(levels)}")
+    check_not_input(out, checkpoints)
+    if os.path.lexists(out) and not force:
+        raise FileExistsError(f"{out}: already exists (use --force to overwrite)")
     arrays, out_levels, configs, training = {}, [], [], []
     t0 = time.time()
     q = 0
@@ -226,8 +236,9 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
     arrays["meta.json"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "wb") as f:
-        np.savez_compressed(f, **arrays)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    write_atomic(out, buf.getvalue(), force=force, inputs=checkpoints)
     return meta
 
 
@@ -258,7 +269,8 @@ def main(argv=None) -> int:
     ap.add_argument("checkpoints", nargs="+", metavar="source",
                     help="training checkpoints, or model files (.npz) whose qualities are copied as they are; "
                          "qualities follow their order (smallest files first)")
-    ap.add_argument("out", help="model file to write (.npz)")
+    ap.add_argument("out", help="model file to write (.npz); written atomically, never over a source")
+    ap.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     ap.add_argument("--data", required=True, help="training images (for the static dictionaries)")
     ap.add_argument("--static-models", type=int, default=64)
     ap.add_argument("--max-images", type=int, default=64)
@@ -270,7 +282,7 @@ def main(argv=None) -> int:
     levels = _parse_levels(args.levels, len(args.checkpoints))
     src = args.checkpoints[0] if len(args.checkpoints) == 1 else args.checkpoints
     meta = export_model(src, args.out, args.data, static_models=args.static_models,
-                        max_images=args.max_images, levels=levels)
+                        max_images=args.max_images, levels=levels, force=args.force)
     print(json.dumps(meta["levels"], indent=1))
     return 0
 

@@ -72,7 +72,7 @@ def test_train_resume_export_load(images, tmp_path):
     assert one.num_qualities == 1
     assert np.array_equal(one.latent(img)[0], codec.latent(img)[0])
     with pytest.raises(ValueError, match="levels"):
-        export_model(run / "checkpoint.pt", sub, images, levels=[2], progress=False)
+        export_model(run / "checkpoint.pt", sub, images, levels=[2], progress=False, force=True)
 
 
 def test_export_several_checkpoints(images, tmp_path):
@@ -111,15 +111,22 @@ def test_export_several_checkpoints(images, tmp_path):
         ha, hb = read_header(a), read_header(b)
         assert a[ha["header_bytes"]:] == b[hb["header_bytes"]:] and ha["model_id"] != hb["model_id"]
     with pytest.raises(ValueError, match="qualities must be"):
-        export_model([both], merged, images, levels=[[4]], progress=False)
+        export_model([both], merged, images, levels=[[4]], progress=False, force=True)
     with pytest.raises(FileNotFoundError):
-        export_model([tmp_path / "missing.pt"], merged, images, progress=False)
+        export_model([tmp_path / "missing.pt"], merged, images, progress=False, force=True)
     with pytest.raises(ValueError, match="one comma list per checkpoint|2 comma lists"):
         export_main([str(low / "checkpoint.pt"), str(high / "checkpoint.pt"), str(both), "--data", str(images),
-                     "--levels", "0,1"])
+                     "--levels", "0,1", "--force"])
     with pytest.raises(ValueError, match="levels"):
         export_model([low / "checkpoint.pt", high / "checkpoint.pt"], both, images, levels=[[0], [5]],
-                     progress=False)
+                     progress=False, force=True)
+    # the output is never a source, and an existing output needs force
+    before = both.read_bytes()
+    with pytest.raises(ValueError, match="is the input"):
+        export_model([both, high / "checkpoint.pt"], both, images, progress=False, force=True)
+    with pytest.raises(FileExistsError, match="--force"):
+        export_main([str(high / "checkpoint.pt"), str(both), "--data", str(images)])
+    assert both.read_bytes() == before
 
 
 def test_model_file_format_1_and_bad_references(images, tmp_path):
