@@ -83,6 +83,17 @@ def test_synthesis_default_size_and_numpy_latent(net):
     assert np.array_equal(a, b)
 
 
+def test_synthesis_crop_far_inside_the_latent(net):
+    """out_hw may leave whole latent rows and columns unused; only the tiles that reach
+    the output run, and their halos still read the latents beyond it."""
+    y = _whole_analysis(net, _image(160, 192), 1).round()
+    calls = []
+    out = synthesis_tiled(net, y, 1, tile=32, out_hw=(40, 70), progress=lambda d, t: calls.append((d, t)))
+    d = np.abs(out.astype(np.int16) - _whole_synthesis(net, y, 1, 40, 70))
+    assert d.max() <= 1 and np.mean(d == 0) >= 0.999
+    assert calls[-1] == (6, 6)  # 2 × 3 tiles of the 10 × 12 latent
+
+
 def test_one_tile_is_the_whole_image_path(net):
     """An image that fits in one tile gives exactly today's bits (one call, no halo)."""
     x = _image(64, 48)
