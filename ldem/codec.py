@@ -55,6 +55,7 @@ from ldem.bitio import ByteReader, put_varint
 from ldem.errors import DecodeError
 from ldem.local import LocalEntropyCoder
 from ldem.model_file import DEFAULT_MAX_BYTES, MODEL_FILE_FORMAT, ModelBundle, _bundle, pretrained_path  # noqa: F401
+from ldem.tiling import DEFAULT_TILE, _tile_pair, analysis_tiled, synthesis_tiled
 
 __all__ = ["ImageCodec", "FORMAT_VERSION", "MAGIC", "read_header", "sample_image_path", "pretrained_path",
            "image_to_array"]
@@ -320,6 +321,9 @@ class ImageCodec:
     thread count (``None``: every core, like torch's transforms); the bytes do not
     depend on it. :attr:`net` and :attr:`level` are the transforms and their trained
     level behind the quality (a model file may hold several sets of transforms).
+    ``max_pixels`` bounds the images it codes and the files it reads (see the module
+    docs); ``tile`` is the side, in pixels, of the tiles the transforms run on (memory
+    grows with the tile, not the image; an image within one tile is one call).
 
     >>> import ldem, numpy as np
     >>> codec = ldem.ImageCodec.pretrained(quality=1)
@@ -330,7 +334,7 @@ class ImageCodec:
     """
 
     def __init__(self, bundle: ModelBundle, quality: int, *, threads: Optional[int] = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, tile: int = DEFAULT_TILE):
         if not isinstance(quality, (int, np.integer)) or isinstance(quality, bool) or \
                 not 1 <= quality <= bundle.num_qualities:
             raise ValueError(f"quality must be an int in 1..{bundle.num_qualities}, got {quality!r}")
@@ -339,6 +343,8 @@ class ImageCodec:
         self.bundle = bundle
         self.quality = int(quality)
         self.max_pixels = int(max_pixels)
+        _tile_pair(tile)
+        self.tile = tile
         level = bundle.levels[self.quality - 1]
         g, s = bundle.tables[self.quality]
         self.latent_channels = int(bundle.configs[bundle.level_of(self.quality)[0]]["M"])
@@ -390,7 +396,8 @@ class ImageCodec:
         H, W = x.shape[1:]
         self._check_pixels(W, H)
         with torch.inference_mode():
-            y = self.net.analysis(pad_to_16(torch.from_numpy(x)[None]), self.level)[0].round()
+            y = analysis_tiled(self.net, pad_to_16(torch.from_numpy(x)[None]), self.level, tile=self.tile,
+                               progress=progress)[0].round()
         y = y.clamp(-2.0**31, 2.0**31 - 1).to(torch.int64).numpy().astype(np.int32)
         return y, (H, W)
 
@@ -456,13 +463,8 @@ class ImageCodec:
         """``.ldem`` bytes -> uint8 ``H×W×3`` array.
 
         ``progress(done, total)``, if given, is called as the tiles of the synthesis finish."""
-        import torch
         y, (H, W) = self.decode_latent(data)
-        with torch.inference_mode():
-            t = torch.from_numpy(y.astype(np.float32))[None]
-            x = self.net.synthesis(t, self.level)[0, :, :H, :W]
-            x = torch.nan_to_num(x, nan=0.0).clamp(0, 1).mul(255).round().to(torch.uint8)
-        return np.ascontiguousarray(x.permute(1, 2, 0).numpy())
+        return synthesis_tiled(self.net, y[None], self.level, tile=self.tile, out_hw=(H, W), progress=progress)
 
     # -- files -------------------------------------------------------------------------
     @classmethod

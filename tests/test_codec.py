@@ -294,3 +294,22 @@ def test_max_pixels_is_the_same_limit_on_both_sides(small):
         tight.decompress_array(data)
     with pytest.raises(ValueError, match="max_pixels"):
         ImageCodec.pretrained(1, max_pixels=0)
+
+
+def test_tiled_transforms_match_the_whole_image(sample):
+    """Small tiles give (nearly) the latent and pixels of one whole-image call, and both
+    files decode with either codec."""
+    img = np.ascontiguousarray(sample[:100, :150])
+    whole, tiled = ImageCodec.pretrained(2), ImageCodec.pretrained(2, tile=32)
+    calls = []
+    y_whole, _ = whole.latent(img)
+    y_tiled, _ = tiled.latent(img, progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (20, 20) and len(calls) == 20  # 4×5 tiles of 32 pixels over 112×160
+    assert np.mean(y_whole == y_tiled) > 0.999 and np.abs(y_whole - y_tiled).max() <= 1
+    data = whole.compress_latent(y_whole, img.shape[:2])
+    a = whole.decompress_array(data)
+    b = tiled.decompress_array(data, progress=lambda d, t: calls.append((d, t)))
+    assert a.shape == b.shape == img.shape and np.abs(a.astype(int) - b).max() <= 1
+    assert np.mean(a == b) > 0.999
+    with pytest.raises(ValueError, match="multiple of 16"):
+        ImageCodec.pretrained(2, tile=40)

@@ -5,7 +5,7 @@ import importlib
 import pytest
 
 MODULES = ["ldem", "ldem.coder", "ldem.dictionary", "ldem.errors", "ldem.local", "ldem.bitio", "ldem.codec",
-           "ldem.models", "ldem.reference", "ldem.evaluate", "ldem.files"]
+           "ldem.models", "ldem.reference", "ldem.evaluate", "ldem.files", "ldem.model_file", "ldem.tiling"]
 
 
 @pytest.mark.parametrize("name", MODULES)
