@@ -424,18 +424,7 @@ def _bomb_payload(zero_bytes=4096) -> bytes:
     return b"LD\x10" + bytes([2 << 5 | 31]) + (1 << 31).to_bytes(8, "little") * 4 + bytes(zero_bytes)
 
 
-def _traced_peak(fn):
-    import tracemalloc
-    tracemalloc.start()
-    try:
-        fn()
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return peak
-
-
-def test_decompression_bomb_is_refused_before_allocating():
+def test_decompression_bomb_is_refused_before_allocating(peak_memory):
     """A 4 KB stream declaring 2^27 symbols (512 MiB) is refused at the defaults, without
     allocating; with the limit raised the same few KB would fill the whole output."""
     g = ldem.Dictionary.from_frequencies([[65535]], offsets=[0], precision=16, escape=1)
@@ -447,7 +436,7 @@ def test_decompression_bomb_is_refused_before_allocating():
     def decode():
         with pytest.raises(ldem.DecodeError, match="max_symbols"):
             coder.decode(data)
-    assert _traced_peak(decode) < 1 << 20
+    assert peak_memory(decode) < 1 << 20
     # The same stream passes the header checks once the limit is raised (the payload is
     # then found inconsistent, after the output is allocated).
     small = ldem.LocalEntropyCoder(g, max_symbols=2**27)
@@ -456,7 +445,7 @@ def test_decompression_bomb_is_refused_before_allocating():
     assert "max_symbols" not in str(e.value)
 
 
-def test_decoding_at_the_symbol_limit_allocates_about_the_output():
+def test_decoding_at_the_symbol_limit_allocates_about_the_output(peak_memory):
     g = ldem.Dictionary.from_frequencies([[65535]], offsets=[0], precision=16, escape=1)
     coder = ldem.LocalEntropyCoder(g)
     data = _forge(coder, 0, 0, (1, 1, 2**26), _bomb_payload())
@@ -464,10 +453,10 @@ def test_decoding_at_the_symbol_limit_allocates_about_the_output():
     def decode():
         with pytest.raises(ldem.DecodeError):
             coder.decode(data)
-    assert _traced_peak(decode) < 4 * 2**26 + (16 << 20)
+    assert peak_memory(decode) < 4 * 2**26 + (16 << 20)
 
 
-def test_block_map_limit():
+def test_block_map_limit(peak_memory):
     g = ldem.Dictionary.from_frequencies([[65535]], offsets=[0], precision=16, escape=1)
     coder = ldem.LocalEntropyCoder(g)
     rest = bytearray()
@@ -478,7 +467,7 @@ def test_block_map_limit():
     def decode():
         with pytest.raises(ldem.DecodeError, match="max_blocks"):
             coder.decode(data)
-    assert _traced_peak(decode) < 1 << 20
+    assert peak_memory(decode) < 1 << 20
     with pytest.raises(ValueError, match="max_blocks"):
         ldem.LocalEntropyCoder(g, max_blocks=0)
     with pytest.raises(ValueError, match="max_symbols"):

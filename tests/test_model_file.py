@@ -6,7 +6,6 @@ import io
 import json
 import os
 import random
-import tracemalloc
 import zipfile
 
 import numpy as np
@@ -147,23 +146,13 @@ def zero_bomb(small):
     return out.getvalue()
 
 
-def peak_of(fn):
-    tracemalloc.start()
-    try:
-        fn()
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return peak
-
-
-def test_unused_zip_bomb_member_is_not_read(tmp_path, zero_bomb):
+def test_unused_zip_bomb_member_is_not_read(tmp_path, zero_bomb, peak_memory):
     p = tmp_path / "bomb.npz"
     p.write_bytes(zero_bomb)
-    assert peak_of(lambda: ModelBundle(p)) < 32 * 2**20
+    assert peak_memory(lambda: ModelBundle(p)) < 32 * 2**20
 
 
-def test_used_zip_bomb_member_is_refused_before_reading(tmp_path, zero_bomb):
+def test_used_zip_bomb_member_is_refused_before_reading(tmp_path, zero_bomb, peak_memory):
     data = zero_bomb.replace(b"level1/global.npy", b"level1/globaY.npy").replace(b"level1/globaX.npy",
                                                                                  b"level1/global.npy")
     p = tmp_path / "bomb.npz"
@@ -172,10 +161,10 @@ def test_used_zip_bomb_member_is_refused_before_reading(tmp_path, zero_bomb):
     def load():
         with pytest.raises(ValueError, match="level1/global.*max_bytes"):
             ModelBundle(p)
-    assert peak_of(load) < 32 * 2**20
+    assert peak_memory(load) < 32 * 2**20
 
 
-def test_many_tables_are_refused_before_building(tmp_path):
+def test_many_tables_are_refused_before_building(tmp_path, peak_memory):
     """400,000 one-symbol models: 4.8 MB serialised, about 1.8 GB once built."""
     import zlib
     K = 400_000
@@ -190,7 +179,7 @@ def test_many_tables_are_refused_before_building(tmp_path):
     def load():
         with pytest.raises(ValueError, match="level1/static.*max_bytes"):
             ModelBundle(p)
-    assert peak_of(load) < 64 * 2**20
+    assert peak_memory(load) < 64 * 2**20
     with pytest.raises(ValueError, match="max_bytes"):
         Dictionary.from_bytes(raw)
 
