@@ -25,7 +25,7 @@ True
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple, Union
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
@@ -120,7 +120,8 @@ def _spans(n: int, t: int):
 # ---------------------------------------------------------------------------------------
 def analysis_tiled(net, x, level: int, *, tile=DEFAULT_TILE, progress: Progress = None):
     """``net.analysis(x, level)`` computed tile by tile: x ``[1, 3, H, W]`` (float, H and W
-    multiples of 16) -> float latent ``[1, M, H/16, W/16]`` on x's device.
+    multiples of 16) -> float latent ``[1, M, H/16, W/16]`` on x's device (an ordinary
+    tensor unless called under ``torch.inference_mode``; it has no gradient).
 
     ``tile`` is the side of a tile in pixels (an int, or a (height, width) pair), a
     multiple of 16; each tile is computed with :data:`ANALYSIS_HALO` real neighbouring
@@ -159,15 +160,16 @@ def analysis_tiled(net, x, level: int, *, tile=DEFAULT_TILE, progress: Progress 
     _check_level(net, level)
     _check_progress(progress)
     dev, dtype = _placement(net)
-    with torch.inference_mode():
-        if H <= th and W <= tw:  # one tile: the whole-image path, unchanged
+    if H <= th and W <= tw:  # one tile: the whole-image path, unchanged
+        with torch.inference_mode():
             y = net.analysis(x.to(dev, dtype), level).to(x.device)
-            if progress is not None:
-                progress(1, 1)
-            return y
-        before, after = ANALYSIS_HALO
-        rows, cols = _spans(H, th), _spans(W, tw)
-        total, done, out = len(rows) * len(cols), 0, None
+        if progress is not None:
+            progress(1, 1)
+        return y.clone()  # made outside inference mode, an ordinary tensor like the tiled result
+    before, after = ANALYSIS_HALO
+    rows, cols = _spans(H, th), _spans(W, tw)
+    total, done, out = len(rows) * len(cols), 0, None
+    with torch.inference_mode():
         for r0, r1 in rows:
             a0, a1 = max(r0 - before, 0), min(r1 + after, H)
             for c0, c1 in cols:
@@ -175,7 +177,8 @@ def analysis_tiled(net, x, level: int, *, tile=DEFAULT_TILE, progress: Progress 
                 # A view of x (no copy on its device); the transforms read it in place.
                 y = net.analysis(x[:, :, a0:a1, b0:b1].to(dev, dtype), level)
                 if out is None:
-                    out = torch.empty((1, y.shape[1], H // 16, W // 16), dtype=y.dtype, device=x.device)
+                    with torch.inference_mode(False):  # an ordinary tensor, free to modify in place
+                        out = torch.empty((1, y.shape[1], H // 16, W // 16), dtype=y.dtype, device=x.device)
                 oy, ox = (r0 - a0) // 16, (c0 - b0) // 16
                 out[:, :, r0 // 16:r1 // 16, c0 // 16:c1 // 16] = \
                     y[:, :, oy:oy + (r1 - r0) // 16, ox:ox + (c1 - c0) // 16]

@@ -180,6 +180,15 @@ def test_argument_errors(net):
             synthesis_tiled(net, y, 0, out_hw=bad)
 
 
+def test_latent_is_an_ordinary_tensor(net):
+    """The latent can be rounded in place outside inference mode (one tile or several)."""
+    x = _image(64, 96)
+    for tile in (32, 512):
+        y = analysis_tiled(net, x, 0, tile=tile)
+        assert not y.is_inference() and not y.requires_grad
+        y.round_()
+
+
 def test_float64_input_is_accepted(net):
     x = _image(64, 96)
     ref = _whole_analysis(net, x, 0)
