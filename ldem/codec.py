@@ -55,7 +55,7 @@ from ldem.bitio import ByteReader, put_varint
 from ldem.errors import DecodeError
 from ldem.local import LocalEntropyCoder
 from ldem.model_file import DEFAULT_MAX_BYTES, MODEL_FILE_FORMAT, ModelBundle, _bundle, pretrained_path  # noqa: F401
-from ldem.tiling import DEFAULT_TILE, _tile_pair, analysis_tiled, synthesis_tiled
+from ldem.tiling import DEFAULT_TILE, analysis_tiled, check_tile, synthesis_tiled
 
 __all__ = ["ImageCodec", "FORMAT_VERSION", "MAGIC", "read_header", "sample_image_path", "pretrained_path",
            "image_to_array"]
@@ -343,7 +343,7 @@ class ImageCodec:
         self.bundle = bundle
         self.quality = int(quality)
         self.max_pixels = int(max_pixels)
-        _tile_pair(tile)
+        check_tile(tile)
         self.tile = tile
         level = bundle.levels[self.quality - 1]
         g, s = bundle.tables[self.quality]

@@ -29,7 +29,8 @@ from typing import Callable, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["analysis_tiled", "synthesis_tiled", "DEFAULT_TILE", "ANALYSIS_HALO", "SYNTHESIS_HALO"]
+__all__ = ["analysis_tiled", "synthesis_tiled", "check_tile", "DEFAULT_TILE", "ANALYSIS_HALO",
+           "SYNTHESIS_HALO"]
 
 # Default tile side in pixels (the tile's own area, halo excluded), chosen by measurement
 # (benchmarks/memory_codec.py: a 4000×3000 image, the shipped N=128/M=192 transforms, 2
@@ -77,8 +78,13 @@ Progress = Optional[Callable[[int, int], object]]
 # ---------------------------------------------------------------------------------------
 # Argument checks
 # ---------------------------------------------------------------------------------------
-def _tile_pair(tile) -> Tuple[int, int]:
-    """``tile`` (an int or an (height, width) pair of ints) -> (th, tw) in pixels."""
+def check_tile(tile) -> Tuple[int, int]:
+    """``tile`` (an int or an (height, width) pair of ints) -> (th, tw) in pixels; a
+    ``TypeError`` or ``ValueError`` unless each is a multiple of 16 and at least 16.
+
+    >>> check_tile(512), check_tile((32, 64))
+    ((512, 512), (32, 64))
+    """
     pair = tuple(tile) if isinstance(tile, (tuple, list)) else (tile, tile)
     if len(pair) != 2:
         raise ValueError(f"tile must be an int or a (height, width) pair, got {tile!r}")
@@ -156,7 +162,7 @@ def analysis_tiled(net, x, level: int, *, tile=DEFAULT_TILE, progress: Progress 
     if H < 16 or W < 16 or H % 16 or W % 16:
         raise ValueError(f"x: height and width must be positive multiples of 16, got {H}×{W} "
                          "(pad it first, e.g. with ldem.codec.pad_to_16)")
-    th, tw = _tile_pair(tile)
+    th, tw = check_tile(tile)
     _check_level(net, level)
     _check_progress(progress)
     dev, dtype = _placement(net)
@@ -254,7 +260,7 @@ def synthesis_tiled(net, y, level: int, *, tile=DEFAULT_TILE, out_hw: Optional[T
         if not (1 <= H <= 16 * h and 1 <= W <= 16 * w):
             raise ValueError(f"out_hw={out_hw!r} does not fit a latent of {h}×{w} "
                              f"(an output of at most {16 * h}×{16 * w})")
-    th, tw = _tile_pair(tile)
+    th, tw = check_tile(tile)
     _check_level(net, level)
     _check_progress(progress)
     dev, dtype = _placement(net)
