@@ -186,20 +186,20 @@ def test_failed_write_leaves_nothing_behind(png, tmp_path, capsys, monkeypatch):
 
 
 def test_stdin_and_stdout(png, tmp_path):
-    cli = [sys.executable, "-m", "ldem.cli"]
-    r = subprocess.run(cli + ["compress", "-", "-", "-q", "1"], input=png.read_bytes(), capture_output=True)
+    cli = [sys.executable, "-m", "ldem.cli"]  # run outside the source tree: the installed ldem
+    r = subprocess.run(cli + ["compress", "-", "-", "-q", "1"], input=png.read_bytes(), capture_output=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout[:4] == b"LDEM" and b"bytes" in r.stderr
     data = r.stdout
-    r = subprocess.run(cli + ["decompress", "-", "-"], input=data, capture_output=True)
+    r = subprocess.run(cli + ["decompress", "-", "-"], input=data, capture_output=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     import io
     with Image.open(io.BytesIO(r.stdout)) as im:
         assert im.format == "PNG" and im.size == (70, 50)
         assert np.array_equal(np.asarray(im), ldem.ImageCodec.pretrained(1).decompress_array(data))
-    r = subprocess.run(cli + ["decompress", "-", "-", "--format", "bmp", "--quiet"], input=data, capture_output=True)
+    r = subprocess.run(cli + ["decompress", "-", "-", "--format", "bmp", "--quiet"], input=data, capture_output=True, cwd=tmp_path)
     assert r.returncode == 0 and r.stdout[:2] == b"BM" and r.stderr == b""
-    r = subprocess.run(cli + ["info", "-"], input=data, capture_output=True, text=False)
+    r = subprocess.run(cli + ["info", "-"], input=data, capture_output=True, cwd=tmp_path)
     assert r.returncode == 0 and b"70\xc3\x9750" in r.stdout
 
 
