@@ -23,6 +23,17 @@ static int failures = 0;
     }                                                                  \
   } while (0)
 
+// Whether f() throws E (any other exception fails the run).
+template <class E, class F>
+static bool throws(F&& f) {
+  try {
+    f();
+  } catch (const E&) {
+    return true;
+  }
+  return false;
+}
+
 static Dictionary random_dictionary(std::mt19937& rng, int precision, int K) {
   std::vector<Model> models;
   for (int k = 0; k < K; ++k) {
@@ -73,13 +84,8 @@ static void roundtrip(std::mt19937& rng, int precision, Layout L, int K, double 
 
   // Every truncation and a sweep of bit flips raise DecodeFailure and nothing else.
   for (size_t cut = 0; cut < a.size(); cut += 1 + a.size() / 50) {
-    bool raised = false;
-    try {
-      decode(a.data(), cut, models.data(), L, dict, 1, back.data());
-    } catch (const DecodeFailure&) {
-      raised = true;
-    }
-    CHECK(raised || L.num_symbols() == 0);
+    CHECK(throws<DecodeFailure>([&] { decode(a.data(), cut, models.data(), L, dict, 1, back.data()); }) ||
+          L.num_symbols() == 0);
   }
   for (int t = 0; t < 50 && !a.empty(); ++t) {
     std::vector<uint8_t> bad = a;
@@ -108,13 +114,7 @@ static void bounded_decoder_stops_at_the_end() {
     for (int b = 0; b < 8; ++b) data.push_back(b == 3 ? 0x80 : 0);  // state 2^31
   data.resize(data.size() + 4096, 0);
   std::vector<int32_t> out(N);
-  bool raised = false;
-  try {
-    decode(data.data(), data.size(), map.data(), L, dict, 1, out.data());
-  } catch (const DecodeFailure&) {
-    raised = true;
-  }
-  CHECK(raised);
+  CHECK(throws<DecodeFailure>([&] { decode(data.data(), data.size(), map.data(), L, dict, 1, out.data()); }));
 }
 
 // Every truncation of a valid stream in narrow blocks with alternating models (runs of
@@ -138,13 +138,7 @@ static void truncated_narrow_blocks() {
       for (size_t cut = 0; cut < a.size(); ++cut) {
         const std::unique_ptr<uint8_t[]> part(new uint8_t[cut + 1]);
         std::memcpy(part.get(), a.data(), cut);
-        bool raised = false;
-        try {
-          decode(part.get(), cut, map.data(), L, dict, 1, back.data());
-        } catch (const DecodeFailure&) {
-          raised = true;
-        }
-        CHECK(raised);
+        CHECK(throws<DecodeFailure>([&] { decode(part.get(), cut, map.data(), L, dict, 1, back.data()); }));
       }
     }
 }
@@ -163,13 +157,7 @@ static void segment_lengths_bounded() {
   }
   data.resize(data.size() + 256, 0);
   std::vector<int32_t> out(1024);
-  bool raised = false;
-  try {
-    decode(data.data(), data.size(), map, L, dict, 1, out.data());
-  } catch (const DecodeFailure&) {
-    raised = true;
-  }
-  CHECK(raised);
+  CHECK(throws<DecodeFailure>([&] { decode(data.data(), data.size(), map, L, dict, 1, out.data()); }));
 }
 
 // A model index outside [0, K) reaching the coder (a map changed after check_layout)
@@ -184,18 +172,9 @@ static void model_index_checked_at_use() {
       const std::vector<uint8_t> a = encode(sym.data(), map.data(), L, dict, 1, false, StreamParams{lanes_log2, 8});
       map[map.size() / 2] = 1000;
       std::vector<int32_t> back(sym.size());
-      int raised = 0;
-      try {
-        encode(sym.data(), map.data(), L, dict, 1, false, StreamParams{lanes_log2, 8});
-      } catch (const ArgumentError&) {
-        ++raised;
-      }
-      try {
-        decode(a.data(), a.size(), map.data(), L, dict, 1, back.data());
-      } catch (const ArgumentError&) {
-        ++raised;
-      }
-      CHECK(raised == 2);
+      CHECK(throws<ArgumentError>(
+          [&] { encode(sym.data(), map.data(), L, dict, 1, false, StreamParams{lanes_log2, 8}); }));
+      CHECK(throws<ArgumentError>([&] { decode(a.data(), a.size(), map.data(), L, dict, 1, back.data()); }));
     }
 }
 
@@ -233,13 +212,7 @@ int main() {
     Dictionary e = Dictionary::deserialize(bytes.data(), bytes.size());
     CHECK(e.serialize() == bytes);
     bytes[bytes.size() / 2] ^= 1;
-    bool raised = false;
-    try {
-      Dictionary::deserialize(bytes.data(), bytes.size());
-    } catch (const ArgumentError&) {
-      raised = true;
-    }
-    CHECK(raised);
+    CHECK(throws<ArgumentError>([&] { Dictionary::deserialize(bytes.data(), bytes.size()); }));
   }
   // Round trips across precisions, shapes and block sizes (block edges included).
   const int64_t shapes[][5] = {{0, 0, 0, 1, 1},   {1, 1, 1, 1, 1},    {3, 7, 5, 2, 3},
