@@ -54,13 +54,8 @@ def _image_input(path, max_pixels: int):
 
 def _check_output(args):
     """Refuses, before any work, an output that is the input or exists without --force."""
-    import os
-    from ldem.files import STDIO, check_not_input
-    if args.output == STDIO:
-        return
-    check_not_input(args.output, [args.input])
-    if os.path.lexists(args.output) and not args.force:
-        raise UserError(f"{args.output}: already exists (use --force to overwrite)")
+    from ldem.files import check_output
+    check_output(args.output, force=args.force, inputs=[args.input])
 
 
 def _progress(enabled: bool, what: str):

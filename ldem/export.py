@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ldem.codec import image_to_array, pad_to_16
-from ldem.files import check_not_input, write_atomic
+from ldem.files import check_output, write_atomic
 from ldem.model_file import MODEL_FILE_FORMAT
 from ldem.dictionary import Dictionary
 from ldem.local import learn_dictionary
@@ -185,9 +184,7 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
         levels = [None] * len(checkpoints) if levels is None else list(levels)
         if not checkpoints or len(levels) != len(checkpoints):
             raise ValueError(f"levels: one list per checkpoint ({len(checkpoints)}), got {len(levels)}")
-    check_not_input(out, checkpoints)
-    if os.path.lexists(out) and not force:
-        raise FileExistsError(f"{out}: already exists (use --force to overwrite)")
+    check_output(out, force=force, inputs=checkpoints)
     arrays, out_levels, configs, training = {}, [], [], []
     t0 = time.time()
     q = 0

@@ -34,7 +34,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
-__all__ = ["read_bounded", "write_atomic", "check_not_input", "STDIO"]
+__all__ = ["read_bounded", "write_atomic", "check_output", "check_not_input", "STDIO"]
 
 STDIO = "-"
 PathLike = Union[str, os.PathLike]
@@ -91,14 +91,27 @@ def check_not_input(output: PathLike, inputs: Iterable[PathLike]) -> None:
             raise ValueError(f"{output}: the output is the input {i}; refusing to overwrite it")
 
 
+def check_output(path: PathLike, *, force: bool = False, inputs: Iterable[PathLike] = ()) -> None:
+    """The checks of :func:`write_atomic` on its output, for a caller to make before any
+    work: ``path`` is not one of ``inputs`` (``ValueError``), not a folder
+    (``IsADirectoryError``), and does not exist unless ``force`` (``FileExistsError``).
+    ``"-"`` (standard output) passes."""
+    if str(path) == STDIO:
+        return
+    check_not_input(path, inputs)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path}: is a folder")
+    if os.path.lexists(path) and not force:
+        raise FileExistsError(f"{path}: already exists (use --force to overwrite)")
+
+
 def write_atomic(path: PathLike, data: bytes, *, force: bool = False, inputs: Iterable[PathLike] = (),
                  stdout=None) -> None:
     """Writes ``data`` to ``path`` atomically (``"-"``: standard output).
 
-    ``path`` must not be one of ``inputs`` (``ValueError``), must not exist unless ``force`` (``FileExistsError``),
-    and its folder must exist. On any failure the temporary file is removed and an
-    existing output is left as it was. A symbolic link at ``path`` is replaced by the new
-    file, never written through.
+    ``path`` must pass :func:`check_output` and its folder must exist. On any failure the
+    temporary file is removed and an existing output is left as it was. A symbolic link
+    at ``path`` is replaced by the new file, never written through.
     """
     if str(path) == STDIO:
         out = stdout if stdout is not None else sys.stdout.buffer
@@ -106,12 +119,8 @@ def write_atomic(path: PathLike, data: bytes, *, force: bool = False, inputs: It
         out.flush()
         return
     inputs = list(inputs)
-    check_not_input(path, inputs)
+    check_output(path, force=force, inputs=inputs)
     p = Path(path)
-    if p.is_dir():
-        raise IsADirectoryError(f"{path}: is a folder")
-    if os.path.lexists(p) and not force:
-        raise FileExistsError(f"{path}: already exists (use --force to overwrite)")
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
         raise FileNotFoundError(f"{path}: the folder {folder} does not exist")

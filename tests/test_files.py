@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from ldem.files import check_not_input, read_bounded, write_atomic
+from ldem.files import check_not_input, check_output, read_bounded, write_atomic
 
 
 def test_read_bounded(tmp_path):
@@ -87,3 +87,17 @@ def test_mode_follows_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "m").stat().st_mode & 0o777 == 0o640
+
+
+def test_check_output_before_any_work(tmp_path):
+    a = tmp_path / "a"
+    a.write_bytes(b"x")
+    check_output(tmp_path / "new", inputs=[a])
+    check_output("-", inputs=["-"])
+    check_output(a, force=True)
+    with pytest.raises(FileExistsError, match="--force"):
+        check_output(a)
+    with pytest.raises(ValueError, match="is the input"):
+        check_output(a, force=True, inputs=[a])
+    with pytest.raises(IsADirectoryError):
+        check_output(tmp_path, force=True)
