@@ -169,10 +169,8 @@ def cmd_info(args) -> int:
 
 def cmd_demo(args) -> int:
     import numpy as np
-    from PIL import Image
-    from ldem.codec import ImageCodec, psnr, sample_image_path
+    from ldem.codec import ImageCodec, open_image, psnr, sample_image_path
     from ldem.reference import bpp_at_psnr, jpeg_curve
-    from ldem.codec import open_image
     path = Path(args.image) if args.image else sample_image_path()
     with open_image(path) as im:
         image = np.asarray(im.convert("RGB"))

@@ -345,14 +345,14 @@ class ImageCodec:
         self.max_pixels = int(max_pixels)
         check_tile(tile)
         self.tile = tile
+        self._transforms, self.level = bundle.level_of(self.quality)  # the trained level behind this quality
+        self.latent_channels = int(bundle.configs[self._transforms]["M"])
         level = bundle.levels[self.quality - 1]
         g, s = bundle.tables[self.quality]
-        self.latent_channels = int(bundle.configs[bundle.level_of(self.quality)[0]]["M"])
         self.coder = LocalEntropyCoder(
             g, s, block_sizes=[tuple(b) for b in level.get("block_sizes", [[16, 16], [32, 32]])],
             max_image_models=int(level.get("max_image_models", 32)), threads=threads,
             max_symbols=max_latent_symbols(self.latent_channels, self.max_pixels))
-        self._transforms, self.level = bundle.level_of(self.quality)  # the trained level behind this quality
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -419,8 +419,8 @@ class ImageCodec:
         expect = (self.latent_channels, -(-H // 16), -(-W // 16))
         if np.shape(y) != expect:
             raise ValueError(f"y: latent of shape {np.shape(y)} does not fit a {W}×{H} image (expected {expect})")
-        stream, stats = self.coder.encode(y, mode=entropy, return_stats=True)
         self._check_pixels(W, H)
+        stream, stats = self.coder.encode(y, mode=entropy, return_stats=True)
         head = make_header(self.bundle.model_id, self.quality, W, H)
         data = head + stream
         if return_stats:
