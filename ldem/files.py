@@ -61,15 +61,28 @@ def read_bounded(path: PathLike, limit: int, *, what: str = "file", stdin=None) 
         raise IsADirectoryError(f"{path}: is a folder")
     if stat.S_ISREG(st.st_mode) and st.st_size > limit:
         raise ValueError(f"{path}: {what} of {st.st_size} bytes exceeds the limit of {limit} bytes")
-    with open(p, "rb") as f:
-        return _read_limited(f, limit, str(path), what)
+    with open(p, "rb") as f:  # a regular file is read in one piece of its size
+        return _read_limited(f, limit, str(path), what, st.st_size + 1 if stat.S_ISREG(st.st_mode) else _CHUNK)
 
 
-def _read_limited(f, limit: int, name: str, what: str) -> bytes:
-    data = f.read(limit + 1)
-    if len(data) > limit:
+_CHUNK = 1 << 16
+
+
+def _read_limited(f, limit: int, name: str, what: str, first: int = _CHUNK) -> bytes:
+    """Reads ``f`` to its end, or until it has given more than ``limit`` bytes. Reads are
+    at most ``first`` and then ``_CHUNK`` bytes: ``read(n)`` reserves n bytes up front, so
+    asking for ``limit + 1`` at once would reserve the whole limit for a small input."""
+    parts, total, n = [], 0, first
+    while total <= limit:
+        chunk = f.read(min(n, limit + 1 - total))
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+        n = _CHUNK
+    if total > limit:
         raise ValueError(f"{name}: {what} exceeds the limit of {limit} bytes")
-    return data
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _same_file(a: PathLike, b: PathLike) -> bool:

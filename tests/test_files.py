@@ -101,3 +101,14 @@ def test_check_output_before_any_work(tmp_path):
         check_output(a, force=True, inputs=[a])
     with pytest.raises(IsADirectoryError):
         check_output(tmp_path, force=True)
+
+
+def test_a_large_limit_reserves_nothing(tmp_path, peak_memory):
+    """A limit far above the input costs no memory (read(n) would reserve n bytes)."""
+    p = tmp_path / "small"
+    p.write_bytes(b"y" * 3000)
+    assert peak_memory(lambda: read_bounded(p, 1 << 40)) < 1 << 20
+    data = bytes(range(256)) * 10000  # several chunks from a stream
+    assert read_bounded("-", 1 << 40, stdin=io.BytesIO(data)) == data
+    with pytest.raises(ValueError, match="limit"):
+        read_bounded("-", len(data) - 1, stdin=io.BytesIO(data))
