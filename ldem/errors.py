@@ -1,5 +1,7 @@
 """Exceptions raised by ldem."""
-from ldem._core import DecodeError
+from ldem._native import CoreNotBuiltError, core
+
+DecodeError = core.DecodeError
 
 DecodeError.__module__ = "ldem"
 DecodeError.__doc__ = """A stream is corrupt, truncated, or does not match the arguments given to decode it.
@@ -14,4 +16,4 @@ Subclass of ``ValueError``.
 rejected: not an ldem stream (bad magic)
 """
 
-__all__ = ["DecodeError"]
+__all__ = ["CoreNotBuiltError", "DecodeError"]
