@@ -93,8 +93,27 @@ def cmd_compress(args) -> int:
                                  progress=_progress(not args.quiet, "analysis"))
     write_atomic(args.output, data, force=args.force, inputs=[args.input])
     _say(args, f"{args.output}: {len(data)} bytes, {stats['bpp']:.4f} bpp ({image.width}×{image.height}, "
-               f"quality {args.quality}, entropy {stats['mode']})")
+               f"quality {args.quality}, entropy {stats['mode']}"
+               f"{_mode_note(stats['mode'], args.entropy, codec.coder.static is not None)})")
     return 0
+
+
+def _mode_note(mode: str, asked: str, has_static: bool = True) -> str:
+    """Why the coded entropy mode differs from the one asked for ('' when it does not).
+
+    >>> _mode_note("global", "local")
+    '; local asked: global is smaller for this image (a block map would cost more than it saves)'
+
+    The local coder never writes a stream larger than the global mode's: it keeps the
+    global stream whenever that is smaller, as on tiny latents where the block map and
+    image tables cost more than they save. Static mode without a static dictionary in
+    the model is global mode.
+    """
+    if mode == asked:
+        return ""
+    if asked == "static" and not has_static:
+        return "; static asked: this quality of the model has no static dictionary"
+    return f"; {asked} asked: {mode} is smaller for this image (a block map would cost more than it saves)"
 
 
 def _image_format(args) -> str:
@@ -115,6 +134,10 @@ def _image_format(args) -> str:
     return fmt
 
 
+# Formats that Pillow writes lossily by default: the decoded pixels are re-encoded.
+LOSSY_FORMATS = ("JPEG", "MPO", "WEBP", "AVIF")
+
+
 def cmd_decompress(args) -> int:
     import io
     from PIL import Image
@@ -125,11 +148,15 @@ def cmd_decompress(args) -> int:
     codec = _codec_for(data, args)
     pixels = codec.decompress_array(data, progress=_progress(not args.quiet, "synthesis"))
     buf = io.BytesIO()
+    lossy = fmt in LOSSY_FORMATS
     try:
-        Image.fromarray(pixels).save(buf, format=fmt)
+        Image.fromarray(pixels).save(buf, format=fmt, **({"quality": args.output_quality} if lossy else {}))
     except (ValueError, KeyError, OSError) as e:
         raise UserError(f"{args.output}: cannot write this image as {fmt} ({e})") from None
     write_atomic(args.output, buf.getvalue(), force=args.force, inputs=[args.input])
+    if lossy and not args.quiet:
+        print(f"ldem: note: {fmt} is lossy: the decoded image was re-encoded at quality {args.output_quality} "
+              f"(--output-quality; PNG keeps the decoded pixels exactly)", file=sys.stderr)
     _say(args, f"{args.output}: {pixels.shape[1]}×{pixels.shape[0]}")
     return 0
 
@@ -151,12 +178,11 @@ def cmd_info(args) -> int:
     t, level = codec.bundle.level_of(codec.quality)
     cfg = codec.bundle.configs[t]
     print(f"transforms      set {t} (of {len(codec.bundle.configs)}; N={cfg['N']}, M={cfg['M']}), "
-          f"trained level {level} (λ={cfg['lambdas'][level]})")
+          f"trained level {level + 1} of {len(cfg['lambdas'])} (λ={cfg['lambdas'][level]})")
     print(f"image           {info['width']}×{info['height']}")
-    print(f"latent          {'×'.join(map(str, info['latent_shape']))}  entropy {info['latent_mode']}"
-          + (f", blocks {info['latent_block'][0]}×{info['latent_block'][1]}, "
-             f"{info['latent_num_image_models']} image models, map by {info['latent_map_codec']}"
-             if info["latent_block"] else ""))
+    C, H, W = info["latent_shape"]
+    print(f"latent          {C} channels of {H}×{W}")
+    print(f"entropy         {_entropy_line(info)}")
     parts = [("file header", info["header_bytes"]), ("stream header", info["latent_bytes_header"]),
              ("image tables + map counts", info["latent_bytes_side_tables_and_map_counts"]),
              ("block map", info["latent_bytes_block_map"]), ("latent data", info["latent_bytes_data"])]
@@ -165,6 +191,24 @@ def cmd_info(args) -> int:
         print(f"{name:<26} {b:>9} {8 * b / n:>11.4f} {100 * b / info['bytes']:>6.2f}%")
     print(f"{'total':<26} {info['bytes']:>9} {info['bpp']:>11.4f} {100.0:>6.2f}%")
     return 0
+
+
+def _entropy_line(info: dict) -> str:
+    """The entropy mode of a ``.ldem`` file and, for block modes, the block size and grid.
+
+    >>> _entropy_line({"latent_mode": "local", "latent_shape": (192, 30, 40), "latent_block": (30, 32),
+    ...                "latent_num_image_models": 3, "latent_map_codec": "deflate"})
+    'local, blocks of 30×32 latent samples: 1×2 per channel, 384 in all; 3 image models; block map by deflate'
+    """
+    mode = info["latent_mode"]
+    if not info["latent_block"]:
+        return (f"{mode}: one model per latent channel, no block map (chosen by --entropy global, or by "
+                f"static/local when it is smaller)")
+    from ldem.coder import block_grid
+    (bh, bw), shape = info["latent_block"], info["latent_shape"]
+    C, nby, nbx = block_grid(shape, (bh, bw))
+    return (f"{mode}, blocks of {bh}×{bw} latent samples: {nby}×{nbx} per channel, {C * nby * nbx} in all; "
+            f"{info['latent_num_image_models']} image models; block map by {info['latent_map_codec']}")
 
 
 def cmd_demo(args) -> int:
@@ -205,6 +249,26 @@ def cmd_demo(args) -> int:
     return 0
 
 
+# The qualities of the shipped model (tests check it against the model file).
+SHIPPED_QUALITIES = 12
+
+ENTROPY_MODES = """entropy modes (the decoded pixels are the same in every mode; only the size changes):
+  global   one fixed model per latent channel: the baseline, no side information
+  static   each block takes the cheapest of the global models and a dictionary learned offline
+  local    (default) as static, plus models built for this image and sent in the file
+static and local write the global stream instead when it is smaller (tiny images)."""
+
+
+def _quality_percent(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if not 1 <= v <= 100:
+        raise argparse.ArgumentTypeError(f"expected an integer in 1..100, got {text!r}")
+    return v
+
+
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -238,11 +302,15 @@ def _parser():
         p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
         p.add_argument("--quiet", action="store_true", help="no report line and no progress bar")
 
-    p = sub.add_parser("compress", help="compress an image to a .ldem file")
+    p = sub.add_parser("compress", help="compress an image to a .ldem file",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=ENTROPY_MODES)
     p.add_argument("input", help="image file, '-' for standard input")
     output(p, ".ldem file")
-    p.add_argument("-q", "--quality", type=int, default=3, help="1 = smallest files (default 3)")
-    p.add_argument("--entropy", choices=["global", "static", "local"], default="local")
+    p.add_argument("-q", "--quality", type=int, default=3, metavar="Q",
+                   help=f"1 (smallest files) to {SHIPPED_QUALITIES} (best pictures) with the shipped model; "
+                        "another --model has its own range (default 3)")
+    p.add_argument("--entropy", choices=["global", "static", "local"], default="local",
+                   help="entropy mode (default local; see below)")
     limits(p)
     p.set_defaults(func=cmd_compress)
 
@@ -251,6 +319,9 @@ def _parser():
     output(p, "image")
     p.add_argument("--format", help="image format (PNG, BMP, TIFF, ...; default: from the output's extension, "
                                     "PNG on standard output)")
+    p.add_argument("--output-quality", type=_quality_percent, default=95, metavar="N",
+                   help="quality 1..100 of a lossy output format (JPEG, WebP, AVIF), which re-encodes the decoded "
+                        "image (default 95); PNG and other lossless formats keep the decoded pixels exactly")
     limits(p)
     p.set_defaults(func=cmd_decompress)
 
@@ -299,6 +370,8 @@ def _guard(fn) -> int:
         msg = str(e)
     except OSError as e:
         msg = f"{e.strerror or e}" + (f": {e.filename}" if getattr(e, "filename", None) else "")
+    except ImportError as e:  # a missing optional dependency, or a core not built in place
+        msg = str(e)
     except MemoryError:
         msg = "out of memory (lower --max-pixels, or free memory)"
     except KeyboardInterrupt:

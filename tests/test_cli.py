@@ -32,7 +32,7 @@ def test_compress_info_decompress(tmp_path, png, capsys):
     assert main(["info", str(out)]) == 0
     text = capsys.readouterr().out
     assert "quality 2" in text and "70×50" in text and "latent data" in text and "total" in text
-    assert "trained level 1 " in text  # quality 2 is level 1 of the first set of transforms
+    assert "trained level 2 of " in text  # quality 2 is the second level of the first set of transforms
     dec = tmp_path / "x.png"
     assert main(["decompress", str(out), str(dec)]) == 0
     with Image.open(dec) as im:
@@ -266,3 +266,91 @@ def test_model_memory_limit_is_a_flag(png, tmp_path, capsys):
     assert main(["compress", str(png), str(out), "-q", "1", "--max-model-bytes", "1000000"]) == 1
     assert "exceeds max_bytes=1000000" in _one_line_error(capsys)
     assert main(["compress", str(png), str(out), "-q", "1", "--max-model-bytes", str(2**29)]) == 0
+
+
+def test_docstring_examples():
+    import doctest
+    import ldem.cli
+    result = doctest.testmod(ldem.cli, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted >= 2
+
+
+def test_compress_help_gives_the_quality_range_and_the_entropy_modes(capsys):
+    from ldem.cli import SHIPPED_QUALITIES
+    assert SHIPPED_QUALITIES == ldem.ImageCodec.pretrained(1).num_qualities
+    with pytest.raises(SystemExit) as e:
+        main(["compress", "--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert f"1 (smallest files) to {SHIPPED_QUALITIES}" in " ".join(text.split())
+    modes = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ") and
+             line.split()[0] in ("global", "static", "local")}
+    assert sorted(modes) == ["global", "local", "static"] and "(default)" in modes["local"]
+
+
+def test_a_tiny_image_says_why_it_is_coded_in_global_mode(tmp_path, capsys):
+    one = tmp_path / "one.png"
+    Image.new("RGB", (1, 1), (10, 200, 30)).save(one)
+    assert main(["compress", str(one), str(tmp_path / "one.ldem"), "--entropy", "local"]) == 0
+    line = capsys.readouterr().out
+    assert "entropy global; local asked: global is smaller for this image" in line and line.count("\n") == 1
+    assert main(["compress", str(one), str(tmp_path / "g.ldem"), "--entropy", "global"]) == 0
+    assert "asked" not in capsys.readouterr().out
+    assert main(["info", str(tmp_path / "one.ldem")]) == 0
+    text = capsys.readouterr().out
+    assert "entropy         global: one model per latent channel, no block map" in text
+    assert "latent          192 channels of 1×1" in text
+
+
+def test_info_gives_the_block_size_and_the_block_grid(tmp_path, capsys):
+    """A 30-row latent with blocks clipped to 30×32: the size and the grid are named apart."""
+    import re
+    image = tmp_path / "wide.png"
+    with Image.open(ldem.sample_image_path()) as im:
+        im.convert("RGB").resize((640, 480)).save(image)
+    out = tmp_path / "wide.ldem"
+    assert main(["compress", str(image), str(out), "-q", "5"]) == 0
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    info = ldem.ImageCodec.pretrained(5).info(out.read_bytes())
+    assert info["latent_shape"] == (192, 30, 40) and "latent          192 channels of 30×40" in text
+    bh, bw = info["latent_block"]
+    C, nby, nbx = ldem.block_grid(info["latent_shape"], (bh, bw))
+    m = re.search(r"blocks of (\d+)×(\d+) latent samples: (\d+)×(\d+) per channel, (\d+) in all", text)
+    assert m and tuple(map(int, m.groups())) == (bh, bw, nby, nbx, C * nby * nbx)
+
+
+def test_lossy_outputs_say_so_and_take_a_quality(png, tmp_path, capsys):
+    out = tmp_path / "x.ldem"
+    assert main(["compress", str(png), str(out), "-q", "3"]) == 0
+    capsys.readouterr()
+    assert main(["decompress", str(out), str(tmp_path / "y.png")]) == 0
+    assert capsys.readouterr().err == ""
+    sizes = {}
+    for q in (20, 95):
+        jpg = tmp_path / f"y{q}.jpg"
+        args = ["decompress", str(out), str(jpg)] + (["--output-quality", str(q)] if q != 95 else [])
+        assert main(args) == 0
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"JPEG is lossy: the decoded image was re-encoded at quality {q}" in err
+        sizes[q] = jpg.stat().st_size
+    assert sizes[20] < sizes[95]
+    with Image.open(tmp_path / "y95.jpg") as im:  # quality 95 is close to the decoded pixels
+        expect = ldem.ImageCodec.pretrained(3).decompress_array(out.read_bytes())
+        assert ldem.codec.psnr(np.asarray(im.convert("RGB")), expect) > 35
+    assert main(["decompress", str(out), str(tmp_path / "q.jpg"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    with pytest.raises(SystemExit) as e:
+        main(["decompress", str(out), str(tmp_path / "z.jpg"), "--output-quality", "101"])
+    assert e.value.code == 2
+
+
+def test_a_missing_dependency_gives_one_line(png, tmp_path, capsys, monkeypatch):
+    from ldem import codec
+
+    def missing(*a, **k):
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+    monkeypatch.setattr(codec.ImageCodec, "compress", missing)
+    assert main(["compress", str(png), str(tmp_path / "x.ldem")]) == 1
+    err = _one_line_error(capsys)
+    assert "No module named 'torch'" in err and "internal error" not in err
