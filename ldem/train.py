@@ -49,26 +49,46 @@ def list_images(folder) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that ends each option with its default, unless it has none (None or False)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "%(default)" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class PatchSampler:
     """Random ``patch``² RGB crops in [0,1] from images held in memory.
 
     Each crop takes a random scale in ``[min_scale, 1]`` of the stored image (never so
     small that the image is narrower than the patch), crops ``patch / scale`` pixels and
     resizes them to ``patch`` (area filter), then flips left-right with probability 1/2.
+
+    Images narrower than the patch are left out (``too_small`` lists them), and so is an
+    image that cannot be read (``skipped`` lists ``(path, reason)``); ``ValueError`` only
+    when no image is left.
     """
 
     def __init__(self, paths, patch: int, min_scale: float = 0.5, seed: int = 0):
         from PIL import Image
+        paths = list(paths)
         self.patch = int(patch)
         self.min_scale = float(min_scale)
-        self.images = []
+        self.images, self.too_small, self.skipped = [], [], []
         for p in paths:
-            with Image.open(p) as im:
-                im = im.convert("RGB")
-                if min(im.size) >= self.patch:
-                    self.images.append(im.copy())
+            try:
+                with Image.open(p) as im:
+                    im = im.convert("RGB")
+                    if min(im.size) < self.patch:
+                        self.too_small.append(p)
+                    else:
+                        self.images.append(im.copy())
+            except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError) as e:
+                self.skipped.append((p, " ".join(str(e).split()) or type(e).__name__))
         if not self.images:
-            raise ValueError(f"no image is at least {self.patch} pixels on its short side")
+            raise ValueError(f"no usable training image among {len(paths)}: none can be read with at least "
+                             f"{self.patch} pixels on its short side")
         self.rng = random.Random(seed)
 
     def sample(self):
@@ -97,6 +117,7 @@ class PatchSampler:
 def _parse(argv):
     ap = argparse.ArgumentParser(
         prog="ldem train", description="Train the learned transforms (all quality levels in one run).",
+        formatter_class=DefaultsHelpFormatter,
         epilog="--init and --resume read checkpoints with torch.load(weights_only=True): a checkpoint cannot run "
                "code, and one holding anything but tensors and plain values is refused; still, load checkpoints "
                "only from sources you trust for resource use. A model file (.npz) given to --init goes through "
@@ -104,15 +125,17 @@ def _parse(argv):
     ap.add_argument("data", help="folder of training images (searched recursively)")
     ap.add_argument("--out", required=True, help="output folder: checkpoint.pt, train.log, config.json")
     ap.add_argument("--lambdas", type=float, nargs="+", default=list(DEFAULT_LAMBDAS),
-                    help="rate–distortion weight per quality level, smallest files first")
+                    help="rate–distortion weight λ of each trained level (loss = bpp + λ·255²·MSE); levels are "
+                         "numbered from 1 in increasing λ, smallest files first")
     ap.add_argument("--N", type=int, default=128, help="hidden channels")
     ap.add_argument("--M", type=int, default=192, help="latent channels")
-    ap.add_argument("--iterations", type=int, default=100_000)
-    ap.add_argument("--minutes", type=float, default=None, help="stop after this wall time (the lr decay follows it)")
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--patch", type=int, default=256)
+    ap.add_argument("--iterations", type=int, default=100_000, help="training steps in all, counted across resumes")
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="stop after this wall time (the lr decay follows it; default: no limit)")
+    ap.add_argument("--batch", type=int, default=16, help="crops per step; sample i trains level (i + step) %% L")
+    ap.add_argument("--patch", type=int, default=256, help="side of the square training crops, in pixels")
     ap.add_argument("--min-scale", type=float, default=0.5, help="smallest random downscale of a photo")
-    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate of the transforms")
     ap.add_argument("--entropy-lr-mult", type=float, default=10.0,
                     help="learning-rate multiplier of the densities and gains")
     ap.add_argument("--decay-at", type=float, default=0.85, help="fraction of the run after which lr drops 10×")
@@ -120,9 +143,9 @@ def _parse(argv):
     ap.add_argument("--msssim", action="store_true", help="distortion 1 − MS-SSIM instead of MSE")
     ap.add_argument("--ema", type=float, default=0.999,
                     help="decay of the exponential moving average of the weights that export uses (0: off)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    ap.add_argument("--checkpoint-every", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the crops and the initial weights")
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    ap.add_argument("--checkpoint-every", type=int, default=500, help="iterations between checkpoints")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     ap.add_argument("--init", metavar="CHECKPOINT", default=None,
                     help="start from the (averaged) weights of another run, or of a model file (.npz); levels "
@@ -134,8 +157,8 @@ def _parse(argv):
                     help="with --init: restart the latent channels that carry no bits at the highest λ "
                          "(for a run aimed at higher rates than the --init weights)")
     ap.add_argument("--init-transforms", type=int, default=0, metavar="K",
-                    help="with a model file as --init: which of its sets of transforms (default 0)")
-    ap.add_argument("--no-progress", action="store_true")
+                    help="with a model file as --init: which of its sets of transforms (0 is the first)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap.parse_args(argv)
 
 
@@ -340,6 +363,12 @@ def train(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed + rank)
     sampler = PatchSampler(list_images(args.data), args.patch, args.min_scale, seed=args.seed * 1000 + rank)
+    if rank == 0:
+        for path, reason in sampler.skipped:
+            print(f"ldem train: warning: skipping {path}: {reason}", file=sys.stderr)
+        if sampler.too_small:
+            print(f"ldem train: {len(sampler.too_small)} images smaller than the {args.patch}-pixel patch are "
+                  f"not used (e.g. {sampler.too_small[0]})", file=sys.stderr)
 
     net = GainedFactorizedCodec(lambdas, N=args.N, M=args.M).to(device)
     fast = {id(p) for p in net.entropy_parameters()}

@@ -163,6 +163,39 @@ def test_model_file_format_1_and_bad_references(images, tmp_path):
         ImageCodec.load(tmp_path / "bad.npz", quality=1)
 
 
+def test_train_help_gives_defaults(capsys):
+    with pytest.raises(SystemExit) as e:
+        train(["--help"])
+    assert e.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, default in [("--N N", "128"), ("--iterations ITERATIONS", "100000"), ("--batch BATCH", "16"),
+                          ("--patch PATCH", "256"), ("--lr LR", "0.0001"), ("--seed SEED", "0"),
+                          ("--checkpoint-every CHECKPOINT_EVERY", "500")]:
+        after = text.split(f" {flag} ", 1)[1]
+        assert f"(default: {default})" in after.split(" --", 1)[0], flag
+    assert "(default: None)" not in text and "(default: False)" not in text
+
+
+def test_unreadable_images_are_skipped_with_a_warning(images, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.png").write_bytes((images / "a.png").read_bytes())
+    (data / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    (data / "cut.png").write_bytes((images / "a.png").read_bytes()[:200])
+    (data / "tiny.png").write_bytes(b"")
+    Image.new("RGB", (8, 8)).save(data / "small.png")
+    assert train([str(data), "--out", str(tmp_path / "run"), "--iterations", "1", *TINY]) == 0
+    err = capsys.readouterr().err.splitlines()
+    skipped = sorted(line for line in err if "skipping" in line)
+    assert [line.split(": ")[2].rsplit("/", 1)[1] for line in skipped] == ["broken.jpg", "cut.png", "tiny.png"]
+    assert all(line.startswith("ldem train: warning: skipping ") for line in skipped)
+    assert any("1 images smaller than the 32-pixel patch" in line for line in err)
+    for name in ("a.png", "small.png"):
+        (data / name).unlink()
+    with pytest.raises(ValueError, match="no usable training image among 3"):
+        train([str(data), "--out", str(tmp_path / "run2"), "--iterations", "1", *TINY])
+
+
 def test_resume_mismatch_and_missing(images, tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train([str(images), "--out", str(tmp_path / "r"), "--iterations", "1", "--resume", *TINY])
