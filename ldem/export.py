@@ -239,27 +239,70 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
     return meta
 
 
-def _parse_levels(values, n: int):
-    """``--levels``: plain level numbers for one source, or one comma list (or ``all``) per source."""
+def _parse_levels(values, sources) -> list:
+    """``--levels`` as :func:`export_model` takes them: one list (``None``: all) per source.
+
+    On the command line every number counts from 1: a checkpoint's trained levels (1 =
+    the smallest λ) and a model file's qualities. For a checkpoint, ``export_model``
+    counts levels from 0, so they are shifted here. A checkpoint list holding a 0 is the
+    old 0-based numbering, read as such with a note on stderr. With one source, plain
+    numbers may also be given apart (``--levels 1 2 3``).
+    """
+    n = len(sources)
     if values is None:
-        return None
+        return [None] * n
     try:
         groups = [None if str(g) == "all" else [int(v) for v in str(g).split(",") if v != ""] for g in values]
     except ValueError:
-        raise ValueError(f"--levels: level numbers, comma lists of them or 'all', got {values!r}") from None
-    if n == 1 and None in groups:
-        return None
+        raise ValueError(f"--levels: numbers from 1, comma lists of them or 'all', got {' '.join(values)}") from None
     if n == 1:
-        return [v for g in groups for v in g]
-    if len(groups) != n:
-        raise ValueError(f"--levels: with {n} checkpoints give {n} comma lists (one per checkpoint), "
+        groups = [None] if None in groups else [[v for g in groups for v in g]]
+    elif len(groups) != n:
+        raise ValueError(f"--levels: with {n} sources give {n} comma lists or 'all' (one per source), "
                          f"got {len(groups)}")
-    return groups
+    checkpoint = [not str(src).endswith(".npz") for src in sources]
+    zero_based = any(ck and g is not None and 0 in g for ck, g in zip(checkpoint, groups))
+    if zero_based:
+        new = " ".join("all" if g is None else ",".join(str(v + ck) for v in g) for ck, g in zip(checkpoint, groups))
+        print(f"ldem export: note: --levels {' '.join(values)} read in the old numbering from 0; levels count from 1 "
+              f"now, as qualities do: --levels {new}", file=sys.stderr)
+        return groups
+    return [g if g is None or not ck else [v - 1 for v in g] for ck, g in zip(checkpoint, groups)]
+
+
+def _check_levels(sources, levels):
+    """Refuses a checkpoint level outside 1..L, in the numbering of the command line."""
+    from ldem.train import load_checkpoint
+    for src, chosen in zip(sources, levels):
+        if chosen is None or str(src).endswith(".npz") or not Path(src).is_file():
+            continue  # export_model checks model files' qualities and reports missing sources
+        lambdas = load_checkpoint(src)["config"].get("lambdas")
+        count = len(lambdas) if isinstance(lambdas, list) else 0
+        bad = [v + 1 for v in chosen if not 0 <= v < count]
+        if bad:
+            raise ValueError(f"--levels: {src} has trained levels 1..{count} (λ = "
+                             f"{', '.join(map(str, lambdas))}), not {', '.join(map(str, bad))}")
+
+
+def _summary(meta: dict, out) -> str:
+    """The lines that ``ldem export`` prints: the file, then one line per quality."""
+    size = Path(out).stat().st_size
+    lines = [f"{out}: {f'{size / 1e6:.1f} MB' if size >= 1e6 else f'{size / 1e3:.0f} kB'}, "
+             f"{len(meta['levels'])} qualities on "
+             f"{len(meta['transforms'])} set{'s' if len(meta['transforms']) != 1 else ''} of transforms",
+             f"{'quality':>7}  {'transforms':>10}  {'level':>5}  {'λ':<8}  {'static models':>13}"]
+    for lv in meta["levels"]:
+        t, level = lv.get("transforms", 0), lv["level"]
+        lam = meta["transforms"][t]["lambdas"][level]
+        lines.append(f"{lv['quality']:>7}  {t:>10}  {level + 1:>5}  {lam:<8g}  {lv.get('static_models', 0):>13}")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
+    from ldem.train import DefaultsHelpFormatter
     ap = argparse.ArgumentParser(
         prog="ldem export", description="Build a model file from training checkpoints.",
+        formatter_class=DefaultsHelpFormatter,
         epilog="Model files given as sources are checked by the hardened loader and may come from anywhere. "
                "Checkpoints are read with torch.load(weights_only=True): they cannot run code, but load them "
                "only from sources you trust for resource use.")
@@ -269,18 +312,24 @@ def main(argv=None) -> int:
     ap.add_argument("out", help="model file to write (.npz); written atomically, never over a source")
     ap.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     ap.add_argument("--data", required=True, help="training images (for the static dictionaries)")
-    ap.add_argument("--static-models", type=int, default=64)
-    ap.add_argument("--max-images", type=int, default=64)
-    ap.add_argument("--levels", nargs="+",
-                    help="trained levels to ship (0-based; default: all); with several sources one comma "
-                         "list or 'all' per source, e.g. --levels 0,1,2,3 2,3; for a model file the list "
-                         "names its qualities (1-based)")
+    ap.add_argument("--static-models", type=int, default=64, metavar="K",
+                    help="models in the static dictionary learned for each quality from the training latents")
+    ap.add_argument("--max-images", type=int, default=64, metavar="N",
+                    help="training images used to learn the static dictionaries (the first N by path)")
+    ap.add_argument("--levels", nargs="+", metavar="LIST",
+                    help="what to ship, counted from 1: a checkpoint's trained levels (1 = smallest λ, smallest "
+                         "files) or a model file's qualities; default: all. With several sources one comma list "
+                         "or 'all' per source, e.g. --levels 1,2,3,4 3,4 or --levels all 2,3")
+    ap.add_argument("--json", action="store_true",
+                    help="print the qualities as the model file's JSON (levels counted from 0) instead of a table")
     args = ap.parse_args(argv)
-    levels = _parse_levels(args.levels, len(args.checkpoints))
-    src = args.checkpoints[0] if len(args.checkpoints) == 1 else args.checkpoints
-    meta = export_model(src, args.out, args.data, static_models=args.static_models,
-                        max_images=args.max_images, levels=levels, force=args.force)
-    print(json.dumps(meta["levels"], indent=1))
+    levels = _parse_levels(args.levels, args.checkpoints)
+    _check_levels(args.checkpoints, levels)
+    one = len(args.checkpoints) == 1
+    meta = export_model(args.checkpoints[0] if one else args.checkpoints, args.out, args.data,
+                        static_models=args.static_models, max_images=args.max_images,
+                        levels=levels[0] if one else levels, force=args.force)
+    print(json.dumps(meta["levels"], indent=1) if args.json else _summary(meta, args.out))
     return 0
 
 

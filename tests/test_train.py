@@ -129,6 +129,42 @@ def test_export_several_checkpoints(images, tmp_path):
     assert both.read_bytes() == before
 
 
+def test_export_levels_count_from_1_and_print_a_summary(images, tmp_path, capsys):
+    run = tmp_path / "run"
+    train([str(images), "--out", str(run), "--iterations", "1", *TINY, "--lambdas", "0.002", "0.02", "0.05"])
+    ck, data = str(run / "checkpoint.pt"), str(images)
+    capsys.readouterr()
+    sub = tmp_path / "sub.npz"
+    assert export_main([ck, str(sub), "--data", data, "--static-models", "2", "--levels", "2,3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{sub}: ") and "2 qualities on 1 set of transforms" in out[0]
+    assert [line.split()[:4] for line in out[2:]] == [["1", "0", "2", "0.02"], ["2", "0", "3", "0.05"]]
+    assert len(out) == 4
+    bundle = ImageCodec.load(sub, quality=1).bundle
+    assert [bundle.level_of(q) for q in (1, 2)] == [(0, 1), (0, 2)]
+    # the old numbering from 0 still works where it is unambiguous (a 0 in a checkpoint's list), with a note
+    old = tmp_path / "old.npz"
+    assert export_main([str(sub), ck, str(old), "--data", data, "--static-models", "2", "--levels", "2", "0,2",
+                        "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "old numbering from 0" in captured.err and "--levels 2 1,3" in captured.err
+    assert [(lv["quality"], lv["transforms"], lv["level"]) for lv in json.loads(captured.out)] == \
+        [(1, 0, 2), (2, 1, 0), (3, 1, 2)]
+    with pytest.raises(ValueError, match=r"has trained levels 1\.\.3 .*not 4"):
+        export_main([ck, str(tmp_path / "x.npz"), "--data", data, "--levels", "3,4"])
+    with pytest.raises(ValueError, match="numbers from 1"):
+        export_main([ck, str(tmp_path / "x.npz"), "--data", data, "--levels", "one"])
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_export_help_gives_defaults(capsys):
+    with pytest.raises(SystemExit):
+        export_main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "dictionary learned for each quality from the training latents (default: 64)" in text
+    assert "(the first N by path) (default: 64)" in text and "counted from 1" in text
+
+
 def test_model_file_format_1_and_bad_references(images, tmp_path):
     """Files of format 1 (one set of transforms under param/) still load; a quality that
     names missing transforms is refused when the file is opened."""
