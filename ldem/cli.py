@@ -342,17 +342,22 @@ def _parser():
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    return _guard(lambda: _dispatch(argv))
+
+
+def _dispatch(argv) -> int:
+    """Runs the command ``argv`` names (usage errors and --help exit through SystemExit)."""
     if argv and argv[0] == "train":
         from ldem.train import train
-        return _guard(lambda: train(argv[1:]))
+        return train(argv[1:])
     if argv and argv[0] == "export":
         from ldem.export import main as export_main
-        return _guard(lambda: export_main(argv[1:]))
+        return export_main(argv[1:])
     if argv and argv[0] == "eval":
         from ldem.evaluate import main as eval_main
-        return _guard(lambda: eval_main(argv[1:]))
+        return eval_main(argv[1:])
     args = _parser().parse_args(argv)
-    return _guard(lambda: args.func(args))
+    return args.func(args)
 
 
 def _guard(fn) -> int:

@@ -354,3 +354,10 @@ def test_a_missing_dependency_gives_one_line(png, tmp_path, capsys, monkeypatch)
     assert main(["compress", str(png), str(tmp_path / "x.ldem")]) == 1
     err = _one_line_error(capsys)
     assert "No module named 'torch'" in err and "internal error" not in err
+    import ldem.cli
+
+    def no_parser():  # the parser itself imports the codec's defaults
+        raise ModuleNotFoundError("No module named 'PIL'", name="PIL")
+    monkeypatch.setattr(ldem.cli, "_parser", no_parser)
+    assert main(["info", "x.ldem"]) == 1
+    assert "No module named 'PIL'" in _one_line_error(capsys)
