@@ -12,7 +12,24 @@ from ldem.errors import DecodeError
 from ldem.dictionary import Dictionary
 from ldem.coder import block_costs, block_grid, build_info, cuda_available, decode, encode
 from ldem.local import LocalEntropyCoder, fit_global_models, learn_dictionary
-from ldem.codec import ImageCodec, sample_image_path
+
+# The image codec needs the codec extra (torch, Pillow): imported on first use, so that
+# import ldem and the coder above need numpy alone.
+_LAZY = {"ImageCodec": "ldem.codec", "sample_image_path": "ldem.images"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ldem' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "__version__", "DecodeError", "Dictionary",

@@ -26,7 +26,6 @@ use (their tensors are read as they are).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -34,18 +33,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ldem.codec import image_to_array, pad_to_16
-from ldem.files import check_output, write_atomic
-from ldem.model_file import MODEL_FILE_FORMAT
+from ldem.files import check_output
+from ldem.model_file import table_members, transform_members, write_model_file
 from ldem.dictionary import Dictionary
 from ldem.local import learn_dictionary
-from ldem.train import list_images
+from ldem.images import image_to_array, list_images
+from ldem.tiling import pad_to_16
 
 __all__ = ["global_tables", "training_latents", "export_model", "estimate_rd"]
 
 
 def global_tables(density, precision: int = 16, tail: float = 1e-6, span: int = 2048) -> Dictionary:
-    """Integer tables (one per channel) from a :class:`ldem.models.FactorizedDensity`."""
+    """Integer tables (one per channel) from a :class:`ldem.transforms.FactorizedDensity`."""
     pmf = density.pmf(-span, span).numpy()
     rows, offsets = [], []
     for p in pmf:
@@ -99,7 +98,7 @@ def estimate_rd(net, paths, level: int):
 def _load_checkpoint(path):
     """A checkpoint's net in eval mode, on its float16-rounded weights, and the checkpoint."""
     import torch
-    from ldem.models import GainedFactorizedCodec
+    from ldem.transforms import GainedFactorizedCodec
     from ldem.train import load_checkpoint
     ck = load_checkpoint(path)
     try:
@@ -140,7 +139,7 @@ def _copy_model_file(path, qualities, t_first: int, q_first: int):
     renumber = {t: t_first + i for i, t in enumerate(used)}
     arrays, levels = {}, []
     for t in used:
-        arrays.update({f"param{renumber[t]}/{k}": v for k, v in bundle.states[t].items()})
+        arrays.update(transform_members(renumber[t], bundle.states[t]))
     notes = bundle.meta.get("training")
     notes = notes if isinstance(notes, list) else [notes] * len(bundle.configs)
     notes = [n if isinstance(n, dict) else {} for n in notes] + [{}] * len(bundle.configs)
@@ -148,9 +147,7 @@ def _copy_model_file(path, qualities, t_first: int, q_first: int):
         t, l = bundle.level_of(q)
         new_q = q_first + i
         g, s = bundle.tables[q]  # the checked tables; to_bytes gives the bytes stored
-        arrays[f"level{new_q}/global"] = np.frombuffer(g.to_bytes(), np.uint8)
-        if s is not None:
-            arrays[f"level{new_q}/static"] = np.frombuffer(s.to_bytes(), np.uint8)
+        arrays.update(table_members(new_q, g, s))
         levels.append(dict(bundle.levels[q - 1], quality=new_q, transforms=renumber[t], level=l))
     configs = [bundle.configs[t] for t in used]
     training = [dict(notes[t], model_file=Path(path).name,
@@ -208,7 +205,7 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
         net, state, ck = _load_checkpoint(checkpoint)
         chosen = _increasing(range(net.num_levels) if chosen is None else chosen, 0, net.num_levels - 1,
                              f"{checkpoint}: levels")
-        arrays.update({f"param{t}/{k}": v for k, v in state.items()})
+        arrays.update(transform_members(t, state))
         configs.append(net.config())
         training.append({"checkpoint": Path(checkpoint).name, "iterations": ck.get("iteration"),
                          "seconds": round(ck.get("elapsed", 0.0)), "images": len(paths)})
@@ -219,24 +216,14 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
             ys = training_latents(net, paths, l)
             s = learn_dictionary(ys, static_models, block=(16, 16), global_models=g, seed=0,
                                  progress=progress)
-            arrays[f"level{q}/global"] = np.frombuffer(g.to_bytes(), np.uint8)
-            arrays[f"level{q}/static"] = np.frombuffer(s.to_bytes(), np.uint8)
+            arrays.update(table_members(q, g, s))
             out_levels.append({"quality": q, "transforms": t, "level": l, "lambda": lam,
                                "block_sizes": [list(b) for b in block_sizes],
                                "max_image_models": max_image_models, "static_models": s.num_models})
             if progress:
                 print(f"quality {q}: transforms {t} level {l}, λ={lam}: tables and {s.num_models} static models "
                       f"({time.time() - t0:.0f} s)", file=sys.stderr)
-    if q > 255:
-        raise ValueError(f"{q} qualities: a .ldem header holds at most 255")
-    meta = {"format": MODEL_FILE_FORMAT, "transforms": configs, "levels": out_levels, "training": training}
-    arrays["meta.json"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    write_atomic(out, buf.getvalue(), force=force, inputs=checkpoints)
-    return meta
+    return write_model_file(out, arrays, configs, out_levels, training, force=force, inputs=checkpoints)
 
 
 def _parse_levels(values, sources) -> list:

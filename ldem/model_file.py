@@ -1,4 +1,5 @@
-"""Model files written by ``ldem export``: transforms, integer tables and coder settings per quality.
+"""Model files: transforms, integer tables and coder settings per quality, written by
+:func:`write_model_file` (``ldem export``) and read by :class:`ModelBundle`.
 
 >>> from ldem.model_file import ModelBundle, pretrained_path
 >>> bundle = ModelBundle(pretrained_path())
@@ -47,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from ldem.dictionary import Dictionary, table_bytes
+from ldem.files import write_atomic
 
 __all__ = ["ModelBundle", "MODEL_FILE_FORMAT", "pretrained_path", "check_meta", "check_config", "transform_shapes",
            "ARCH", "MAX_CHANNELS", "MAX_LEVELS", "DEFAULT_MAX_BYTES",
@@ -146,7 +148,7 @@ MAX_LEVELS = 255     # largest number of λ values (trained levels) in one confi
 
 
 def check_config(cfg) -> dict:
-    """``cfg`` checked as a :meth:`ldem.models.GainedFactorizedCodec.config` dict; raises ``ValueError``.
+    """``cfg`` checked as a :meth:`ldem.transforms.GainedFactorizedCodec.config` dict; raises ``ValueError``.
 
     ``arch`` must be ``"gained-factorized-v1"``, ``N`` and ``M`` ints in 1..:data:`MAX_CHANNELS`,
     ``lambdas`` 1..:data:`MAX_LEVELS` finite positive numbers. Returns a clean copy of those
@@ -179,7 +181,7 @@ def check_config(cfg) -> dict:
 
 
 def transform_shapes(N: int, M: int, levels: int) -> dict:
-    """Shape of every weight of :class:`ldem.models.GainedFactorizedCodec` except the densities (the
+    """Shape of every weight of :class:`ldem.transforms.GainedFactorizedCodec` except the densities (the
     weights a model file stores), computed without building the net.
 
     >>> transform_shapes(8, 12, 2)["g_s.net.0.weight"], transform_shapes(8, 12, 2)["log_gain"]
@@ -502,7 +504,7 @@ class ModelBundle:
         """The PyTorch transforms number ``transforms`` in float32, in eval mode (built on first use)."""
         if transforms not in self._nets:
             import torch
-            from ldem.models import GainedFactorizedCodec
+            from ldem.transforms import GainedFactorizedCodec
             net = GainedFactorizedCodec.from_config(self.configs[transforms])
             state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in self.states[transforms].items()}
             missing, unexpected = net.load_state_dict(state, strict=False)
@@ -551,3 +553,57 @@ def _clear_cache():
 
 
 _bundle.cache_clear = _clear_cache
+
+
+# ---------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------
+def transform_members(t: int, state: dict) -> dict:
+    """The members of the weights ``state`` (name -> array) of transforms ``t``.
+
+    >>> list(transform_members(1, {"g_a.0.weight": np.zeros(2, np.float16)}))
+    ['param1/g_a.0.weight']
+    """
+    return {f"param{t}/{k}": v for k, v in state.items()}
+
+
+def table_members(quality: int, global_models: Dictionary, static=None) -> dict:
+    """The members of one quality's integer tables: its global models and, if any, its
+    static dictionary, stored as :meth:`ldem.Dictionary.to_bytes` gives them.
+
+    >>> d = Dictionary.from_pmfs([[0.5, 0.5]], [0])
+    >>> sorted(table_members(2, d, d))
+    ['level2/global', 'level2/static']
+    """
+    out = {f"level{quality}/global": np.frombuffer(global_models.to_bytes(), np.uint8)}
+    if static is not None:
+        out[f"level{quality}/static"] = np.frombuffer(static.to_bytes(), np.uint8)
+    return out
+
+
+def write_model_file(path, members: dict, transforms: list, levels: list, training: list, *,
+                     force: bool = False, inputs=()) -> dict:
+    """Writes a model file of the current format atomically (see :func:`ldem.files.write_atomic`
+    for ``force`` and ``inputs``) and returns its meta.
+
+    ``members`` are those of :func:`transform_members` and :func:`table_members`, in the
+    order they are stored; ``transforms`` the configs of the sets of transforms, ``levels``
+    one dict per quality (``quality``, ``transforms``, ``level``, coder settings) and
+    ``training`` one dict of notes per set of transforms.
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.npz"
+    >>> write_model_file(path, {}, [], [], [])["format"]
+    2
+    """
+    if len(levels) > MAX_QUALITIES:
+        raise ValueError(f"{len(levels)} qualities: a .ldem header holds at most {MAX_QUALITIES}")
+    meta = {"format": MODEL_FILE_FORMAT, "transforms": transforms, "levels": levels, "training": training}
+    arrays = dict(members)
+    arrays["meta.json"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    write_atomic(path, buf.getvalue(), force=force, inputs=inputs)
+    return meta

@@ -15,7 +15,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from ldem.codec import psnr
+from ldem.metrics import psnr
 
 __all__ = ["pillow_roundtrip", "jpeg_curve", "curve", "bpp_at_psnr", "avif_available", "REFERENCE_CODECS",
            "reference_roundtrip"]

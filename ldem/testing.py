@@ -29,6 +29,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ldem.metrics import psnr  # noqa: F401  (one definition, kept importable here)
+
 __all__ = [
     "JPEG_LUMA_TABLE",
     "JPEG_CHROMA_TABLE",
@@ -245,21 +247,6 @@ def dct_reconstruct(latent: np.ndarray, step: float = 1.0,
     ycc = blocks.reshape(3, 8 * hb, 8 * wb).transpose(1, 2, 0)[:h, :w] + 128.0
     rgb = ycbcr_to_rgb(ycc)
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
-
-
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-    """Peak signal-to-noise ratio in dB between two images of the same shape (inf if equal).
-
-    >>> import numpy as np
-    >>> round(psnr(np.zeros((4, 4)), np.ones((4, 4))), 2)
-    48.13
-    """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    mse = float(np.mean((a - b) ** 2))
-    return float("inf") if mse == 0 else float(10.0 * np.log10(peak * peak / mse))
 
 
 #: The kinds :func:`synthetic_latent` makes.

@@ -11,7 +11,7 @@ padding as the whole-image run. An image that fits in one tile takes the whole-i
 path unchanged (one call, no halo), so its result is bit-identical to it.
 
 >>> import torch
->>> from ldem.models import GainedFactorizedCodec
+>>> from ldem.transforms import GainedFactorizedCodec
 >>> from ldem.tiling import analysis_tiled, synthesis_tiled
 >>> _ = torch.manual_seed(0)
 >>> net = GainedFactorizedCodec(lambdas=[0.01], N=8, M=12)
@@ -29,7 +29,9 @@ from typing import Callable, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["analysis_tiled", "synthesis_tiled", "check_tile", "DEFAULT_TILE", "ANALYSIS_HALO",
+from ldem._optional import require
+
+__all__ = ["analysis_tiled", "synthesis_tiled", "check_tile", "pad_to_16", "DEFAULT_TILE", "ANALYSIS_HALO",
            "SYNTHESIS_HALO"]
 
 # Default tile side in pixels (the tile's own area, halo excluded), chosen by measurement
@@ -96,6 +98,15 @@ def check_tile(tile) -> Tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
+def pad_to_16(x):
+    """Pads a tensor ``[B, C, H, W]`` on the bottom and right, by edge replication, to
+    multiples of 16 (the transforms' total stride)."""
+    F = require("ldem.tiling.pad_to_16", "torch.nn.functional")
+    H, W = x.shape[-2:]
+    ph, pw = -H % 16, -W % 16
+    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+
 def _check_level(net, level):
     check = getattr(net, "_check_level", None)
     if check is not None:
@@ -111,7 +122,7 @@ def _check_progress(progress):
 
 def _placement(net):
     """(device, dtype) of the net's parameters, where its inputs must be (CPU float32 if none)."""
-    import torch
+    torch = require("ldem.tiling", "torch")
     p = next(iter(net.parameters()), None) if callable(getattr(net, "parameters", None)) else None
     return (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
 
@@ -142,14 +153,14 @@ def analysis_tiled(net, x, level: int, *, tile=DEFAULT_TILE, progress: Progress 
     value that lay within rounding distance of a half-integer).
 
     >>> import torch
-    >>> from ldem.models import GainedFactorizedCodec
+    >>> from ldem.transforms import GainedFactorizedCodec
     >>> net = GainedFactorizedCodec(lambdas=[0.01], N=8, M=12)
     >>> calls = []
     >>> y = analysis_tiled(net, torch.rand(1, 3, 32, 64), 0, tile=32, progress=lambda d, t: calls.append((d, t)))
     >>> tuple(y.shape), calls
     ((1, 12, 2, 4), [(1, 2), (2, 2)])
     """
-    import torch
+    torch = require("ldem.tiling", "torch")
     if not callable(getattr(net, "analysis", None)):
         raise TypeError(f"net must have an analysis(x, level) method, got {type(net).__name__}")
     if not isinstance(x, torch.Tensor):
@@ -161,7 +172,7 @@ def analysis_tiled(net, x, level: int, *, tile=DEFAULT_TILE, progress: Progress 
     H, W = int(x.shape[2]), int(x.shape[3])
     if H < 16 or W < 16 or H % 16 or W % 16:
         raise ValueError(f"x: height and width must be positive multiples of 16, got {H}×{W} "
-                         "(pad it first, e.g. with ldem.codec.pad_to_16)")
+                         "(pad it first, e.g. with pad_to_16)")
     th, tw = check_tile(tile)
     _check_level(net, level)
     _check_progress(progress)
@@ -201,7 +212,7 @@ def analysis_tiled(net, x, level: int, *, tile=DEFAULT_TILE, progress: Progress 
 def _to_uint8(x):
     """Synthesis output [3, h, w] -> uint8 [h, w, 3] numpy (as ImageCodec does: NaN to 0,
     clamp to [0, 1], ×255, round)."""
-    import torch
+    torch = require("ldem.tiling", "torch")
     x = torch.nan_to_num(x, nan=0.0).clamp(0, 1).mul(255).round().to(torch.uint8)
     return x.permute(1, 2, 0).cpu().numpy()
 
@@ -226,14 +237,14 @@ def synthesis_tiled(net, y, level: int, *, tile=DEFAULT_TILE, out_hw: Optional[T
     value may differ by 1).
 
     >>> import torch
-    >>> from ldem.models import GainedFactorizedCodec
+    >>> from ldem.transforms import GainedFactorizedCodec
     >>> net = GainedFactorizedCodec(lambdas=[0.01], N=8, M=12)
     >>> y = torch.randint(-3, 4, (1, 12, 3, 5)).float()
     >>> img = synthesis_tiled(net, y, 0, tile=32, out_hw=(40, 70))   # 2×3 tiles
     >>> img.shape, img.dtype
     ((40, 70, 3), dtype('uint8'))
     """
-    import torch
+    torch = require("ldem.tiling", "torch")
     if not callable(getattr(net, "synthesis", None)):
         raise TypeError(f"net must have a synthesis(y, level) method, got {type(net).__name__}")
     if isinstance(y, np.ndarray):

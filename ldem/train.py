@@ -1,4 +1,4 @@
-"""Trains the learned transforms of :class:`ldem.models.GainedFactorizedCodec`.
+"""Trains the learned transforms of :class:`ldem.transforms.GainedFactorizedCodec`.
 
 One run trains every quality level: in iteration ``i`` sample ``j`` of the batch trains
 level ``(i + j) % L`` with its own λ, gain and density. Random ``--patch`` crops of photos downscaled at random (so patches
@@ -231,14 +231,14 @@ def init_from_checkpoint(net, path, transforms: int = 0) -> bool:
     :class:`ldem.model_file.ModelBundle` (safe for untrusted files).
 
     The transforms must have the same M and at most ``net.N`` hidden channels; narrower
-    ones are widened without changing what they compute (:func:`ldem.models.widen_transforms`).
+    ones are widened without changing what they compute (:func:`ldem.transforms.widen_transforms`).
     Each level of ``net`` takes the gains and density of the checkpoint level with the
     same λ; a new λ takes those of the level nearest in log λ, with the gains shifted by
     0.5·log(λ/λ_nearest) (step ∝ λ^-1/2). The checkpoint's weight average is used when it
     has one. ``path`` may also be a model file (``.npz``; ``transforms`` picks its set),
     which has no densities: then the densities stay fresh and this returns False.
     """
-    from ldem.models import check_config, widen_transforms
+    from ldem.transforms import check_config, widen_transforms
     src, cfg = _init_source(path, transforms)
     try:
         cfg = check_config(cfg)
@@ -307,7 +307,7 @@ def revive_latent_channels(net, sampler, threshold: float = 1e-3, patches: int =
     channels at each level.
     """
     import torch
-    from ldem.models import GainedFactorizedCodec
+    from ldem.transforms import GainedFactorizedCodec
     top = net.num_levels - 1
     device = next(net.parameters()).device
     x = sampler.batch(patches).to(device)
@@ -342,7 +342,7 @@ def train(argv=None) -> int:
     args = _parse(argv)
     import torch
     import torch.distributed as dist
-    from ldem.models import GainedFactorizedCodec, rd_loss
+    from ldem.transforms import GainedFactorizedCodec, rd_loss
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))

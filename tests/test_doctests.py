@@ -5,7 +5,8 @@ import importlib
 import pytest
 
 MODULES = ["ldem", "ldem.coder", "ldem.dictionary", "ldem.errors", "ldem.local", "ldem.bitio", "ldem.codec",
-           "ldem.models", "ldem.reference", "ldem.evaluate", "ldem.files", "ldem.model_file", "ldem.tiling"]
+           "ldem.transforms", "ldem.reference", "ldem.evaluate", "ldem.files", "ldem.model_file", "ldem.tiling",
+           "ldem.container", "ldem.images", "ldem.metrics", "ldem._optional", "ldem.testing"]
 
 
 @pytest.mark.parametrize("name", MODULES)

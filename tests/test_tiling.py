@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ldem import tiling
-from ldem.models import GainedFactorizedCodec
+from ldem.transforms import GainedFactorizedCodec
 from ldem.tiling import analysis_tiled, synthesis_tiled
 
 

@@ -10,7 +10,7 @@ from PIL import Image  # noqa: E402
 import ldem  # noqa: E402
 from ldem.codec import ImageCodec, read_header  # noqa: E402
 from ldem.export import estimate_rd, export_model, global_tables, main as export_main  # noqa: E402
-from ldem.models import FactorizedDensity  # noqa: E402
+from ldem.transforms import FactorizedDensity  # noqa: E402
 from ldem.train import (PatchSampler, fit_densities, init_from_checkpoint, list_images,  # noqa: E402
                         load_checkpoint, revive_latent_channels, train)
 
@@ -280,7 +280,7 @@ def test_init_widens_a_narrower_run(images, tmp_path):
     dst = tmp_path / "dst"
     assert train([str(images), "--out", str(dst), "--iterations", "0", "--init", str(src / "checkpoint.pt"),
                   *wide]) == 0
-    from ldem.models import GainedFactorizedCodec
+    from ldem.transforms import GainedFactorizedCodec
     a_ck = torch.load(src / "checkpoint.pt", weights_only=True)
     b_ck = torch.load(dst / "checkpoint.pt", weights_only=True)
     a = GainedFactorizedCodec.from_config(a_ck["config"])
@@ -323,7 +323,7 @@ def test_init_from_model_file(images, tmp_path, capsys):
 
 
 def test_revive_latent_channels_keeps_the_reconstruction(images):
-    from ldem.models import GainedFactorizedCodec
+    from ldem.transforms import GainedFactorizedCodec
     torch.manual_seed(0)
     net = GainedFactorizedCodec([0.002, 0.02], N=8, M=12)
     off = [0, 3, 7]

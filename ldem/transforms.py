@@ -1,4 +1,5 @@
-"""Learned transforms (PyTorch): GDN, Ballé-2017 analysis/synthesis, factorized densities.
+"""Learned transforms (PyTorch, the ``codec`` extra): GDN, Ballé-2017 analysis/synthesis,
+factorized densities. (In the rest of ldem a "model" is a probability table.)
 
 The codec model is :class:`GainedFactorizedCodec`: one analysis/synthesis pair shared by
 all quality levels, a learned per-channel gain and inverse gain per level (the latent is
@@ -6,7 +7,7 @@ all quality levels, a learned per-channel gain and inverse gain per level (the l
 and one factorized density per level. One training run thus yields every level.
 
 >>> import torch
->>> from ldem.models import GainedFactorizedCodec
+>>> from ldem.transforms import GainedFactorizedCodec
 >>> net = GainedFactorizedCodec(lambdas=[0.004, 0.03], N=16, M=24)
 >>> out = net(torch.rand(1, 3, 64, 64), level=1)
 >>> tuple(out["x_hat"].shape), tuple(out["likelihoods"].shape)
@@ -17,11 +18,11 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+from ldem._optional import require
 
-from ldem.model_file import ARCH, MAX_CHANNELS, MAX_LEVELS, check_config, transform_shapes  # torch-free checks
+torch, nn, F = require("ldem.transforms", "torch", "torch.nn", "torch.nn.functional")
+
+from ldem.model_file import ARCH, MAX_CHANNELS, MAX_LEVELS, check_config, transform_shapes  # noqa: E402
 
 __all__ = ["GDN", "AnalysisTransform", "SynthesisTransform", "FactorizedDensity",
            "GainedFactorizedCodec", "quantize_ste", "widen_transforms", "LIKELIHOOD_FLOOR",

@@ -1,10 +1,10 @@
-"""ldem.models: GDN, the transforms, the factorized density and the gained codec model."""
+"""ldem.transforms: GDN, the transforms, the factorized density and the gained codec model."""
 import math
 
 import pytest
 
 torch = pytest.importorskip("torch")
-from ldem.models import GDN, FactorizedDensity, GainedFactorizedCodec, quantize_ste, rd_loss  # noqa: E402
+from ldem.transforms import GDN, FactorizedDensity, GainedFactorizedCodec, quantize_ste, rd_loss  # noqa: E402
 
 
 def test_gdn_and_inverse():
@@ -72,7 +72,7 @@ def test_config_round_trip():
 
 
 def test_transform_shapes_match_the_net():
-    from ldem.models import transform_shapes
+    from ldem.transforms import transform_shapes
     net = GainedFactorizedCodec([0.01, 0.02, 0.05], N=8, M=12)
     want = {k: tuple(v.shape) for k, v in net.state_dict().items() if not k.startswith("densities.")}
     assert transform_shapes(8, 12, 3) == want
