@@ -3,7 +3,7 @@
     python benchmarks/bench_codec.py [--image PATH] [--quality 3] [--repeats 5] [--threads N]
 
 Without ``--image`` it takes the first development photo of the data cache
-(``python -m ldem.datasets fetch``) or, if there is none, the bundled sample tiled to
+(``python benchmarks/fetch_data.py fetch``) or, if there is none, the bundled sample tiled to
 768×512. For each entropy mode it prints the best-of-``repeats`` time of each stage and
 the share of entropy coding in the total, as a markdown table.
 """
@@ -21,8 +21,8 @@ def _image(path):
     import ldem
     if path is None:
         try:
-            from ldem import datasets
-            photos = datasets.list_images("dev_photos")
+            from ldem_bench import datasets
+            photos = datasets.split_images("dev_photos")
             path = photos[0] if photos else None
         except (FileNotFoundError, OSError, ValueError):
             path = None

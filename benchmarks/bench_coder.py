@@ -28,10 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workloads import SHAPE, workload_a, workload_b  # noqa: E402
-
-import ldem  # noqa: E402
+import ldem
+from ldem_bench.workloads import SHAPE, workload_a, workload_b
 
 # -- helpers ---------------------------------------------------------------------------------------
 

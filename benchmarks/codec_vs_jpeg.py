@@ -20,7 +20,7 @@ import numpy as np
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--split", default="dev_photos", help="data-cache split (ldem.datasets)")
+    ap.add_argument("--split", default="dev_photos", help="data-cache split (ldem_bench.datasets)")
     ap.add_argument("--folder", help="a folder of images instead of a split")
     ap.add_argument("--model", help="model file (default: the shipped one)")
     ap.add_argument("--limit", type=int, default=None)
@@ -32,11 +32,11 @@ def main(argv=None) -> int:
     from ldem.codec import ImageCodec, psnr
     from ldem.reference import bpp_at_psnr, jpeg_curve
     if args.folder:
-        from ldem.train import list_images
+        from ldem.images import list_images
         paths = list_images(args.folder)
     else:
-        from ldem import datasets
-        paths = datasets.list_images(args.split)
+        from ldem_bench import datasets
+        paths = datasets.split_images(args.split)
     paths = paths[:args.limit]
     load = (lambda q: ImageCodec.load(args.model, q)) if args.model else ImageCodec.pretrained
     n_q = load(1).num_qualities

@@ -11,7 +11,7 @@ photos, then codes the disjoint development sets:
 and prints static and local against global (mean and per image), the share of side
 information, and a grid over block size x static dictionary size x max image models.
 
-Needs the data: ``python -m ldem.datasets fetch`` (Debian packages, cached).
+Needs the data: ``python benchmarks/fetch_data.py fetch`` (Debian packages, cached).
 Usage: python benchmarks/dct_testbed.py [--step S] [--grid] [--json PATH]
 """
 from __future__ import annotations
@@ -24,14 +24,14 @@ import time
 import numpy as np
 
 import ldem
-from ldem.datasets import list_images
 from ldem.testing import dct_latent
+from ldem_bench.datasets import split_images
 
 
 def load(split, step):
     from PIL import Image
     out = []
-    for p in list_images(split):
+    for p in split_images(split):
         with Image.open(p) as im:
             out.append((p.name, dct_latent(im.convert("RGB"), step)))
     return out

@@ -11,7 +11,7 @@ Usage::
     # remake the pictures of saved results (no codec runs)
     python benchmarks/eval_rd.py --figures OUT [OUT ...]
 
-The development sets need ``python -m ldem.datasets fetch`` first.
+The development sets need ``python benchmarks/fetch_data.py fetch`` first.
 """
 from __future__ import annotations
 
@@ -45,11 +45,11 @@ def main(argv=None) -> int:
                 print(path)
         return 0
     if argv and argv[0] == "--dev-sets":
-        from ldem import datasets
+        from ldem_bench import datasets
         rest = argv[1:]
         out = Path(_pop_option(rest, "--out", "results/rd"))
         for split in DEV_SETS:
-            folder = datasets.list_images(split)[0].parent
+            folder = datasets.split_images(split)[0].parent
             print(f"== {split}: {folder}")
             status = eval_main([str(folder), "--out", str(out / split), *rest])
             if status:

@@ -12,9 +12,7 @@ Three groups:
   selection, argument errors.
 """
 import doctest
-import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,7 +33,6 @@ needs_build = pytest.mark.skipif(not HAS_BUILD, reason="ldem was built without t
 needs_gpu = pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA GPU, torch and a CUDA build")
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -63,7 +60,7 @@ def make_case(seed, C=3, H=19, W=23, block=(4, 5), K=4, escapes=0.02, precision=
 
 def lowrate_latent(seed=0, bits_per_symbol=0.267):
     """Workload A's shape at a low ideal rate (0.2 bpp for a 768 x 512 image)."""
-    from workloads import workload_lowrate
+    from ldem_bench.workloads import workload_lowrate
     y, p, offsets, models = workload_lowrate(seed, bits_per_symbol)
     return y, models, ldem.Dictionary.from_pmfs(p, offsets), y.shape[1:]
 

@@ -1,4 +1,4 @@
-"""ldem.datasets, offline: manifest and listing, licence parsing, and the whole fetch pipeline
+"""ldem_bench.datasets (benchmarks/), offline: manifest and listing, licence parsing, and the whole fetch pipeline
 on a tiny local .deb (no network, no apt-get)."""
 import json
 import shutil
@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from ldem import datasets
-from ldem.datasets import (
+from ldem_bench import datasets
+from ldem_bench.datasets import (
     FETCH_COMMAND,
     license_for,
-    list_images,
+    split_images,
     load_manifest,
     parse_copyright,
 )
@@ -42,25 +42,25 @@ def test_default_cache(monkeypatch, tmp_path):
 def test_list_images_and_manifest(tmp_path, monkeypatch):
     make_cache(tmp_path, {"train/b.jpg": "train", "train/a.jpg": "train",
                           "dev/photos/x.png": "dev_photos", "dev/simple/s.png": "dev_simple"})
-    assert [p.name for p in list_images("train", tmp_path)] == ["a.jpg", "b.jpg"]
-    assert list_images("dev_photos", str(tmp_path)) == [tmp_path / "dev/photos/x.png"]
+    assert [p.name for p in split_images("train", tmp_path)] == ["a.jpg", "b.jpg"]
+    assert split_images("dev_photos", str(tmp_path)) == [tmp_path / "dev/photos/x.png"]
     assert len(load_manifest(tmp_path)["images"]) == 4
     monkeypatch.setenv("LDEM_DATA", str(tmp_path))
-    assert [p.name for p in list_images("dev_simple")] == ["s.png"]
+    assert [p.name for p in split_images("dev_simple")] == ["s.png"]
     with pytest.raises(ValueError, match="unknown split"):
-        list_images("test", tmp_path)
+        split_images("test", tmp_path)
 
 
 def test_missing_data_names_the_fetch_command(tmp_path):
     with pytest.raises(FileNotFoundError) as e:
         load_manifest(tmp_path / "nothing")
     assert FETCH_COMMAND in str(e.value)
-    with pytest.raises(FileNotFoundError, match="ldem.datasets fetch"):
-        list_images("train", tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError, match="benchmarks/fetch_data.py fetch"):
+        split_images("train", tmp_path / "nothing")
     make_cache(tmp_path, {"train/a.jpg": "train"})
     (tmp_path / "train/a.jpg").unlink()
-    with pytest.raises(FileNotFoundError, match="ldem.datasets fetch"):
-        list_images("train", tmp_path)
+    with pytest.raises(FileNotFoundError, match="benchmarks/fetch_data.py fetch"):
+        split_images("train", tmp_path)
 
 
 def test_bad_manifest(tmp_path):

@@ -15,12 +15,12 @@ module picks the images, normalises them and writes a cache::
 
 The cache is ``$LDEM_DATA`` if set, else ``~/.cache/ldem/data``. Build it once with::
 
-    python -m ldem.datasets fetch [--cache DIR]
+    python benchmarks/fetch_data.py fetch [--cache DIR]
 
-and use it from code::
+and use it from code (a benchmark script, or a test: ``ldem_bench`` is in ``benchmarks/``)::
 
-    >>> from ldem import datasets
-    >>> paths = datasets.list_images("dev_photos")      # doctest: +SKIP
+    >>> from ldem_bench import datasets
+    >>> paths = datasets.split_images("dev_photos")     # doctest: +SKIP
     >>> len(paths)                                      # doctest: +SKIP
     24
 
@@ -69,7 +69,7 @@ __all__ = [
     "default_cache",
     "fetch",
     "load_manifest",
-    "list_images",
+    "split_images",
     "parse_copyright",
     "license_for",
 ]
@@ -77,7 +77,7 @@ __all__ = [
 #: The three splits a manifest entry can belong to.
 SPLITS = ("train", "dev_photos", "dev_simple")
 #: The command that builds the cache (named in error messages).
-FETCH_COMMAND = "python -m ldem.datasets fetch"
+FETCH_COMMAND = "python benchmarks/fetch_data.py fetch"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 
@@ -223,12 +223,12 @@ def load_manifest(cache: str | os.PathLike | None = None) -> dict:
     return manifest
 
 
-def list_images(split: str, cache: str | os.PathLike | None = None) -> list[Path]:
+def split_images(split: str, cache: str | os.PathLike | None = None) -> list[Path]:
     """Absolute paths of the images of one split, sorted by file name.
 
     ``split`` is one of ``"train"``, ``"dev_photos"``, ``"dev_simple"``.
 
-    >>> for p in list_images("dev_simple")[:2]:                      # doctest: +SKIP
+    >>> for p in split_images("dev_simple")[:2]:                      # doctest: +SKIP
     ...     print(p.name)
     kgeography-data--africa.png
     kgeography-data--brazil.png
@@ -867,7 +867,7 @@ def _summary(manifest: dict, cache: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m ldem.datasets",
+        prog="python benchmarks/fetch_data.py",
         description="Fetch ldem's training and development images from Debian packages.")
     sub = parser.add_subparsers(dest="command", required=True)
     p_fetch = sub.add_parser("fetch", help="download packages and build the image cache")
