@@ -37,7 +37,8 @@ from ldem.files import check_output
 from ldem.model_file import table_members, transform_members, write_model_file
 from ldem.dictionary import Dictionary
 from ldem.local import learn_dictionary
-from ldem.images import image_to_array, list_images
+from ldem._optional import require
+from ldem.images import image_to_array, list_images, open_image
 from ldem.tiling import pad_to_16
 
 __all__ = ["global_tables", "training_latents", "export_model", "estimate_rd"]
@@ -59,11 +60,10 @@ def global_tables(density, precision: int = 16, tail: float = 1e-6, span: int = 
 
 def training_latents(net, paths, level: int, max_side: int = 768):
     """Rounded latents (int32 ``[M, h, w]``) of each image, downscaled to ``max_side``."""
-    import torch
-    from PIL import Image
+    torch, Image = require("ldem export", "torch", "PIL.Image")
     out = []
     for p in paths:
-        with Image.open(p) as im:
+        with open_image(p) as im:
             im = im.convert("RGB")
             s = max_side / max(im.size)
             if s < 1:
@@ -77,11 +77,10 @@ def training_latents(net, paths, level: int, max_side: int = 768):
 
 def estimate_rd(net, paths, level: int):
     """Mean (bpp from the float density, PSNR) of the level on images, without coding."""
-    import torch
+    torch = require("ldem export", "torch")
     bpps, psnrs = [], []
-    from PIL import Image
     for p in paths:
-        with Image.open(p) as im:
+        with open_image(p) as im:
             x = torch.from_numpy(image_to_array(im))[None]
         H, W = x.shape[-2:]
         with torch.inference_mode():
@@ -97,7 +96,7 @@ def estimate_rd(net, paths, level: int):
 
 def _load_checkpoint(path):
     """A checkpoint's net in eval mode, on its float16-rounded weights, and the checkpoint."""
-    import torch
+    torch = require("ldem export", "torch")
     from ldem.transforms import GainedFactorizedCodec
     from ldem.train import load_checkpoint
     ck = load_checkpoint(path)

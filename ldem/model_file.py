@@ -503,7 +503,8 @@ class ModelBundle:
     def net(self, transforms: int = 0):
         """The PyTorch transforms number ``transforms`` in float32, in eval mode (built on first use)."""
         if transforms not in self._nets:
-            import torch
+            from ldem._optional import require
+            torch = require("ldem.model_file.ModelBundle.net", "torch")
             from ldem.transforms import GainedFactorizedCodec
             net = GainedFactorizedCodec.from_config(self.configs[transforms])
             state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in self.states[transforms].items()}

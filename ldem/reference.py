@@ -15,6 +15,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from ldem._optional import require
 from ldem.metrics import psnr
 
 __all__ = ["pillow_roundtrip", "jpeg_curve", "curve", "bpp_at_psnr", "avif_available", "REFERENCE_CODECS",
@@ -32,7 +33,7 @@ REFERENCE_CODECS = {
 
 def avif_available() -> bool:
     """Whether this Pillow can write AVIF."""
-    from PIL import features
+    features = require("ldem.reference", "PIL.features")
     try:
         return bool(features.check("avif"))
     except (ValueError, KeyError):
@@ -45,7 +46,7 @@ def pillow_roundtrip(img: np.ndarray, fmt: str, quality: int, subsampling: Optio
     ``fmt`` is ``"JPEG"``, ``"WEBP"`` or ``"AVIF"``; ``subsampling`` is ``"4:2:0"`` or
     ``"4:4:4"`` (JPEG and AVIF).
     """
-    from PIL import Image
+    Image = require("ldem.reference", "PIL.Image")
     buf = io.BytesIO()
     kw = {"quality": int(quality)}
     if fmt == "JPEG":

@@ -37,16 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff", ".webp"}
+from ldem.images import IMAGE_SUFFIXES, list_images  # noqa: F401  (one list of image suffixes)
+
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483)
-
-
-def list_images(folder) -> list[Path]:
-    """Image files under ``folder`` (recursive, sorted)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"not a folder: {folder}")
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
