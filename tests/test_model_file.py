@@ -393,3 +393,39 @@ def test_mutation_fuzz(tmp_path):
             codec = ldem.ImageCodec(b, q)
             assert codec.latent_channels == b.configs[codec._transforms]["M"]
     assert outcomes["loaded"] > 20 and outcomes["refused"] > 100, outcomes
+
+
+# ---------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------
+def test_writer_gives_the_bytes_the_reader_reads(tmp_path, small):
+    from ldem.model_file import table_members, transform_members, write_model_file
+    b = load_bytes(tmp_path, small)
+    with zipfile.ZipFile(io.BytesIO(small)) as ref:
+        arrays = {n[:-4]: np.load(io.BytesIO(ref.read(n))) for n in ref.namelist() if n != "meta.json.npy"}
+    meta = b.meta
+    members = dict(transform_members(0, b.states[0]))
+    for q in (1, 2):
+        members.update(table_members(q, *b.tables[q]))
+    assert list(members) == list(arrays) and all(np.array_equal(members[k], arrays[k]) for k in arrays)
+    out = tmp_path / "sub" / "w.npz"
+    assert write_model_file(out, members, meta["transforms"], meta["levels"], meta["training"]) == meta
+    with zipfile.ZipFile(out) as z, zipfile.ZipFile(io.BytesIO(small)) as ref:  # same members, same order
+        assert z.namelist() == ref.namelist()
+        assert [n for n in ref.namelist() if z.read(n) != ref.read(n)] == []
+    again = ModelBundle(out)
+    assert again.levels == b.levels and again.configs == b.configs
+    assert all(again.tables[q][i].to_bytes() == b.tables[q][i].to_bytes() for q in (1, 2) for i in (0, 1))
+    with pytest.raises(FileExistsError):
+        write_model_file(out, members, meta["transforms"], meta["levels"], meta["training"])
+    write_model_file(out, members, meta["transforms"], meta["levels"], meta["training"], force=True)
+    with pytest.raises(ValueError, match="256 qualities"):
+        write_model_file(tmp_path / "x.npz", {}, [], [{}] * 256, [])
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_table_members_without_static():
+    from ldem.model_file import table_members
+    g = Dictionary.from_pmfs([[0.5, 0.5]], [0])
+    m = table_members(3, g)
+    assert list(m) == ["level3/global"] and m["level3/global"].tobytes() == g.to_bytes()
