@@ -44,7 +44,7 @@ from ldem.tiling import DEFAULT_TILE, analysis_tiled, check_tile, pad_to_16, syn
 __all__ = ["ImageCodec", "FORMAT_VERSION", "MAGIC", "read_header", "sample_image_path", "pretrained_path",
            "image_to_array"]
 
-_ENTROPY = ("global", "static", "local")
+ENTROPY_MODES = ("global", "static", "local")  # the modes of ldem.LocalEntropyCoder, cheapest to decode first
 
 
 def _require_codec():
@@ -171,8 +171,8 @@ class ImageCodec:
 
         Lets one analysis serve several entropy modes.
         """
-        if entropy not in _ENTROPY:
-            raise ValueError(f"entropy must be one of {_ENTROPY}, got {entropy!r}")
+        if entropy not in ENTROPY_MODES:
+            raise ValueError(f"entropy must be one of {ENTROPY_MODES}, got {entropy!r}")
         H, W = size
         expect = (self.latent_channels, -(-H // 16), -(-W // 16))
         if np.shape(y) != expect:

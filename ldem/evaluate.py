@@ -67,6 +67,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from ldem._optional import require
+from ldem.codec import ENTROPY_MODES
 from ldem.files import write_atomic
 from ldem.images import IMAGE_SUFFIXES as IMAGE_EXTENSIONS
 from ldem.images import load_rgb
@@ -79,7 +80,6 @@ __all__ = [
     "CSV_COLUMNS", "ENTROPY_MODES", "DEFAULT_REFERENCE_QUALITIES", "IMAGE_EXTENSIONS",
 ]
 
-ENTROPY_MODES = ("global", "static", "local")
 DEFAULT_REFERENCE_QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 CSV_COLUMNS = (
     "image", "width", "height", "codec", "setting", "bytes", "bpp", "psnr", "msssim", "msssim_db",
