@@ -62,7 +62,8 @@ def _progress(enabled: bool, what: str):
     """A progress callback (done, total) that draws a bar on a terminal's stderr, or None."""
     if not enabled or not sys.stderr.isatty():
         return None
-    from tqdm import tqdm
+    from ldem._optional import require
+    tqdm = require("ldem", "tqdm").tqdm
     bar = {}
 
     def update(done, total):
@@ -117,7 +118,8 @@ def _mode_note(mode: str, asked: str, has_static: bool = True) -> str:
 
 
 def _image_format(args) -> str:
-    from PIL import Image
+    from ldem._optional import require
+    Image = require("ldem decompress", "PIL.Image")
     Image.init()  # registers every plugin's writer
     if args.format:
         fmt = args.format.upper()
@@ -140,8 +142,9 @@ LOSSY_FORMATS = ("JPEG", "MPO", "WEBP", "AVIF")
 
 def cmd_decompress(args) -> int:
     import io
-    from PIL import Image
+    from ldem._optional import require
     from ldem.files import write_atomic
+    Image = require("ldem decompress", "PIL.Image")
     _check_output(args)
     fmt = _image_format(args)
     data = _read(args.input, args.max_pixels)

@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ldem.images import IMAGE_SUFFIXES, list_images  # noqa: F401  (one list of image suffixes)
+from ldem._optional import require
+from ldem.images import IMAGE_SUFFIXES, list_images, open_image  # noqa: F401  (one list of image suffixes)
 
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483)
 
@@ -64,28 +65,28 @@ class PatchSampler:
     """
 
     def __init__(self, paths, patch: int, min_scale: float = 0.5, seed: int = 0):
-        from PIL import Image
         paths = list(paths)
         self.patch = int(patch)
         self.min_scale = float(min_scale)
         self.images, self.too_small, self.skipped = [], [], []
         for p in paths:
             try:
-                with Image.open(p) as im:
+                with open_image(p) as im:  # ValueError or OSError (with the name) for what it cannot read
                     im = im.convert("RGB")
                     if min(im.size) < self.patch:
                         self.too_small.append(p)
                     else:
                         self.images.append(im.copy())
-            except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError) as e:
-                self.skipped.append((p, " ".join(str(e).split()) or type(e).__name__))
+            except (OSError, ValueError) as e:
+                reason = " ".join(str(e).split())
+                self.skipped.append((p, reason[len(f"{p}: "):] if reason.startswith(f"{p}: ") else reason))
         if not self.images:
             raise ValueError(f"no usable training image among {len(paths)}: none can be read with at least "
                              f"{self.patch} pixels on its short side")
         self.rng = random.Random(seed)
 
     def sample(self):
-        from PIL import Image
+        Image = require("ldem train", "PIL.Image")
         im = self.rng.choice(self.images)
         W, H = im.size
         lo = max(self.min_scale, self.patch / min(W, H))
@@ -102,7 +103,7 @@ class PatchSampler:
         return a
 
     def batch(self, n: int):
-        import torch
+        torch = require("ldem train", "torch")
         a = np.stack([self.sample() for _ in range(n)])
         return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float().div_(255.0)
 
@@ -166,7 +167,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     of tensors and a ``config`` dict. The size of the tensors is not limited: load
     checkpoints only from sources you trust for resource use.
     """
-    import torch
+    torch = require("ldem.train.load_checkpoint", "torch")
     path = Path(path)
     try:
         st = path.stat()
@@ -204,7 +205,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
 def _init_source(path, transforms: int = 0):
     """(state dict, config) to start from: a checkpoint's (averaged) weights, or the
     float16 weights of transforms set ``transforms`` of a model file (``.npz``, no densities)."""
-    import torch
+    torch = require("ldem.train._init_source", "torch")
     if str(path).endswith(".npz"):
         from ldem.model_file import ModelBundle
         bundle = ModelBundle(path)
@@ -269,7 +270,7 @@ def fit_densities(net, sampler, patches: int = 64, steps: int = 300, lr: float =
     """Fits each level's density to the noisy latents of ``patches`` training crops with
     the transforms fixed (a start for weights that came without densities); returns the
     bits per pixel of each level at the end."""
-    import torch
+    torch = require("ldem.train.fit_densities", "torch")
     device = next(net.parameters()).device
     x = sampler.batch(patches).to(device)
     with torch.no_grad():
@@ -299,7 +300,7 @@ def revive_latent_channels(net, sampler, threshold: float = 1e-3, patches: int =
     bias, zero synthesis input weights, fresh densities, and the mean gain of the live
     channels at each level.
     """
-    import torch
+    torch = require("ldem.train.revive_latent_channels", "torch")
     from ldem.transforms import GainedFactorizedCodec
     top = net.num_levels - 1
     device = next(net.parameters()).device
@@ -333,8 +334,7 @@ def revive_latent_channels(net, sampler, threshold: float = 1e-3, patches: int =
 def train(argv=None) -> int:
     """Entry point of ``ldem train`` / ``python -m ldem.train``; returns the exit code."""
     args = _parse(argv)
-    import torch
-    import torch.distributed as dist
+    torch, dist = require("ldem train", "torch", "torch.distributed")
     from ldem.transforms import GainedFactorizedCodec, rd_loss
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -429,7 +429,7 @@ def train(argv=None) -> int:
 
     bar = None
     if rank == 0 and not args.no_progress:
-        from tqdm.auto import tqdm
+        tqdm = require("ldem train", "tqdm.auto").tqdm
         bar = tqdm(total=args.iterations, initial=start, desc="train", dynamic_ncols=True)
     L = net.num_levels
     lam_t = torch.tensor(lambdas)

@@ -361,3 +361,21 @@ def test_a_missing_dependency_gives_one_line(png, tmp_path, capsys, monkeypatch)
     monkeypatch.setattr(ldem.cli, "_parser", no_parser)
     assert main(["info", "x.ldem"]) == 1
     assert "No module named 'PIL'" in _one_line_error(capsys)
+
+
+def test_every_command_without_the_codec_extra_gives_one_line(png, tmp_path):
+    """With torch, Pillow and tqdm missing, each command names the extra in one line."""
+    ldem_file = tmp_path / "x.ldem"
+    assert main(["compress", str(png), str(ldem_file), "-q", "1", "--quiet"]) == 0
+    (tmp_path / "ck.pt").write_bytes(b"")
+    commands = [["compress", str(png), "y.ldem"], ["decompress", str(ldem_file), "y.png"], ["info", str(ldem_file)],
+                ["demo"], ["train", str(tmp_path), "--out", "run"],
+                ["export", "ck.pt", "m.npz", "--data", str(tmp_path)]]
+    block = "import sys\nfor m in ('torch', 'PIL', 'tqdm'):\n    sys.modules[m] = None\nfrom ldem.cli import main\n"
+    for args in commands:
+        r = subprocess.run([sys.executable, "-c", block + f"sys.exit(main({args!r}))"], capture_output=True,
+                           text=True, cwd=tmp_path)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1, (args, r.stderr)
+        assert r.stderr.startswith("ldem: error: ") and "needs the codec extra: pip install 'ldem[codec]'" in \
+            r.stderr, (args, r.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt", "in.png", "x.ldem"]
