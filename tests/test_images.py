@@ -4,7 +4,6 @@ import pytest
 
 Image = pytest.importorskip("PIL.Image")
 
-import ldem  # noqa: E402
 from ldem import images  # noqa: E402
 from ldem.images import (IMAGE_SUFFIXES, MAX_SIDE, declared_size, image_to_array, list_images, load_rgb,  # noqa: E402
                          open_image, sample_image_path)
