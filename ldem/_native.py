@@ -14,7 +14,7 @@ from pathlib import Path
 
 __all__ = ["CoreNotBuiltError", "core"]
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).absolute().parent  # the folder imported from (links not followed)
 
 
 class CoreNotBuiltError(ImportError):
