@@ -216,7 +216,7 @@ def _entropy_line(info: dict) -> str:
 
 def cmd_demo(args) -> int:
     import numpy as np
-    from ldem.codec import ImageCodec, open_image, psnr, sample_image_path
+    from ldem.codec import ENTROPY_MODES, ImageCodec, open_image, psnr, sample_image_path
     from ldem.reference import bpp_at_psnr, jpeg_curve
     path = Path(args.image) if args.image else sample_image_path()
     with open_image(path) as im:
@@ -233,7 +233,7 @@ def cmd_demo(args) -> int:
         codec = ImageCodec.pretrained(q)
         sizes, pixels = {}, None
         y, size = codec.latent(image)  # one analysis serves the three entropy modes
-        for mode in ("global", "static", "local"):
+        for mode in ENTROPY_MODES:
             data = codec.compress_latent(y, size, entropy=mode)
             out = codec.decompress_array(data)
             if pixels is None:
@@ -255,7 +255,7 @@ def cmd_demo(args) -> int:
 # The qualities of the shipped model (tests check it against the model file).
 SHIPPED_QUALITIES = 12
 
-ENTROPY_MODES = """entropy modes (the decoded pixels are the same in every mode; only the size changes):
+ENTROPY_HELP = """entropy modes (the decoded pixels are the same in every mode; only the size changes):
   global   one fixed model per latent channel: the baseline, no side information
   static   each block takes the cheapest of the global models and a dictionary learned offline
   local    (default) as static, plus models built for this image and sent in the file
@@ -284,7 +284,7 @@ def _positive_int(text: str) -> int:
 
 def _parser():
     from ldem._version import __version__
-    from ldem.codec import DEFAULT_MAX_PIXELS
+    from ldem.codec import DEFAULT_MAX_PIXELS, ENTROPY_MODES
     from ldem.model_file import DEFAULT_MAX_BYTES
     ap = argparse.ArgumentParser(prog="ldem", description="Learned image compression with local entropy models.")
     ap.add_argument("--version", action="version", version=f"ldem {__version__}")
@@ -306,13 +306,13 @@ def _parser():
         p.add_argument("--quiet", action="store_true", help="no report line and no progress bar")
 
     p = sub.add_parser("compress", help="compress an image to a .ldem file",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=ENTROPY_MODES)
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=ENTROPY_HELP)
     p.add_argument("input", help="image file, '-' for standard input")
     output(p, ".ldem file")
     p.add_argument("-q", "--quality", type=int, default=3, metavar="Q",
                    help=f"1 (smallest files) to {SHIPPED_QUALITIES} (best pictures) with the shipped model; "
                         "another --model has its own range (default 3)")
-    p.add_argument("--entropy", choices=["global", "static", "local"], default="local",
+    p.add_argument("--entropy", choices=ENTROPY_MODES, default="local",
                    help="entropy mode (default local; see below)")
     limits(p)
     p.set_defaults(func=cmd_compress)
