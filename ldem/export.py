@@ -13,8 +13,8 @@ trained for low rates and one for high rates), and for every quality it stores:
 Weights are stored in float16 (the per-level gains in float32). Usage::
 
     ldem export run/checkpoint.pt model.npz --data TRAIN_IMAGES
-    ldem export low/checkpoint.pt high/checkpoint.pt model.npz --data TRAIN_IMAGES --levels 0,1,2,3 1,2
-    ldem export old.npz high/checkpoint.pt model.npz --data TRAIN_IMAGES --levels all 1,2
+    ldem export low/checkpoint.pt high/checkpoint.pt model.npz --data TRAIN_IMAGES --levels 1,2,3,4 2,3
+    ldem export old.npz high/checkpoint.pt model.npz --data TRAIN_IMAGES --levels all 2,3
 
 Sources: a model file (``.npz``) is read by the hardened loader
 (:class:`ldem.model_file.ModelBundle`) and may come from an untrusted source. A training
@@ -220,7 +220,7 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
                                "block_sizes": [list(b) for b in block_sizes],
                                "max_image_models": max_image_models, "static_models": s.num_models})
             if progress:
-                print(f"quality {q}: transforms {t} level {l}, λ={lam}: tables and {s.num_models} static models "
+                print(f"quality {q}: transforms {t} level {l + 1}, λ={lam}: tables and {s.num_models} static models "
                       f"({time.time() - t0:.0f} s)", file=sys.stderr)
     return write_model_file(out, arrays, configs, out_levels, training, force=force, inputs=checkpoints)
 
