@@ -52,102 +52,23 @@ def _window_half(precision: int, margin: int = 0) -> int:
 
 
 # --------------------------------------------------------------------------------------
-# helpers on block histograms (CSR: ptr [B + 1], values, counts)
 
 
-@dataclass
-class _Hist:
-    ptr: np.ndarray
-    values: np.ndarray
-    counts: np.ndarray
-    channel: np.ndarray  # channel of each block
-
-    @property
-    def num_blocks(self) -> int:
-        return len(self.ptr) - 1
-
-    @classmethod
-    def of(cls, y: np.ndarray, block, threads: int) -> "_Hist":
-        C, nby, nbx = block_grid(y.shape, block)
-        ptr, values, counts = _core.block_histograms(y, block[0], block[1], threads)
-        return cls(ptr, values, counts, np.repeat(np.arange(C, dtype=np.int32), nby * nbx))
-
-    @classmethod
-    def concat(cls, parts: Sequence["_Hist"]) -> "_Hist":
-        offsets = np.cumsum([0] + [len(p.values) for p in parts])
-        ptr = np.concatenate([p.ptr[:-1] + o for p, o in zip(parts, offsets)] + [offsets[-1:]])
-        return cls(ptr.astype(np.int64), np.concatenate([p.values for p in parts]),
-                   np.concatenate([p.counts for p in parts]), np.concatenate([p.channel for p in parts]))
-
-    def costs(self, dicts, threads: int) -> np.ndarray:
-        return _core.histogram_costs(self.ptr, self.values, self.counts, dicts, threads)
-
-    def assigned(self, dicts, assign: np.ndarray, threads: int) -> np.ndarray:
-        return _core.assigned_costs(self.ptr, self.values, self.counts, dicts,
-                                    np.ascontiguousarray(assign, dtype=np.int32), threads)
-
-    def self_cost(self) -> np.ndarray:
-        """Bits of each block under its own empirical distribution (a lower bound)."""
-        return _core.block_self_costs(self.ptr, self.counts)
-
-    def window(self, precision: int) -> tuple[int, int]:
-        """(lo, V): the dense range of centres, at most what a table at ``precision`` holds."""
-        if len(self.values) == 0:
-            return 0, 1
-        half = _window_half(precision)
-        lo = int(max(self.values.min(), -half))
-        hi = int(min(self.values.max(), half - 1))
-        return (lo, hi - lo + 1) if hi >= lo else (0, 1)
-
-    def cluster_counts(self, cluster: np.ndarray, K: int, lo: int, V: int) -> np.ndarray:
-        dense, _ = _core.accumulate_clusters(self.ptr, self.values, self.counts,
-                                             np.ascontiguousarray(cluster, dtype=np.int32), K, lo, V)
-        return dense
+def _histograms(y: np.ndarray, block, threads: int) -> "_core.BlockHistograms":
+    """The block histograms of ``y`` (kept in C++: costs and clusters are computed there)."""
+    return _core.BlockHistograms(y, block[0], block[1], threads)
 
 
-@dataclass
 class _ImageTables:
     """Image-dependent models: the integer dictionary and what is sent for it."""
-    dictionary: Dictionary
-    offsets: np.ndarray
-    ptr: np.ndarray
-    q: np.ndarray
-    bits: int  # exact size of the side bits that describe them
+
+    def __init__(self, tables: "_core.ImageTables"):
+        self.tables = tables  # written to the side bits by _core.write_side_info
+        self.dictionary = Dictionary(tables.dictionary)
+        self.bits = int(tables.bits)  # exact size of the side bits that describe them
 
     def __len__(self) -> int:
-        return len(self.offsets)
-
-    @classmethod
-    def from_counts(cls, counts: np.ndarray, lo: int, table_bits: int, precision: int):
-        impl, rows, offsets, ptr, q, bits = _core.scale_cluster_counts(
-            np.ascontiguousarray(counts, dtype=np.int64), lo, table_bits, precision)
-        if len(offsets) == 0:
-            return None
-        return cls(Dictionary(impl), offsets, ptr, q, int(bits))
-
-    def side_values(self, table_bits: int) -> np.ndarray:
-        """The Elias-gamma values that describe the tables (see :func:`_read_tables`)."""
-        zz = np.where(self.offsets >= 0, 2 * self.offsets.astype(np.int64),
-                      -2 * self.offsets.astype(np.int64) - 1) + 1
-        parts = [np.array([table_bits], np.uint64)]
-        for j in range(len(self.offsets)):
-            q = self.q[self.ptr[j]:self.ptr[j + 1]]
-            parts.append(np.array([zz[j], len(q)], np.uint64))
-            parts.append(q + np.uint64(1))
-        return np.concatenate(parts)
-
-
-def _read_tables(side: bytes, pos: int, count: int, precision: int):
-    """Reads ``count`` image tables from the gamma-coded side bits at bit ``pos``.
-
-    Layout: table_bits, then per table zigzag(offset) + 1, n, and n values q_i + 1;
-    each table is ``quantize_counts(q + [0])`` at ``precision``, as the encoder built it.
-    Returns (dictionary or None, new pos); raises DecodeError on invalid data.
-    """
-    if count == 0:
-        return None, pos
-    impl, pos = _core.read_image_tables(side, pos, count, precision)
-    return Dictionary(impl), pos
+        return len(self.tables)
 
 
 # --------------------------------------------------------------------------------------
@@ -157,7 +78,7 @@ def _read_tables(side: bytes, pos: int, count: int, precision: int):
 class _Candidate:
     block: tuple
     image: Optional[_ImageTables]
-    choice: np.ndarray  # category per block: 0 global, 1..S static, S+1.. image
+    categories: np.ndarray  # per block: 0 global, 1..S static, S+1.. image
     est_bits: float
     parts: dict = field(default_factory=dict)
 
@@ -265,13 +186,13 @@ class LocalEntropyCoder:
             put_varint(out, int(v))
         return out
 
-    def _model_map(self, choice: np.ndarray, shape, block) -> np.ndarray:
+    def _model_map(self, categories: np.ndarray, shape, block) -> np.ndarray:
         """Model indices into [global, static, image] from per-block categories.
 
         One int32 array and one mask per block (the decoder's memory bound counts on it).
         """
         C, nby, nbx = block_grid(shape, block)
-        m = np.array(choice, dtype=np.int32).reshape(C, nby * nbx)  # a copy: choice is kept
+        m = np.array(categories, dtype=np.int32).reshape(C, nby * nbx)  # a copy: categories are kept
         fixed = m == 0
         m += self._C - 1  # static, then image models follow the C global ones
         np.copyto(m, np.arange(C, dtype=np.int32)[:, None], where=fixed)  # category 0: own channel
@@ -289,7 +210,7 @@ class LocalEntropyCoder:
         return sizes
 
     # ---------------------------------------------------------------------------------
-    def _image_models(self, h: _Hist, fixed_best: np.ndarray, A_fixed: int):
+    def _image_models(self, h: "_core.BlockHistograms", fixed_best: np.ndarray, A_fixed: int):
         """Yields image models (an :class:`_ImageTables`) and their block costs [B, I]
         for growing numbers of models.
 
@@ -299,9 +220,9 @@ class LocalEntropyCoder:
         cheaper, and each model becomes the count-averaged histogram of its blocks.
         """
         B = h.num_blocks
-        lo, V = h.window(self.precision)
+        lo, V = h.window(_window_half(self.precision))
         rng = np.random.default_rng(self.seed)
-        own = h.self_cost()
+        own = h.self_costs()
         idx_guess = math.log2(A_fixed + self.max_image_models)
         current = fixed_best.copy()
         cluster = np.full(B, -1, np.int64)
@@ -318,19 +239,13 @@ class LocalEntropyCoder:
                 return
             cluster[seeds] = K_now + np.arange(len(seeds))
             K_now += len(seeds)
-            tables = None
-            for _ in range(max(1, self.lloyd_iterations)):
-                counts = h.cluster_counts(cluster, K_now, lo, V)
-                tables = _ImageTables.from_counts(counts, lo, self.table_bits, self.precision)
-                if tables is None:
-                    return
-                costs = h.costs(tables.dictionary._impl, self.threads)
-                new, current = _core.assign_clusters(costs, fixed_best, idx_guess)
-                K_now = len(tables)
-                if np.array_equal(new, cluster):
-                    break
-                cluster = new
-            yield tables, costs
+            fit = h.fit_image_models(cluster, K_now, lo, V, self.table_bits, self.precision, fixed_best,
+                                     idx_guess, self.lloyd_iterations, self.threads)
+            if fit is None:
+                return
+            tables, costs, cluster, current = fit
+            K_now = len(tables)
+            yield _ImageTables(tables), costs
 
     def _search(self, y: np.ndarray, mode: int):
         """Candidates over block sizes and image-model counts, and the global data bits.
@@ -346,28 +261,24 @@ class LocalEntropyCoder:
         cands = []
         global_bits = None
         for level, blocks in groups:
-            h = _Hist.of(y, level, self.threads)
+            h = _histograms(y, level, self.threads)
             grid = block_grid(y.shape, level)
-            fixed = [h.assigned(self.global_models._impl, h.channel, self.threads)[:, None]]
+            fixed = [h.channel_costs(self.global_models._impl, self.threads)[:, None]]
             if self.static is not None:
                 fixed.append(h.costs(self.static._impl, self.threads))
             fixed = np.hstack(fixed)
             global_bits = float(fixed[:, 0].sum())
             factors = {b: (b[0] // level[0], b[1] // level[1]) for b in blocks}
-            def pool(costs, b):
-                return costs if factors[b] == (1, 1) else _core.pool_costs(costs, *grid, *factors[b])
-
-            pooled = {b: pool(fixed, b) for b in blocks}  # once: image costs change every stage
 
             def consider(image, image_costs):
-                jobs = [(pooled[b], None if image_costs is None else pool(image_costs, b), *block_grid(y.shape, b))
-                        for b in blocks]
+                # Every block size at once: costs at `level` are pooled to each size in C++.
+                jobs = [(fixed, image_costs, *grid, *factors[b]) for b in blocks]
                 best = math.inf
                 selections = _core.select_blocks(jobs, self.precision, threads=self.threads)
-                for b, (choice, data_bits, map_bits) in zip(blocks, selections):
+                for b, (categories, data_bits, map_bits) in zip(blocks, selections):
                     tbits = 0 if image is None else image.bits
                     est = data_bits + map_bits + tbits
-                    cands.append(_Candidate(b, image, choice.astype(np.int64), est,
+                    cands.append(_Candidate(b, image, categories.astype(np.int64), est,
                                             dict(data=data_bits, map=map_bits, tables=float(tbits))))
                     best = min(best, est)
                 return best
@@ -385,20 +296,17 @@ class LocalEntropyCoder:
                             break
         return cands, global_bits
 
-    def _code_map(self, choice: np.ndarray, A: int):
+    def _code_map(self, categories: np.ndarray, A: int):
         """The smallest map coding: (codec, index counts to send or None, map bytes,
         {codec: bytes incl. its side bits} for every codec tried)."""
         options = []
-        B = len(choice)
         if "rans" in self.map_codecs:
-            counts = np.bincount(choice, minlength=A)
+            counts, data = _core.encode_block_map(categories.astype(np.int32), num_categories=A,
+                                                  precision=self.precision)
             count_bits = sum(2 * int(v + 1).bit_length() - 1 for v in counts.tolist())
-            table = Dictionary.from_frequencies([counts.astype(np.uint64)], [0], self.precision, escape=0)
-            data = encode(choice.astype(np.int32).reshape(1, 1, B), np.zeros((1, 1, 1), np.int32), table,
-                          block=(1, max(B, 1)), lanes=1)
             options.append((count_bits / 8 + len(data), _MAP_RANS, counts, data))
         if "deflate" in self.map_codecs:
-            raw = choice.astype(np.uint8 if A <= 256 else "<u2").tobytes()
+            raw = categories.astype(np.uint8 if A <= 256 else "<u2").tobytes()
             # Two raw-DEFLATE strategies, the smaller kept: run-length matches (the maps'
             # runs) and level 6 filtered. On the development photos' maps both together
             # are 3 % smaller than level 9 alone, and 5x faster.
@@ -414,12 +322,10 @@ class LocalEntropyCoder:
 
     def _assemble(self, y, cand: _Candidate, mode: int):
         A = 1 + self._S + cand.num_image_models
-        codec, counts, map_bytes, map_sizes = self._code_map(cand.choice, A)
-        values = [cand.image.side_values(self.table_bits)] if cand.image is not None else []
+        codec, counts, map_bytes, map_sizes = self._code_map(cand.categories, A)
         table_bits = cand.image.bits if cand.image is not None else 0
-        if counts is not None:
-            values.append(counts.astype(np.uint64) + np.uint64(1))
-        side_bytes = _core.gamma_pack(np.concatenate(values)) if values else b""
+        side_bytes = _core.write_side_info(tables=cand.image.tables if cand.image is not None else None,
+                                           map_counts=counts)
         out = self._header(mode, codec, y.shape)
         for v in (cand.block[0], cand.block[1], cand.num_image_models, len(side_bytes)):
             put_varint(out, v)
@@ -428,13 +334,13 @@ class LocalEntropyCoder:
         head_bits = 8 * (len(out) - len(side_bytes))
         out += map_bytes
         dicts = self._fixed_dicts() + ([cand.image.dictionary] if cand.image is not None else [])
-        models = self._model_map(cand.choice, y.shape, cand.block)
+        models = self._model_map(cand.categories, y.shape, cand.block)
         data = encode(y, models, dicts, block=cand.block, threads=self.threads or None)
         stats = dict(mode=_MODE_NAMES[mode], block=cand.block, num_image_models=cand.num_image_models,
                      map_codec="rans" if codec == _MAP_RANS else "deflate",
                      bits_header=head_bits, bits_tables=table_bits,
                      bits_map=8 * len(side_bytes) - table_bits + 8 * len(map_bytes),
-                     bits_data=8 * len(data), model_map=models, categories=cand.choice.reshape(models.shape),
+                     bits_data=8 * len(data), model_map=models, categories=cand.categories.reshape(models.shape),
                      map_bytes_by_codec=map_sizes)
         return bytes(out) + data, stats
 
@@ -568,23 +474,13 @@ class LocalEntropyCoder:
             return decode(data[f["payload_pos"]:], models, self.global_models, shape, block=block,
                           threads=self.threads or None)
         (bh, bw), I, side, map_bytes = f["block"], f["num_image_models"], f["side"], f["map_bytes"]
-        image, pos = _read_tables(side, 0, I, self.precision)
         A = 1 + self._S + I
         _, nby, nbx = block_grid(shape, (bh, bw))
         B = C * nby * nbx
+        image, counts = _core.read_side_info(side, num_tables=I, num_map_counts=A if codec == _MAP_RANS else 0,
+                                             precision=self.precision)
         if codec == _MAP_RANS:
-            counts, pos = _core.gamma_unpack(side, pos, A)
-            counts = counts - np.uint64(1)
-            if int(counts.sum()) != B:
-                raise DecodeError("block map counts do not match the block grid")
-            try:
-                table = _core.Dictionary.from_counts([counts], [0], self.precision)
-            except ValueError as e:  # more categories than a table at this precision holds
-                raise DecodeError(f"invalid block map counts: {e}") from None
-            choice = _core.decode(map_bytes, np.zeros((1, 1, 1), np.int32), table, 1, 1, B, 1, max(B, 1), 1)
-            choice = choice.reshape(-1)
-            if B and (choice.min() < 0 or choice.max() >= A):
-                raise DecodeError("block map index out of range")
+            categories = _core.decode_block_map(map_bytes, counts=counts, num_blocks=B, precision=self.precision)
         else:
             dtype = np.uint8 if A <= 256 else np.dtype("<u2")
             item = np.dtype(dtype).itemsize
@@ -595,13 +491,13 @@ class LocalEntropyCoder:
                 raise DecodeError(f"corrupt block map: {e}") from None
             if len(raw) != B * item or not dec.eof or dec.unused_data:
                 raise DecodeError("corrupt block map (wrong length)")
-            choice = np.frombuffer(raw, dtype=dtype).astype(np.int32)
-            if B and choice.max() >= A:
+            categories = np.frombuffer(raw, dtype=dtype).astype(np.int32)
+            if B and categories.max() >= A:
                 raise DecodeError("block map index out of range")
-        dicts = self._fixed_dicts() + ([image] if image is not None else [])
-        models = self._model_map(choice, shape, (bh, bw))  # valid by construction
-        return _core.decode(memoryview(data)[f["payload_pos"]:], models, [d._impl for d in dicts], C, H, W, bh, bw,
-                            self.threads)
+        dicts = self._fixed_dicts() + ([Dictionary(image.dictionary)] if image is not None else [])
+        models = self._model_map(categories, shape, (bh, bw))  # valid by construction
+        return decode(memoryview(data)[f["payload_pos"]:], models, dicts, shape, block=(bh, bw),
+                      threads=self.threads or None)
 
 
 def _global_layout(shape):
@@ -696,15 +592,15 @@ def learn_dictionary(latents, num_models: int, block=(16, 16), seed: int = 0, *,
         raise ValueError("num_models must be a positive int")
     ys = _latent_list(latents)
     th = 0 if threads is None else int(threads)
-    h = _Hist.concat([_Hist.of(y, block, th) for y in ys])
+    h = _core.BlockHistograms.concat([_histograms(y, block, th) for y in ys])
     B = h.num_blocks
     if B == 0:
         raise ValueError("latents have no blocks")
-    lo, V = h.window(precision)
+    lo, V = h.window(_window_half(precision))
     rng = np.random.default_rng(seed)
-    own = h.self_cost()
+    own = h.self_costs()
     if global_models is not None:
-        base = h.assigned(global_models._impl, h.channel, th)
+        base = h.channel_costs(global_models._impl, th)
     else:
         base = np.full(B, np.inf)
     bar = None

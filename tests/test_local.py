@@ -325,9 +325,9 @@ def test_select_pooled_matches_reference(seed, C, nby, nbx, F, I, fy, fx, ties):
     if ties:  # integral costs from a few values: many exact ties between columns
         fixed = rng.integers(0, 4, (B, F)).astype(np.float64) * 16
         image = rng.integers(0, 4, (B, I)).astype(np.float64) * 16 if I else None
-    choice, data_bits, map_bits = _core.select_pooled(fixed, image, C, nby, nbx, fy, fx, 12)
-    ref_choice, ref_data, ref_map = reference_select(fixed, image, (C, nby, nbx), (fy, fx), 12)
-    np.testing.assert_array_equal(choice, ref_choice)
+    categories, data_bits, map_bits = _core.select_pooled(fixed, image, C, nby, nbx, fy, fx, 12)
+    ref_categories, ref_data, ref_map = reference_select(fixed, image, (C, nby, nbx), (fy, fx), 12)
+    np.testing.assert_array_equal(categories, ref_categories)
     assert data_bits == pytest.approx(ref_data, rel=1e-12)
     assert map_bits == pytest.approx(ref_map, rel=1e-12)
 
@@ -363,12 +363,12 @@ def test_select_blocks_equals_one_select_per_grid(threads):
         B = C * nby * nbx
         fixed = rng.uniform(0, 300, (B, F))
         image = rng.uniform(0, 300, (B, I)) if I else None
-        jobs.append((fixed, image, C, nby, nbx))
+        jobs.append((fixed, image, C, nby, nbx, 1 + C % 2, 1 + nby % 3))
     got = _core.select_blocks(jobs, 14, threads=threads)
     assert len(got) == len(jobs)
-    for (fixed, image, C, nby, nbx), (choice, data_bits, map_bits) in zip(jobs, got):
-        ref_choice, ref_data, ref_map = _core.select_pooled(fixed, image, C, nby, nbx, 1, 1, 14)
-        np.testing.assert_array_equal(choice, ref_choice)
+    for (fixed, image, C, nby, nbx, fy, fx), (categories, data_bits, map_bits) in zip(jobs, got):
+        ref_categories, ref_data, ref_map = _core.select_pooled(fixed, image, C, nby, nbx, fy, fx, 14)
+        np.testing.assert_array_equal(categories, ref_categories)
         assert (data_bits, map_bits) == (ref_data, ref_map)
 
 
@@ -376,13 +376,15 @@ def test_select_blocks_argument_errors():
     from ldem import _core
     fixed = np.zeros((6, 3))
     with pytest.raises(ValueError, match="job"):
-        _core.select_blocks([(fixed, None, 1, 2)], 12)
+        _core.select_blocks([(fixed, None, 1, 2, 3)], 12)
     with pytest.raises(ValueError, match="fixed"):
-        _core.select_blocks([(fixed, None, 1, 2, 4)], 12)
+        _core.select_blocks([(fixed, None, 1, 2, 4, 1, 1)], 12)
     with pytest.raises(ValueError, match="image"):
-        _core.select_blocks([(fixed, np.zeros((5, 2)), 1, 2, 3)], 12)
+        _core.select_blocks([(fixed, np.zeros((5, 2)), 1, 2, 3, 1, 1)], 12)
     with pytest.raises(ValueError, match="precision"):
-        _core.select_blocks([(fixed, None, 1, 2, 3)], 17)
+        _core.select_blocks([(fixed, None, 1, 2, 3, 1, 1)], 17)
+    with pytest.raises(ValueError, match="grid"):
+        _core.select_blocks([(fixed, None, 1, 2, 3, 0, 1)], 12)
     assert _core.select_blocks([], 12) == []
 
 
@@ -394,7 +396,7 @@ def test_block_histograms_match_numpy(shape, block, threads):
     rng = np.random.default_rng(sum(shape))
     y = rng.laplace(0, 3, shape).round().astype(np.int32)
     y.flat[rng.integers(0, y.size, 6)] = [2**31 - 1, -2**31, 700, -700, 5000, -1]  # wide blocks: sorted path
-    ptr, values, counts = _core.block_histograms(y, *block, threads)
+    ptr, values, counts, channel = _core.BlockHistograms(y, *block, threads).arrays()
     C, H, W = shape
     bh, bw = block
     b = 0
@@ -404,6 +406,7 @@ def test_block_histograms_match_numpy(shape, block, threads):
                 v, n = np.unique(y[c, y0:y0 + bh, x0:x0 + bw], return_counts=True)
                 np.testing.assert_array_equal(values[ptr[b]:ptr[b + 1]], v)
                 np.testing.assert_array_equal(counts[ptr[b]:ptr[b + 1]], n)
+                assert channel[b] == c
                 b += 1
     assert b + 1 == len(ptr)
 
@@ -494,4 +497,4 @@ def test_image_table_sizes_are_bounded_by_the_side_bits():
     from ldem import _core
     side = _core.gamma_pack(np.array([8, 1, 65535], np.uint64))  # one table of 65535 entries, no data
     with pytest.raises(ldem.DecodeError, match="truncated"):
-        _core.read_image_tables(side, 0, 1, 16)
+        _core.read_side_info(side, num_tables=1, num_map_counts=0, precision=16)
