@@ -1,9 +1,10 @@
 // pybind11 binding of the C++ core. Every argument is checked here before it
 // reaches the core: shapes, dtypes (exact, no silent casts), index ranges and
 // buffer sizes. Long calls release the GIL, and another thread may then write to the
-// caller's arrays: an array whose checked contents the core relies on (CSR offsets,
-// assignments) is copied and the copy is checked and used; model maps are checked
-// again by the coder as it reads them (a copy would cost 8 % at 1x1 blocks).
+// caller's arrays: an array whose checked contents the core relies on (assignments,
+// clusters, counts) is copied and the copy is checked and used; model maps are checked
+// again by the coder as it reads them (a copy would cost 8 % at 1x1 blocks). Block
+// histograms (BlockHistograms) are built and kept in C++ and never cross as arrays.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
