@@ -9,7 +9,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <cstring>
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -540,7 +540,7 @@ PYBIND11_MODULE(_core, m) {
           std::vector<double> out = pool_costs(costs.data(), A, C, nby, nbx, fy, fx);
           const int64_t rows = C * ((nby + fy - 1) / fy) * ((nbx + fx - 1) / fx);
           py::array_t<double> arr({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(A)});
-          std::memcpy(arr.mutable_data(), out.data(), out.size() * sizeof(double));
+          std::copy(out.begin(), out.end(), arr.mutable_data());  // out may be empty
           return arr;
         },
         py::arg("costs"), py::arg("C"), py::arg("nby"), py::arg("nbx"), py::arg("fy"), py::arg("fx"));
