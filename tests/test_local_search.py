@@ -26,27 +26,27 @@ def reference_pool(costs, grid, factors):
 
 def reference_select(fixed, image, grid, factors, precision, rounds=3):
     """Pooled costs, then argmin of cost + index bits (first column on ties), with index
-    bits re-estimated from the choices' counts quantized like the map coder's table."""
+    bits re-estimated from the categories' counts quantized like the map coder's table."""
     from ldem import _core
     costs = fixed if image is None else np.hstack([fixed, image])
     A = costs.shape[1]
     pooled = reference_pool(costs, grid, factors)
 
-    def index_bits(choice):
-        counts = np.bincount(choice, minlength=A + 1).astype(np.uint64)  # + an empty escape slot
+    def index_bits(categories):
+        counts = np.bincount(categories, minlength=A + 1).astype(np.uint64)  # + an empty escape slot
         return precision - np.log2(_core.quantize_counts(counts, precision)[:A].astype(np.float64))
 
     idx = np.full(A, np.log2(A))
-    choice = np.argmin(pooled + idx, axis=1)
+    categories = np.argmin(pooled + idx, axis=1)
     for _ in range(rounds):
-        idx = index_bits(choice)
+        idx = index_bits(categories)
         new = np.argmin(pooled + idx, axis=1)
-        if np.array_equal(new, choice):
+        if np.array_equal(new, categories):
             break
-        choice = new
-    idx = index_bits(choice)
-    rows = np.arange(len(choice))
-    return choice, pooled[rows, choice].sum(), idx[choice].sum()
+        categories = new
+    idx = index_bits(categories)
+    rows = np.arange(len(categories))
+    return categories, pooled[rows, categories].sum(), idx[categories].sum()
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
