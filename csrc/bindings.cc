@@ -1,21 +1,24 @@
 // pybind11 binding of the C++ core. Every argument is checked here before it
 // reaches the core: shapes, dtypes (exact, no silent casts), index ranges and
 // buffer sizes. Long calls release the GIL, and another thread may then write to the
-// caller's arrays: an array whose checked contents the core relies on (CSR offsets,
-// assignments) is copied and the copy is checked and used; model maps are checked
-// again by the coder as it reads them (a copy would cost 8 % at 1x1 blocks).
+// caller's arrays: an array whose checked contents the core relies on (assignments,
+// clusters, counts) is copied and the copy is checked and used; model maps are checked
+// again by the coder as it reads them (a copy would cost 8 % at 1x1 blocks). Block
+// histograms (BlockHistograms) are built and kept in C++ and never cross as arrays.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <cstring>
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "py_args.h"
 #include "ldem/coder.h"
-#include "ldem/local.h"
+#include "ldem/histograms.h"
+#include "ldem/select.h"
+#include "ldem/side_info.h"
 #include "ldem/tables.h"
 #include "ldem/thread_pool.h"
 
@@ -54,36 +57,6 @@ Layout make_layout(int64_t C, int64_t H, int64_t W, int64_t bh, int64_t bw) {
   return L;
 }
 
-
-// Block histograms handed in from Python (CSR arrays). The offsets are a private copy
-// (checked after copying): the core indexes values and counts with them. Values and
-// counts are read in place (any contents are memory-safe for the core).
-struct Csr {
-  std::vector<int64_t> offsets;  // the copy of ptr
-  int64_t B;
-  const int32_t* values;
-  const int32_t* counts;
-};
-
-Csr checked_csr(const py::array& ptr, const py::array& values, const py::array& counts) {
-  if (!py::isinstance<py::array_t<int64_t>>(ptr) || ptr.ndim() != 1 ||
-      !(ptr.flags() & py::array::c_style) || ptr.size() < 1)
-    throw py::type_error("ptr must be a non-empty 1-D contiguous int64 array");
-  const int32_t* v = int32_data(values, "values", 1);
-  const int32_t* c = int32_data(counts, "counts", 1);
-  const int64_t* src = static_cast<const int64_t*>(ptr.data());
-  Csr h{std::vector<int64_t>(src, src + ptr.size()), ptr.size() - 1, v, c};
-  const int64_t* p = h.offsets.data();
-  const int64_t B = h.B;
-  if (p[0] != 0) arg_error("ptr[0] must be 0");
-  for (int64_t b = 0; b < B; ++b)
-    if (p[b + 1] < p[b]) arg_error("ptr must be non-decreasing");
-  if (p[B] != values.size() || p[B] != counts.size())
-    arg_error("ptr[-1] must equal len(values) == len(counts)");
-  for (py::ssize_t i = 0; i < counts.size(); ++i)
-    if (c[i] < 0) arg_error("counts must be non-negative");
-  return h;
-}
 
 // A checked private copy of a 1-D int32 index array with n entries in [0, K).
 std::vector<int32_t> checked_indices(const py::array& a, const char* name, int64_t n, int64_t K) {
@@ -128,35 +101,78 @@ std::shared_ptr<Dictionary> dictionary_from_frequencies(const std::vector<py::ar
   return std::make_shared<Dictionary>(precision, std::move(models));
 }
 
-// One block grid's selection inputs, checked: fixed [C*nby*nbx, F >= 1] costs and
-// optional image costs [C*nby*nbx, I].
+// One block grid's selection inputs, checked: fixed [C*nby*nbx, F >= 1] costs, optional
+// image costs [C*nby*nbx, I], pooled over (fy, fx) groups of blocks.
 struct SelectJob {
   py::array_t<double, py::array::c_style> fixed, image;  // keep the buffers alive
-  int64_t C, nby, nbx, F, I = 0;
-  const double* fixed_ptr = nullptr;
-  const double* image_ptr = nullptr;  // null when I == 0
-  SelectJob(py::array_t<double, py::array::c_style> f, py::object image_obj, int64_t C_, int64_t nby_,
-            int64_t nbx_, int precision)
-      : fixed(std::move(f)), C(C_), nby(nby_), nbx(nbx_) {
-    if (C < 0 || nby < 0 || nbx < 0) arg_error("invalid grid");
+  SelectionInput in;
+  SelectJob(py::array_t<double, py::array::c_style> f, py::object image_obj, int64_t C, int64_t nby,
+            int64_t nbx, int64_t fy, int64_t fx, int precision)
+      : fixed(std::move(f)) {
+    if (C < 0 || nby < 0 || nbx < 0 || fy < 1 || fx < 1) arg_error("invalid grid");
     const int64_t B = C * nby * nbx;
     if (fixed.ndim() != 2 || fixed.shape(0) != B || fixed.shape(1) < 1)
       arg_error("fixed must be [C*nby*nbx, F] with F >= 1");
     if (precision < kMinPrecision || precision > kMaxPrecision) arg_error("invalid precision");
-    F = fixed.shape(1);
+    in = SelectionInput{fixed.data(), fixed.shape(1), nullptr, 0, C, nby, nbx, fy, fx};
     if (!image_obj.is_none()) {
       image = image_obj.cast<py::array_t<double, py::array::c_style>>();
       if (image.ndim() != 2 || image.shape(0) != B) arg_error("image must be [C*nby*nbx, I]");
-      I = image.shape(1);
+      in.I = image.shape(1);
+      if (in.I) in.image = image.data();
     }
-    if (F + I + 1 > (int64_t{1} << precision)) arg_error("too many models");
-    fixed_ptr = fixed.data();
-    if (I) image_ptr = image.data();
+    if (in.F + in.I + 1 > (int64_t{1} << precision)) arg_error("too many models");
   }
 };
 
 py::tuple selection_tuple(const Selection& sel) {
-  return py::make_tuple(py::array_t<int32_t>(sel.choice.size(), sel.choice.data()), sel.data_bits, sel.map_bits);
+  return py::make_tuple(py::array_t<int32_t>(sel.categories.size(), sel.categories.data()), sel.data_bits,
+                        sel.map_bits);
+}
+
+// A 1-D contiguous bytes-like object as (pointer, size).
+std::pair<const uint8_t*, size_t> byte_span(const py::buffer& data, const char* name) {
+  py::buffer_info info = data.request();
+  if (info.ndim != 1 || info.itemsize != 1 || info.strides[0] != 1)
+    throw py::type_error(std::string(name) + " must be a contiguous bytes-like object");
+  return {static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.size)};
+}
+
+// A checked private copy of a 1-D array of non-negative integers (any integer dtype).
+std::vector<uint64_t> checked_counts(const py::array& a, const char* name) {
+  if (a.ndim() != 1 || !(a.dtype().kind() == 'i' || a.dtype().kind() == 'u'))
+    throw py::type_error(std::string(name) + " must be a 1-D integer array");
+  py::array_t<int64_t, py::array::c_style | py::array::forcecast> v(a);
+  std::vector<uint64_t> out(v.size());
+  for (py::ssize_t i = 0; i < v.size(); ++i) {
+    if (v.data()[i] < 0) arg_error(std::string(name) + " must be non-negative");
+    out[i] = static_cast<uint64_t>(v.data()[i]);
+  }
+  return out;
+}
+
+// Image tables with their models at the stream's precision (ldem._core.ImageTables).
+struct ImageTablesObject {
+  ImageTables tables;
+  std::shared_ptr<Dictionary> dictionary;
+};
+
+std::shared_ptr<ImageTablesObject> image_tables_object(ImageTables t, std::vector<Model> models, int precision) {
+  auto d = std::make_shared<Dictionary>(precision, std::move(models));
+  return std::make_shared<ImageTablesObject>(ImageTablesObject{std::move(t), std::move(d)});
+}
+
+// A checked private copy of a 1-D cluster array (int32 or int64) with one entry per
+// block, each < K (negative entries: no cluster).
+std::vector<int64_t> checked_clusters(const py::array& a, int64_t B, int64_t K) {
+  if (a.ndim() != 1 || !(py::isinstance<py::array_t<int64_t>>(a) || py::isinstance<py::array_t<int32_t>>(a)))
+    throw py::type_error("cluster must be a 1-D int32 or int64 array");
+  if (a.size() != B) arg_error("cluster must have one entry per block");
+  py::array_t<int64_t, py::array::c_style | py::array::forcecast> v(a);
+  std::vector<int64_t> out(v.data(), v.data() + B);
+  for (int64_t k : out)
+    if (k >= K) arg_error("cluster index out of range");
+  return out;
 }
 
 py::dict build_info() {
@@ -317,116 +333,203 @@ PYBIND11_MODULE(_core, m) {
         py::arg("symbols"), py::arg("dictionary"), py::arg("bh"), py::arg("bw"),
         py::arg("threads") = 0);
 
-  m.def("block_histograms",
-        [](py::array symbols, int64_t bh, int64_t bw, int threads) {
-          const int32_t* s = int32_data(symbols, "symbols", 3);
-          Layout L = make_layout(symbols.shape(0), symbols.shape(1), symbols.shape(2), bh, bw);
-          BlockHistograms h;
-          {
-            py::gil_scoped_release release;
-            h = block_histograms(s, L, threads);
-          }
-          return py::make_tuple(py::array_t<int64_t>(h.ptr.size(), h.ptr.data()),
-                                py::array_t<int32_t>(h.values.size(), h.values.data()),
-                                py::array_t<int32_t>(h.counts.size(), h.counts.data()));
-        },
-        py::arg("symbols"), py::arg("bh"), py::arg("bw"), py::arg("threads") = 0);
+  py::class_<BlockHistograms, std::shared_ptr<BlockHistograms>>(
+      m, "BlockHistograms",
+      "The histograms of every block of int32 symbols [C, H, W] in (bh, bw) blocks, kept in C++.")
+      .def(py::init([](py::array symbols, int64_t bh, int64_t bw, int threads) {
+             const int32_t* s = int32_data(symbols, "symbols", 3);
+             Layout L = make_layout(symbols.shape(0), symbols.shape(1), symbols.shape(2), bh, bw);
+             // Symbols are read in place: any values are valid (the counters are masked).
+             py::gil_scoped_release release;
+             return std::make_shared<BlockHistograms>(s, L, threads);
+           }),
+           py::arg("symbols"), py::arg("bh"), py::arg("bw"), py::arg("threads") = 0)
+      .def_static("concat",
+                  [](const std::vector<std::shared_ptr<BlockHistograms>>& parts) {
+                    std::vector<const BlockHistograms*> ps;
+                    for (const auto& p : parts) {
+                      if (!p) throw py::type_error("parts must be BlockHistograms");
+                      ps.push_back(p.get());
+                    }
+                    return std::make_shared<BlockHistograms>(BlockHistograms::concat(ps));
+                  },
+                  py::arg("parts"))
+      .def_property_readonly("num_blocks", &BlockHistograms::num_blocks)
+      .def_property_readonly("num_channels", [](const BlockHistograms& h) { return h.num_channels; })
+      .def("arrays",
+           [](const BlockHistograms& h) {
+             return py::make_tuple(py::array_t<int64_t>(h.ptr.size(), h.ptr.data()),
+                                   py::array_t<int32_t>(h.values.size(), h.values.data()),
+                                   py::array_t<int32_t>(h.counts.size(), h.counts.data()),
+                                   py::array_t<int32_t>(h.channel.size(), h.channel.data()));
+           },
+           "Copies of (ptr, values, counts, channel).")
+      .def("costs",
+           [](const BlockHistograms& h, py::object dicts, int threads) {
+             const ModelSet set = model_set(dicts);
+             py::array_t<double> out({h.num_blocks(), static_cast<int64_t>(set.size())});
+             double* o = out.mutable_data();
+             py::gil_scoped_release release;
+             h.costs(set.models, threads, o);
+             return out;
+           },
+           py::arg("dictionary"), py::arg("threads") = 0)
+      .def("assigned_costs",
+           [](const BlockHistograms& h, py::object dicts, py::array assign, int threads) {
+             const ModelSet set = model_set(dicts);
+             const std::vector<int32_t> a =
+                 checked_indices(assign, "assign", h.num_blocks(), static_cast<int64_t>(set.size()));
+             py::array_t<double> out(h.num_blocks());
+             double* o = out.mutable_data();
+             py::gil_scoped_release release;
+             h.assigned_costs(set.models, a.data(), threads, o);
+             return out;
+           },
+           py::arg("dictionary"), py::arg("assign"), py::arg("threads") = 0)
+      .def("channel_costs",
+           [](const BlockHistograms& h, py::object dicts, int threads) {
+             const ModelSet set = model_set(dicts);
+             if (static_cast<size_t>(h.num_channels) > set.size())
+               arg_error("the dictionary has " + std::to_string(set.size()) + " models for " +
+                         std::to_string(h.num_channels) + " channels");
+             py::array_t<double> out(h.num_blocks());
+             double* o = out.mutable_data();
+             py::gil_scoped_release release;
+             h.channel_costs(set.models, threads, o);
+             return out;
+           },
+           py::arg("dictionary"), py::arg("threads") = 0)
+      .def("self_costs",
+           [](const BlockHistograms& h) {
+             py::array_t<double> out(h.num_blocks());
+             h.self_costs(out.mutable_data());
+             return out;
+           })
+      .def("window", &BlockHistograms::window, py::arg("half"))
+      .def("cluster_counts",
+           [](const BlockHistograms& h, py::array cluster, int64_t K, int32_t lo, int64_t V) {
+             if (K < 0 || V < 0 || K * V > (int64_t{1} << 31)) arg_error("K * V too large");
+             const std::vector<int64_t> c = checked_clusters(cluster, h.num_blocks(), K);
+             std::vector<int32_t> c32(c.size());
+             for (size_t b = 0; b < c.size(); ++b) c32[b] = static_cast<int32_t>(std::max<int64_t>(c[b], -1));
+             py::array_t<int64_t> out({K, V});
+             std::vector<int64_t> outside(K, 0);
+             std::fill(out.mutable_data(), out.mutable_data() + K * V, 0);
+             h.accumulate_clusters(c32.data(), K, lo, V, out.mutable_data(), outside.data());
+             return out;
+           },
+           py::arg("cluster"), py::arg("K"), py::arg("lo"), py::arg("V"))
+      .def("fit_image_models",
+           [](const BlockHistograms& h, py::array cluster, int64_t K, int32_t lo, int64_t V, int table_bits,
+              int precision, py::array_t<double, py::array::c_style | py::array::forcecast> fixed_best,
+              double penalty, int iterations, int threads) -> py::object {
+             if (K < 0 || V < 1 || K * V > (int64_t{1} << 31)) arg_error("K * V too large");
+             if (static_cast<int64_t>(lo) + V - 1 > INT32_MAX) arg_error("lo + V must fit in int32");
+             if (table_bits < kMinTableBits || table_bits > kMaxTableBits) arg_error("table_bits must be in [4, 16]");
+             if (precision < kMinPrecision || precision > kMaxPrecision) arg_error("invalid precision");
+             if (fixed_best.ndim() != 1 || fixed_best.shape(0) != h.num_blocks())
+               arg_error("fixed_best must have one entry per block");
+             std::vector<int64_t> c = checked_clusters(cluster, h.num_blocks(), K);
+             std::vector<double> fb(fixed_best.data(), fixed_best.data() + h.num_blocks());
+             ImageModelFit fit;
+             {
+               py::gil_scoped_release release;
+               fit = fit_image_models(h, std::move(c), K, lo, V, table_bits, precision, fb.data(), penalty,
+                                      iterations, threads);
+             }
+             if (fit.tables.size() == 0) return py::none();
+             const int64_t I = static_cast<int64_t>(fit.tables.size());
+             py::array_t<double> costs({h.num_blocks(), I});
+             std::copy(fit.costs.begin(), fit.costs.end(), costs.mutable_data());
+             return py::make_tuple(image_tables_object(std::move(fit.tables), std::move(fit.models), precision),
+                                   costs, py::array_t<int64_t>(fit.cluster.size(), fit.cluster.data()),
+                                   py::array_t<double>(fit.best.size(), fit.best.data()));
+           },
+           py::arg("cluster"), py::arg("K"), py::arg("lo"), py::arg("V"), py::arg("table_bits"),
+           py::arg("precision"), py::arg("fixed_best"), py::arg("penalty"), py::arg("iterations"),
+           py::arg("threads") = 0,
+           "Lloyd iterations of image models (select.h fit_image_models): None if no cluster has a "
+           "block, else (ImageTables, costs [B, I], cluster, best).");
 
-  m.def("histogram_costs",
-        [](py::array ptr, py::array values, py::array counts, py::object dicts, int threads) {
-          const Csr h = checked_csr(ptr, values, counts);
-          const ModelSet set = model_set(dicts);
-          py::array_t<double> out({h.B, static_cast<int64_t>(set.size())});
-          double* o = out.mutable_data();
-          {
-            py::gil_scoped_release release;
-            histogram_costs(h.offsets.data(), h.B, h.values, h.counts, set.models, threads, o);
+  py::class_<ImageTablesObject, std::shared_ptr<ImageTablesObject>>(
+      m, "ImageTables", "Image-dependent tables as they are sent, with their models.")
+      .def_property_readonly("dictionary", [](const ImageTablesObject& t) { return t.dictionary; })
+      .def_property_readonly("bits", [](const ImageTablesObject& t) { return image_tables_bits(t.tables); },
+                             "Exact side bits that describe the tables.")
+      .def_property_readonly("table_bits", [](const ImageTablesObject& t) { return t.tables.table_bits; })
+      .def_property_readonly("offsets",
+                             [](const ImageTablesObject& t) {
+                               return py::array_t<int32_t>(t.tables.offsets.size(), t.tables.offsets.data());
+                             })
+      .def("scaled_counts",
+           [](const ImageTablesObject& t, size_t j) {
+             if (j >= t.tables.size()) throw py::index_error("table index out of range");
+             return py::array_t<uint64_t>(t.tables.ptr[j + 1] - t.tables.ptr[j], t.tables.q.data() + t.tables.ptr[j]);
+           })
+      .def("__len__", [](const ImageTablesObject& t) { return t.tables.size(); });
+
+  m.def("write_side_info",
+        [](py::object tables, py::object map_counts) {
+          ImageTables none;
+          const ImageTables* t = &none;
+          if (!tables.is_none()) {
+            if (!py::isinstance<ImageTablesObject>(tables)) throw py::type_error("tables must be ImageTables or None");
+            t = &tables.cast<const ImageTablesObject&>().tables;
           }
+          std::vector<uint64_t> counts;
+          if (!map_counts.is_none()) {
+            counts = checked_counts(map_counts.cast<py::array>(), "map_counts");
+            for (uint64_t c : counts)
+              if (c >= (uint64_t{1} << kMaxGammaBits) - 1) arg_error("map_counts too large");
+          }
+          std::vector<uint8_t> b = write_side_info(*t, counts);
+          return py::bytes(reinterpret_cast<const char*>(b.data()), b.size());
+        },
+        py::kw_only(), py::arg("tables"), py::arg("map_counts"),
+        "The side bits of a local stream (side_info.h): the image tables (or None), then the "
+        "block-map counts (or None).");
+
+  m.def("read_side_info",
+        [](py::buffer side, int64_t num_tables, int64_t num_map_counts, int precision) {
+          const auto [d, n] = byte_span(side, "side");
+          if (precision < kMinPrecision || precision > kMaxPrecision) arg_error("invalid precision");
+          SideInfo s = read_side_info(d, n, num_tables, num_map_counts, precision);
+          py::object tables = py::none();
+          if (s.tables.size()) tables = py::cast(image_tables_object(std::move(s.tables), std::move(s.models), precision));
+          return py::make_tuple(tables, py::array_t<uint64_t>(s.map_counts.size(), s.map_counts.data()));
+        },
+        py::arg("side"), py::kw_only(), py::arg("num_tables"), py::arg("num_map_counts"), py::arg("precision"),
+        "Reads the side bits: (ImageTables or None, block-map counts); DecodeError if invalid.");
+
+  m.def("encode_block_map",
+        [](py::array categories, int64_t num_categories, int precision) {
+          const int64_t B = categories.size();
+          if (precision < kMinPrecision || precision > kMaxPrecision) arg_error("invalid precision");
+          if (num_categories < 1 || num_categories + 1 > (int64_t{1} << precision))
+            arg_error("num_categories must be in [1, 2^precision - 1]");
+          const std::vector<int32_t> copy = checked_indices(categories, "categories", B, num_categories);
+          if (B < 1) arg_error("categories must not be empty");
+          CodedBlockMap coded = encode_block_map(copy.data(), B, num_categories, precision);
+          return py::make_tuple(py::array_t<uint64_t>(coded.counts.size(), coded.counts.data()),
+                                py::bytes(reinterpret_cast<const char*>(coded.data.data()), coded.data.size()));
+        },
+        py::arg("categories"), py::kw_only(), py::arg("num_categories"), py::arg("precision"),
+        "rANS-codes a block map: (counts per category, stream bytes).");
+
+  m.def("decode_block_map",
+        [](py::buffer data, py::array counts, int64_t num_blocks, int precision) {
+          const auto [d, n] = byte_span(data, "data");
+          const std::vector<uint64_t> c = checked_counts(counts, "counts");
+          if (precision < kMinPrecision || precision > kMaxPrecision) arg_error("invalid precision");
+          if (num_blocks < 0) arg_error("num_blocks must be non-negative");
+          py::array_t<int32_t> out(num_blocks);
+          int32_t* o = out.mutable_data();
+          py::gil_scoped_release release;
+          decode_block_map(d, n, c, num_blocks, precision, o);
           return out;
         },
-        py::arg("ptr"), py::arg("values"), py::arg("counts"), py::arg("dictionary"),
-        py::arg("threads") = 0);
-
-  m.def("assigned_costs",
-        [](py::array ptr, py::array values, py::array counts, py::object dicts, py::array assign,
-           int threads) {
-          const Csr h = checked_csr(ptr, values, counts);
-          const ModelSet set = model_set(dicts);
-          const std::vector<int32_t> a =
-              checked_indices(assign, "assign", h.B, static_cast<int64_t>(set.size()));
-          py::array_t<double> out(h.B);
-          double* o = out.mutable_data();
-          {
-            py::gil_scoped_release release;
-            assigned_costs(h.offsets.data(), h.B, h.values, h.counts, set.models, a.data(), threads, o);
-          }
-          return out;
-        },
-        py::arg("ptr"), py::arg("values"), py::arg("counts"), py::arg("dictionary"),
-        py::arg("assign"), py::arg("threads") = 0);
-
-  m.def("accumulate_clusters",
-        [](py::array ptr, py::array values, py::array counts, py::array cluster, int64_t K,
-           int32_t lo, int64_t V) {
-          const Csr h = checked_csr(ptr, values, counts);
-          const int32_t* c = int32_data(cluster, "cluster", 1);
-          if (cluster.size() != h.B) arg_error("cluster must have one entry per block");
-          if (K < 0 || V < 0 || K * V > (int64_t{1} << 31)) arg_error("K * V too large");
-          // cluster is read in place: the core checks each entry when it uses it.
-          for (int64_t b = 0; b < h.B; ++b)
-            if (c[b] >= K) arg_error("cluster index out of range");
-          py::array_t<int64_t> out({K, V});
-          py::array_t<int64_t> outside(K);
-          std::fill(out.mutable_data(), out.mutable_data() + K * V, 0);
-          std::fill(outside.mutable_data(), outside.mutable_data() + K, 0);
-          {
-            py::gil_scoped_release release;
-            accumulate_clusters(h.offsets.data(), h.B, h.values, h.counts, c, K, lo, V, out.mutable_data(),
-                                outside.mutable_data());
-          }
-          return py::make_tuple(out, outside);
-        },
-        py::arg("ptr"), py::arg("values"), py::arg("counts"), py::arg("cluster"), py::arg("K"),
-        py::arg("lo"), py::arg("V"));
-
-  m.def("scale_cluster_counts",
-        [](py::array_t<int64_t, py::array::c_style> counts, int32_t lo, int table_bits, int precision) {
-          if (counts.ndim() != 2) arg_error("counts must be [K, V]");
-          if (table_bits < 1 || table_bits > 24) arg_error("table_bits must be in [1, 24]");
-          const int64_t K = counts.shape(0), V = counts.shape(1);
-          const int64_t* c = counts.data();
-          for (int64_t i = 0; i < K * V; ++i)
-            if (c[i] < 0) arg_error("counts must be non-negative");
-          ScaledTables t = scale_cluster_counts(c, K, V, lo, table_bits);
-          // Exact tables at `precision` (escape weight 0, i.e. frequency 1).
-          std::vector<Model> models;
-          for (size_t j = 0; j + 1 < t.ptr.size(); ++j) {
-            std::vector<uint64_t> w(t.q.begin() + t.ptr[j], t.q.begin() + t.ptr[j + 1]);
-            w.push_back(0);
-            models.push_back(make_model(t.offsets[j], quantize_counts(w, precision), precision));
-          }
-          auto dict = std::make_shared<Dictionary>(precision, std::move(models));
-          const int64_t bits = scaled_tables_bits(t, table_bits);
-          return py::make_tuple(dict, py::array_t<int32_t>(t.rows.size(), t.rows.data()),
-                                py::array_t<int32_t>(t.offsets.size(), t.offsets.data()),
-                                py::array_t<int64_t>(t.ptr.size(), t.ptr.data()),
-                                py::array_t<uint64_t>(t.q.size(), t.q.data()), bits);
-        },
-        py::arg("counts"), py::arg("lo"), py::arg("table_bits"), py::arg("precision"));
-
-  m.def("assign_clusters",
-        [](py::array_t<double, py::array::c_style> costs, py::array_t<double, py::array::c_style> fixed_best,
-           double penalty) {
-          if (costs.ndim() != 2 || costs.shape(1) < 1) arg_error("costs must be [B, K] with K >= 1");
-          const int64_t B = costs.shape(0), K = costs.shape(1);
-          if (fixed_best.ndim() != 1 || fixed_best.shape(0) != B) arg_error("fixed_best must be [B]");
-          py::array_t<int64_t> cluster(B);
-          py::array_t<double> best(B);
-          assign_clusters(costs.data(), B, K, fixed_best.data(), penalty, cluster.mutable_data(),
-                          best.mutable_data());
-          return py::make_tuple(cluster, best);
-        },
-        py::arg("costs"), py::arg("fixed_best"), py::arg("penalty"));
+        py::arg("data"), py::kw_only(), py::arg("counts"), py::arg("num_blocks"), py::arg("precision"),
+        "Decodes a rANS block map of num_blocks categories; DecodeError if invalid.");
 
   m.def("pool_costs",
         [](py::array_t<double, py::array::c_style> costs, int64_t C, int64_t nby, int64_t nbx, int64_t fy,
@@ -437,7 +540,7 @@ PYBIND11_MODULE(_core, m) {
           std::vector<double> out = pool_costs(costs.data(), A, C, nby, nbx, fy, fx);
           const int64_t rows = C * ((nby + fy - 1) / fy) * ((nbx + fx - 1) / fx);
           py::array_t<double> arr({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(A)});
-          std::memcpy(arr.mutable_data(), out.data(), out.size() * sizeof(double));
+          std::copy(out.begin(), out.end(), arr.mutable_data());  // out may be empty
           return arr;
         },
         py::arg("costs"), py::arg("C"), py::arg("nby"), py::arg("nbx"), py::arg("fy"), py::arg("fx"));
@@ -445,44 +548,36 @@ PYBIND11_MODULE(_core, m) {
   m.def("select_pooled",
         [](py::array_t<double, py::array::c_style> fixed, py::object image, int64_t C, int64_t nby,
            int64_t nbx, int64_t fy, int64_t fx, int precision, int rounds) {
-          if (fy < 1 || fx < 1) arg_error("invalid grid");
-          const SelectJob job(fixed, image, C, nby, nbx, precision);
-          return selection_tuple(select_pooled(job.fixed_ptr, job.F, job.image_ptr, job.I, C, nby, nbx, fy, fx,
-                                               precision, rounds));
+          const SelectJob job(fixed, image, C, nby, nbx, fy, fx, precision);
+          const SelectionInput& s = job.in;
+          return selection_tuple(select_pooled(s.fixed, s.F, s.image, s.I, C, nby, nbx, fy, fx, precision, rounds));
         },
         py::arg("fixed"), py::arg("image"), py::arg("C"), py::arg("nby"), py::arg("nbx"), py::arg("fy"),
         py::arg("fx"), py::arg("precision"), py::arg("rounds") = 3);
 
   m.def("select_blocks",
         [](py::list jobs, int precision, int rounds, int threads) {
-          // Several block grids at once (already pooled), one per thread.
+          // Several block grids at once, one per thread.
           std::vector<SelectJob> js;
           for (py::handle h : jobs) {
             py::tuple t = py::reinterpret_borrow<py::object>(h).cast<py::tuple>();
-            if (t.size() != 5) arg_error("each job is (fixed, image, C, nby, nbx)");
-            js.emplace_back(t[0].cast<py::array_t<double, py::array::c_style>>(), py::reinterpret_borrow<py::object>(t[1]),
-                            t[2].cast<int64_t>(), t[3].cast<int64_t>(), t[4].cast<int64_t>(), precision);
+            if (t.size() != 7) arg_error("each job is (fixed, image, C, nby, nbx, fy, fx)");
+            js.emplace_back(t[0].cast<py::array_t<double, py::array::c_style>>(),
+                            py::reinterpret_borrow<py::object>(t[1]), t[2].cast<int64_t>(), t[3].cast<int64_t>(),
+                            t[4].cast<int64_t>(), t[5].cast<int64_t>(), t[6].cast<int64_t>(), precision);
           }
-          std::vector<Selection> out(js.size());
+          std::vector<SelectionInput> in;
+          for (const SelectJob& j : js) in.push_back(j.in);
+          std::vector<Selection> out;
           {
             py::gil_scoped_release release;
-            parallel_for(static_cast<int64_t>(js.size()), threads, [&](int64_t j) {
-              const SelectJob& s = js[j];
-              out[j] = select_pooled(s.fixed_ptr, s.F, s.image_ptr, s.I, s.C, s.nby, s.nbx, 1, 1, precision, rounds);
-            });
+            out = select_each(in, precision, rounds, threads);
           }
           py::list res;
           for (const Selection& sel : out) res.append(selection_tuple(sel));
           return res;
         },
         py::arg("jobs"), py::arg("precision"), py::arg("rounds") = 3, py::arg("threads") = 1);
-
-  m.def("block_self_costs", [](py::array ptr, py::array counts) {
-    const Csr h = checked_csr(ptr, counts, counts);
-    py::array_t<double> out(h.B);
-    block_self_costs(h.offsets.data(), h.B, h.counts, out.mutable_data());
-    return out;
-  });
 
   m.def("gamma_pack", [](py::array_t<uint64_t, py::array::c_style | py::array::forcecast> values) {
     const uint64_t* v = values.data();
@@ -491,61 +586,6 @@ PYBIND11_MODULE(_core, m) {
     std::vector<uint8_t> b = gamma_pack(v, values.size());
     return py::bytes(reinterpret_cast<const char*>(b.data()), b.size());
   });
-
-  m.def("gamma_unpack",
-        [](py::bytes data, uint64_t pos, int64_t n, int max_bits) {
-          std::string s = data;
-          if (max_bits < 1 || max_bits > 63) arg_error("max_bits must be in [1, 63]");
-          // Every code takes at least one bit: n is bounded by the data, not trusted.
-          if (n < 0 || static_cast<uint64_t>(n) > 8 * s.size()) throw DecodeFailure{"side information truncated"};
-          py::array_t<uint64_t> out(n);
-          if (!gamma_unpack(reinterpret_cast<const uint8_t*>(s.data()), s.size(), pos, n, max_bits,
-                            out.mutable_data()))
-            throw DecodeFailure{"side information truncated or invalid"};
-          return py::make_tuple(out, pos);
-        },
-        py::arg("data"), py::arg("pos"), py::arg("n"), py::arg("max_bits") = 40);
-
-  m.def("read_image_tables",
-        [](py::bytes side, uint64_t pos, int64_t count, int precision) {
-          // Parses `count` image tables from gamma-coded side bits (see ldem/local.py):
-          // table_bits, then per table zigzag(offset) + 1, n, and n values q_i + 1.
-          std::string s = side;
-          const uint8_t* d = reinterpret_cast<const uint8_t*>(s.data());
-          if (precision < kMinPrecision || precision > kMaxPrecision) arg_error("invalid precision");
-          if (count < 0 || static_cast<uint64_t>(count) > 8 * s.size())
-            throw DecodeFailure{"side information truncated"};
-          auto read = [&](size_t n, uint64_t* out) {
-            if (!gamma_unpack(d, s.size(), pos, n, 40, out))
-              throw DecodeFailure{"side information truncated or invalid"};
-          };
-          uint64_t table_bits;
-          read(1, &table_bits);
-          if (table_bits < 4 || table_bits > 16) throw DecodeFailure{"invalid image table precision"};
-          std::vector<Model> models;
-          for (int64_t k = 0; k < count; ++k) {
-            uint64_t head[2];
-            read(2, head);
-            const uint64_t zz = head[0] - 1, n = head[1];
-            const int64_t offset = zz % 2 == 0 ? static_cast<int64_t>(zz / 2) : -static_cast<int64_t>((zz + 1) / 2);
-            if (n == 0 || n > (uint64_t{1} << precision) - 1 || offset < INT32_MIN ||
-                offset > static_cast<int64_t>(INT32_MAX) - static_cast<int64_t>(n))
-              throw DecodeFailure{"invalid image model support"};
-            // Every gamma code takes at least one bit: n is bounded by the bits left
-            // before anything is allocated for it.
-            if (n > 8 * static_cast<uint64_t>(s.size()) - pos) throw DecodeFailure{"side information truncated"};
-            std::vector<uint64_t> q(n + 1);
-            read(n, q.data());
-            for (uint64_t i = 0; i < n; ++i) {
-              if (q[i] - 1 > (uint64_t{1} << table_bits)) throw DecodeFailure{"invalid image model counts"};
-              q[i] -= 1;
-            }
-            q[n] = 0;  // escape weight
-            models.push_back(make_model(static_cast<int32_t>(offset), quantize_counts(q, precision), precision));
-          }
-          return py::make_tuple(std::make_shared<Dictionary>(precision, std::move(models)), pos);
-        },
-        py::arg("side"), py::arg("pos"), py::arg("count"), py::arg("precision"));
 
   m.def("max_compressed_size", [](int64_t C, int64_t H, int64_t W, int lanes_log2, int segment_shift) {
     const StreamParams params{lanes_log2, segment_shift};

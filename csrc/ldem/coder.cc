@@ -14,7 +14,7 @@
 #define LDEM_AVX512_ENCODER 1
 #endif
 
-#include "ldem/local.h"
+#include "ldem/histograms.h"
 #include "ldem/rans.h"
 #include "ldem/thread_pool.h"
 
