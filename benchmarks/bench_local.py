@@ -11,7 +11,7 @@ Latents:
   Laplace), global models fitted on three other seeds;
 * ``dct-photo``: the 8 x 8 block DCT latent (JPEG tables, step 1) of a 256 x 384
   crop of each development photo, with global models and a 32-model static
-  dictionary fitted on the training photos (needs ``python -m ldem.datasets fetch``;
+  dictionary fitted on the training photos (needs ``python benchmarks/fetch_data.py fetch``;
   skipped otherwise).
 
 Usage: python benchmarks/bench_local.py [--repeats N] [--json PATH]
@@ -27,10 +27,9 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import ldem  # noqa: E402
-from ldem.testing import synthetic_latent  # noqa: E402
-from workloads import workload_a  # noqa: E402
+import ldem
+from ldem.testing import synthetic_latent
+from ldem_bench.workloads import workload_a
 
 
 def best_time(fn, repeats):
@@ -50,7 +49,7 @@ def latents():
     yield "regimes", [synthetic_latent("regimes", (192, 32, 48), seed=0)], g, None
     try:
         from PIL import Image
-        from ldem.datasets import list_images
+        from ldem_bench.datasets import split_images as list_images
         from ldem.testing import dct_latent
         train = [dct_latent(Image.open(p).convert("RGB")) for p in list_images("train")]
         dev = [dct_latent(Image.open(p).convert("RGB"))[:, 16:48, 24:72] for p in list_images("dev_photos")]
