@@ -15,6 +15,7 @@
 
 #include "py_args.h"
 #include "ldem/coder.h"
+#include "ldem/costs.h"
 #include "ldem/local.h"
 #include "ldem/tables.h"
 #include "ldem/thread_pool.h"

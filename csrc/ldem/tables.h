@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "ldem/format.h"
+
 namespace ldem {
 
 constexpr int kMinPrecision = 12;
@@ -41,9 +43,9 @@ struct Model {
   std::vector<double> cost;      // n + 1 entries: P - log2(freq) bits
 };
 
-// Cost in bits of the raw escape payload for value v outside [offset, offset + n):
-// 7 header bits (side + length) + (bit_length(d + 1) - 1) payload bits.
-int escape_payload_bits(int32_t offset, uint32_t n, int32_t v);
+// Exact cost in bits of value v under model m: cost[v - offset] inside the support,
+// else the escape slot's cost plus escape_payload_bits() (ldem/format.h).
+double symbol_cost(const Model& m, int32_t v);
 
 // Builds a model from exact frequencies.
 // REQUIRES: kMinPrecision <= precision <= kMaxPrecision

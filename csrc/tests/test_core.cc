@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ldem/coder.h"
+#include "ldem/costs.h"
 #include "ldem/tables.h"
 
 using namespace ldem;
