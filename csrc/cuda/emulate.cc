@@ -1,11 +1,13 @@
-// Host emulation of the CUDA kernels: the per-warp algorithms of detail.cuh run
+// Host emulation of the CUDA kernels: the per-warp algorithms of warp.h run
 // with HostWarp (32 simulated lanes), plus the same header, CRC and cost steps the
 // kernels run, so the CPU can check the GPU's logic against the CPU coder.
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
-#include "cuda/detail.cuh"
+#include "cuda/emulate.h"
+#include "cuda/warp.h"
+#include "ldem/format.h"
 
 namespace ldem::cuda::emulate {
 namespace {
@@ -50,7 +52,7 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const
   check_gpu_layout(g);
   Tables t(dict);
   const int lanes = 1 << params.lanes_log2;
-  const int64_t N = L.num_symbols(), S = format::num_segments(N, params.segment_shift);
+  const int64_t N = L.num_symbols(), S = num_segments(N, params.segment_shift);
   // One arena tiled by the segments exactly as on the device.
   std::vector<uint32_t> arena(detail::stream_arena_words(N, S, lanes), 0xDEADBEEFu);
   std::vector<uint32_t> words(S);
@@ -73,8 +75,7 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const
   uint64_t total = 0;
   for (int64_t s = 0; s < S; ++s) total += 4 * uint64_t{words[s]};
   std::vector<uint8_t> out(hb + total);
-  format::write_header(out.data(), words.data(), S, params.lanes_log2, params.segment_shift,
-                       checksum);
+  format::write_header(out.data(), words.data(), S, params, checksum);
   uint8_t* p = out.data() + hb;
   for (int64_t s = 0; s < S; ++s) {
     const int64_t a = format::segment_begin(N, S, s), b = format::segment_begin(N, S, s + 1);
@@ -99,8 +100,8 @@ void decode(const uint8_t* data, size_t size, const int32_t* models, const Layou
   Tables t(dict);
   const int64_t N = L.num_symbols();
   std::vector<uint64_t> starts(static_cast<size_t>(std::max<int64_t>(1, N >> 8)) + 1);
-  detail::ParsedStream ps;
-  const uint32_t code = detail::parse_stream(data, size, N, t.view.precision, &ps, starts.data());
+  format::ParsedStream ps;
+  const uint32_t code = format::parse_stream(data, size, N, t.view.precision, &ps, starts.data());
   if (code) throw_status(detail::make_status(code, 0));
   if (ps.S == 0) return;
   const uint8_t* payload = data + ps.payload_off;
