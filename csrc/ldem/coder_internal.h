@@ -155,7 +155,8 @@ struct EncState {
 
 // The escape of v under m (payload bits, then the escape slot). Cold path: takes and
 // returns the state by value so the hot loop keeps it in registers.
-// REQUIRES: kLow <= x < 2^63; out has 4 writable words below it.
+// REQUIRES: kLow <= x < 2^63.
+// REQUIRES: out has 4 writable words below it.
 __attribute__((noinline)) EncState put_escape(uint64_t x, uint32_t* out, const View& m, int32_t v);
 
 // REQUIRES: out[-1] is writable.
@@ -186,8 +187,8 @@ inline Range segment_range(int64_t N, int64_t S, int64_t s) {
 bool paired_encoder_applies(int lanes, const Layout& L, int64_t S);
 // Encodes segments r0 and r1 (4 lanes each) into the words ending at end0 and end1 and
 // returns their first words in begin0/begin1: the bytes of encode_segment.
-// REQUIRES: paired_encoder_applies(4, L, S) for the stream; each end has
-//           format::segment_capacity_words(b - a, 4) writable words below it.
+// REQUIRES: paired_encoder_applies(4, L, S) for the stream.
+// REQUIRES: each end has format::segment_capacity_words(b - a, 4) writable words below it.
 void encode_pair(const int32_t* symbols, const int32_t* models, const Layout& L, Views views,
                  int precision, Range r0, uint32_t* end0, Range r1, uint32_t* end1,
                  uint32_t*& begin0, uint32_t*& begin1);

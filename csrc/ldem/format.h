@@ -71,7 +71,8 @@ namespace format {
 
 // Segment s of S covers [segment_begin(s), segment_begin(s + 1)).
 // REQUIRES: 0 <= N <= 2^40.
-// REQUIRES: S >= 1 and 0 <= s <= S.
+// REQUIRES: S >= 1.
+// REQUIRES: 0 <= s <= S.
 LDEM_HD inline int64_t segment_begin(int64_t N, int64_t S, int64_t s) {
   return static_cast<int64_t>(static_cast<unsigned __int128>(N) * static_cast<uint64_t>(s) /
                               static_cast<uint64_t>(S));
@@ -87,7 +88,8 @@ LDEM_HD inline uint64_t segment_capacity_words(int64_t n, int lanes) {
 
 // Upper bound on the bytes of any stream of N symbols with these parameters: the
 // fixed header, at most 10 varint bytes per segment, the CRC, every segment's capacity.
-// REQUIRES: N >= 0; params valid.
+// REQUIRES: N >= 0.
+// REQUIRES: params valid (see check_params in ldem/coder.h).
 LDEM_HD inline uint64_t max_stream_bytes(int64_t N, const StreamParams& params) {
   const uint64_t S = static_cast<uint64_t>(num_segments(N, params.segment_shift));
   return 4 + 10 * S + 4 +
@@ -103,7 +105,8 @@ LDEM_HD inline int varint_size(uint64_t v) {
   return n;
 }
 
-// Writes v at p; returns the byte after it. REQUIRES: p has varint_size(v) bytes.
+// Writes v at p; returns the byte after it.
+// REQUIRES: p has varint_size(v) bytes.
 LDEM_HD inline uint8_t* put_varint(uint8_t* p, uint64_t v) {
   while (v >= 0x80) {
     *p++ = static_cast<uint8_t>(v | 0x80);
@@ -137,8 +140,9 @@ LDEM_HD inline uint64_t header_bytes(const Word* words, int64_t S, bool checksum
 
 // Writes the header (the CRC field, if any, zeroed: the caller fills it in); returns
 // header_bytes().
-// REQUIRES: out has header_bytes(words, S, checksum) bytes; words has S entries.
-// REQUIRES: params valid (0 <= lanes_log2 <= kMaxLanesLog2, segment shift in range).
+// REQUIRES: out has header_bytes(words, S, checksum) bytes.
+// REQUIRES: words has S entries.
+// REQUIRES: params valid (see check_params in ldem/coder.h).
 template <class Word>
 LDEM_HD inline uint64_t write_header(uint8_t* out, const Word* words, int64_t S,
                                      const StreamParams& params, bool checksum) {
@@ -189,7 +193,8 @@ LDEM_HD inline uint32_t read_params(const uint8_t* data, uint64_t size, StreamPa
 // N symbols at `precision`: every segment needs its lane states (8 bytes per lane), and
 // every coded symbol grows the coder state by more than 2^-P / 1.5 bits, so
 // N <= 12 * 2^P * size.
-// REQUIRES: N >= 0; 0 <= precision <= 32.
+// REQUIRES: N >= 0.
+// REQUIRES: 0 <= precision <= 32.
 LDEM_HD inline uint32_t check_fits(uint64_t size, int64_t N, int precision,
                                    const StreamParams& params) {
   const int64_t S = num_segments(N, params.segment_shift);
@@ -216,7 +221,8 @@ struct ParsedStream {
 // (read_params, check_fits, the varints and the CRC field). Writes *ps and
 // starts[0..S]: word offsets of the segments in the payload, starts[S] = payload words.
 // Returns kParseOk or a ParseStatus. Reads only [data, data + size); O(S) byte reads.
-// REQUIRES: N >= 0; 0 <= precision <= 32.
+// REQUIRES: N >= 0.
+// REQUIRES: 0 <= precision <= 32.
 // REQUIRES: starts has num_segments(N, shift) + 1 entries for the stream's shift
 //           (max(1, N >> kMinSegmentShift) + 1 is enough for any stream).
 LDEM_HD inline uint32_t parse_stream(const uint8_t* data, uint64_t size, int64_t N,

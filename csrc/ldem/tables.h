@@ -49,7 +49,8 @@ double symbol_cost(const Model& m, int32_t v);
 
 // Builds a model from exact frequencies.
 // REQUIRES: kMinPrecision <= precision <= kMaxPrecision
-// REQUIRES: freq.size() == n + 1 >= 2, every freq >= 1, sum == 2^precision
+// REQUIRES: freq.size() == n + 1 >= 2.
+// REQUIRES: every freq >= 1 and the sum is 2^precision.
 // REQUIRES: offset + n - 1 <= INT32_MAX
 // Throws ArgumentError otherwise.
 Model make_model(int32_t offset, const std::vector<uint32_t>& freq, int precision);
@@ -61,13 +62,14 @@ Model make_model(int32_t offset, const std::vector<uint32_t>& freq, int precisio
 // (w_i * A mod W), ties to the lower index. Weights that already form a valid
 // table (all >= 1, sum == 2^P) are kept as they are. All-zero weights give a
 // uniform table.
-// REQUIRES: weights.size() >= 2, weights.size() <= 2^precision
+// REQUIRES: 2 <= weights.size() <= 2^precision.
 std::vector<uint32_t> quantize_counts(const std::vector<uint64_t>& weights, int precision);
 
 // The float version of the same rule, for probability masses:
 //   t_i = w_i / W * A (IEEE double, no fused operations), f_i = 1 + floor(t_i),
 // remainders t_i - floor(t_i), same tie rule. Deterministic on IEEE-754 hosts.
-// REQUIRES: every weight finite and >= 0; weights.size() >= 2
+// REQUIRES: every weight finite and >= 0.
+// REQUIRES: weights.size() >= 2.
 std::vector<uint32_t> quantize_pmf(const std::vector<double>& weights, int precision);
 
 // An ordered set of models sharing one precision.

@@ -54,7 +54,8 @@ static void matches_the_cpu(std::mt19937& rng, int precision, Layout L, StreamPa
   std::vector<int32_t> choice(L.num_blocks());
   block_costs(sym.data(), L, set, 1, cpu_costs.data());
   cuda::emulate::block_costs(sym.data(), L, set, nullptr, gpu_costs.data(), choice.data());
-  CHECK(std::memcmp(cpu_costs.data(), gpu_costs.data(), 8 * cpu_costs.size()) == 0);
+  CHECK(cpu_costs.empty() ||
+        std::memcmp(cpu_costs.data(), gpu_costs.data(), 8 * cpu_costs.size()) == 0);
   for (int64_t b = 0; b < L.num_blocks(); ++b) {
     const double* row = cpu_costs.data() + b * set.size();
     int32_t best = 0;
