@@ -106,11 +106,9 @@ __global__ void __launch_bounds__(kThreads)
     const EncDev& it = items[item];
     const int64_t s = static_cast<int64_t>(g - seg_prefix[item]);
     const int lanes = 1 << it.lanes_log2;
-    const int64_t a = format::segment_begin(it.N, it.S, s);
-    const int64_t b = format::segment_begin(it.N, it.S, s + 1);
-    uint32_t* region = arena + it.arena + detail::segment_arena_offset(a, s, lanes);
-    const uint64_t cap = format::segment_capacity_words(b - a, lanes);
-    detail::EncodeJob job{it.symbols, it.models, it.geom, a, b, lanes, region, cap};
+    const detail::SegmentSlot seg = detail::segment_slot(it.N, it.S, s, lanes);
+    detail::EncodeJob job{it.symbols, it.models, it.geom, seg.a, seg.b, lanes,
+                          arena + it.arena + seg.offset, seg.capacity};
     uint32_t code = 0;
     uint64_t pos = 0;
     const uint64_t n = detail::encode_segment(w, t, job, &code, &pos);
@@ -151,12 +149,9 @@ __global__ void __launch_bounds__(kThreads)
     const int item = find_item(seg_prefix, count, g);
     const EncDev& it = items[item];
     const int64_t s = static_cast<int64_t>(g - seg_prefix[item]);
-    const int lanes = 1 << it.lanes_log2;
-    const int64_t a = format::segment_begin(it.N, it.S, s);
-    const int64_t b = format::segment_begin(it.N, it.S, s + 1);
-    const uint64_t cap = format::segment_capacity_words(b - a, lanes);
+    const detail::SegmentSlot seg = detail::segment_slot(it.N, it.S, s, 1 << it.lanes_log2);
     const uint32_t n = seg_words[g];
-    const uint32_t* src = arena + it.arena + detail::segment_arena_offset(a, s, lanes) + cap - n;
+    const uint32_t* src = arena + it.arena + seg.offset + seg.capacity - n;
     uint8_t* dst = it.out + seg_off[g];
     if ((reinterpret_cast<uintptr_t>(dst) & 3) == 0) {
       uint32_t* d = reinterpret_cast<uint32_t*>(dst);

@@ -58,12 +58,10 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const
   std::vector<uint32_t> words(S);
   HostWarp w;
   for (int64_t s = 0; s < S; ++s) {
-    const int64_t a = format::segment_begin(N, S, s), b = format::segment_begin(N, S, s + 1);
-    uint32_t* region = arena.data() + detail::segment_arena_offset(a, s, lanes);
-    const uint64_t cap = format::segment_capacity_words(b - a, lanes);
-    if (detail::segment_arena_offset(a, s, lanes) + cap > arena.size())
-      throw std::logic_error("segment arena out of range");
-    detail::EncodeJob job{symbols, models, detail::Geom(g), a, b, lanes, region, cap};
+    const detail::SegmentSlot seg = detail::segment_slot(N, S, s, lanes);
+    if (seg.offset + seg.capacity > arena.size()) throw std::logic_error("segment arena out of range");
+    detail::EncodeJob job{symbols, models, detail::Geom(g), seg.a, seg.b, lanes,
+                          arena.data() + seg.offset, seg.capacity};
     uint32_t code = 0;
     uint64_t pos = 0;
     const uint64_t n = detail::encode_segment(w, t.view, job, &code, &pos);
@@ -78,9 +76,8 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const
   format::write_header(out.data(), words.data(), S, params, checksum);
   uint8_t* p = out.data() + hb;
   for (int64_t s = 0; s < S; ++s) {
-    const int64_t a = format::segment_begin(N, S, s), b = format::segment_begin(N, S, s + 1);
-    const uint32_t* src = arena.data() + detail::segment_arena_offset(a, s, lanes) +
-                          format::segment_capacity_words(b - a, lanes) - words[s];
+    const detail::SegmentSlot seg = detail::segment_slot(N, S, s, lanes);
+    const uint32_t* src = arena.data() + seg.offset + seg.capacity - words[s];
     for (uint32_t k = 0; k < words[s]; ++k)
       for (int byte = 0; byte < 4; ++byte) *p++ = static_cast<uint8_t>(src[k] >> (8 * byte));
   }

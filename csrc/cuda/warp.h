@@ -246,6 +246,20 @@ LDEM_HD LDEM_FI uint64_t stream_arena_words(int64_t N, int64_t S, int lanes) {
   return 2 * static_cast<uint64_t>(N) + static_cast<uint64_t>(S) * (2 * lanes + 4);
 }
 
+// Segment s of a stream of N symbols in S segments: its symbols [a, b) and its arena
+// words [offset, offset + capacity) (the encoder writes them downwards from the top).
+struct SegmentSlot {
+  int64_t a, b;
+  uint64_t offset, capacity;
+};
+
+// REQUIRES: S >= 1.
+// REQUIRES: 0 <= s < S.
+LDEM_HD LDEM_FI SegmentSlot segment_slot(int64_t N, int64_t S, int64_t s, int lanes) {
+  const int64_t a = format::segment_begin(N, S, s), b = format::segment_begin(N, S, s + 1);
+  return {a, b, segment_arena_offset(a, s, lanes), format::segment_capacity_words(b - a, lanes)};
+}
+
 // ---------------------------------------------------------------------------------
 // Statuses: (class << 56 | position << 8 | code), the smallest wins.
 // ---------------------------------------------------------------------------------
