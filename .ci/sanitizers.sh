@@ -3,8 +3,10 @@
 # and UndefinedBehaviorSanitizer in a separate tree (build-asan/; the release module in
 # ldem/ and the installed package are left alone), then
 #   1. the C++ tests (csrc/tests) under ctest,
-#   2. the hostile-input tests of tests/test_coder.py and tests/test_local.py,
-#   3. a fixed-seed corpus of damaged streams (tests/fuzz_decoder.py),
+#   2. the hostile-input tests of tests/test_coder.py and tests/test_local.py, and the
+#      tests of the CPU emulation of the CUDA kernels in tests/test_cuda.py,
+#   3. a fixed-seed corpus of damaged streams (tests/fuzz_decoder.py; some of them are
+#      also decoded by the emulated GPU decoder),
 # the last two against the sanitized module (a copy of the package whose _core is the
 # sanitized build, first on PYTHONPATH). Any report aborts the run (exit status != 0).
 #
@@ -64,8 +66,9 @@ cd "$BUILD"  # no ldem source tree in the working directory of child interpreter
 
 echo "== hostile-input tests against the sanitized module"
 "$PY" -m pytest -q -p no:cacheprovider --rootdir "$ROOT" -c "$ROOT/pyproject.toml" \
-  "$ROOT/tests/test_coder.py" "$ROOT/tests/test_local.py" \
-  -k "narrow or shorter or another_thread or truncation or bomb or limit or bounded or damaged or mutated or random_bytes or varint"
+  "$ROOT/tests/test_coder.py" "$ROOT/tests/test_local.py" "$ROOT/tests/test_local_stream.py" \
+  "$ROOT/tests/test_local_search.py" "$ROOT/tests/test_cuda.py" \
+  -k "narrow or shorter or another_thread or truncation or bomb or limit or bounded or damaged or mutated or random_bytes or varint or emulat"
 
 echo "== fuzz corpus: $STREAMS streams, seed $SEED"
 "$PY" "$ROOT/tests/fuzz_decoder.py" --streams "$STREAMS" --seed "$SEED" --case-seconds 10 --hang-seconds 120 --show 20

@@ -16,6 +16,7 @@
 
 #include "py_args.h"
 #include "ldem/coder.h"
+#include "ldem/costs.h"
 #include "ldem/histograms.h"
 #include "ldem/select.h"
 #include "ldem/side_info.h"
@@ -25,6 +26,8 @@
 namespace py = pybind11;
 using namespace ldem;
 
+// Defined in csrc/emulate_bindings.cc: adds the host emulation of the GPU kernels.
+void register_emulate(py::module_& m);
 #ifdef LDEM_WITH_CUDA
 // Defined in csrc/cuda_bindings.cc: adds the GPU entry points to the module.
 void register_cuda(py::module_& m);
@@ -604,6 +607,7 @@ PYBIND11_MODULE(_core, m) {
         "Enables (default) or disables the AVX-512 encoder; the bytes are the same either way.");
   m.def("_vector_encoder_quads", &vector_encoder_quads,
         "Pairs of quads coded by the AVX-512 encoder so far in this process.");
+  register_emulate(m);
 #ifdef LDEM_WITH_CUDA
   register_cuda(m);
 #endif

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_block", "check_threads", "check_symbols", "check_shape"]
+from ldem.dictionary import Dictionary
+
+__all__ = ["check_block", "check_threads", "check_symbols", "check_shape", "block_grid",
+           "check_models", "check_model_map_shape", "check_dictionaries", "check_lanes",
+           "check_segment_size"]
 
 
 def check_block(block) -> tuple[int, int]:
@@ -51,3 +55,64 @@ def check_shape(shape) -> tuple[int, int, int]:
     if min(C, H, W) < 0:
         raise ValueError(f"shape must be non-negative, got {shape!r}")
     return C, H, W
+
+
+def block_grid(shape, block) -> tuple[int, int, int]:
+    """Shape ``[C, ceil(H/bh), ceil(W/bw)]`` of the model map (checks both arguments)."""
+    C, H, W = check_shape(shape)
+    bh, bw = check_block(block)
+    return C, -(-H // bh), -(-W // bw)
+
+
+def check_model_map_shape(shape, grid) -> None:
+    if tuple(shape) != tuple(grid):
+        raise ValueError(f"models must have shape [C, ceil(H/bh), ceil(W/bw)] = {list(grid)}, "
+                         f"got {list(shape)}")
+
+
+def check_models(models, grid) -> np.ndarray:
+    """The model map as a C-contiguous int32 array of shape ``grid`` (the core checks the
+    index range against the dictionary)."""
+    m = np.asarray(models)
+    if not np.issubdtype(m.dtype, np.integer):
+        raise TypeError(f"models must hold integer model indices, got dtype {m.dtype}")
+    check_model_map_shape(m.shape, grid)
+    if m.dtype != np.int32 and m.size and (m.min() < -(2**31) or m.max() >= 2**31):
+        raise ValueError("models: model index outside int32")
+    return np.ascontiguousarray(m, dtype=np.int32)
+
+
+def check_dictionaries(dictionary, also: str = "") -> tuple:
+    """The core handles of a Dictionary or of a non-empty sequence of them (one precision).
+
+    ``also`` names other accepted kinds for the error message (e.g. ", or a DeviceDictionary").
+    """
+    if isinstance(dictionary, Dictionary):
+        return (dictionary._impl,)
+    if isinstance(dictionary, (list, tuple)) and dictionary and all(isinstance(d, Dictionary) for d in dictionary):
+        if len({d.precision for d in dictionary}) != 1:
+            raise ValueError("dictionaries must share one precision")
+        return tuple(d._impl for d in dictionary)
+    raise TypeError(f"dictionary must be an ldem.Dictionary or a non-empty sequence of them{also}, "
+                    f"got {type(dictionary).__name__}")
+
+
+def _check_int(name: str, v) -> None:
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+        raise TypeError(f"{name} must be an int, got {v!r}")
+
+
+def check_lanes(lanes) -> int:
+    """log2 of ``lanes``, a power of two in [1, 32] (interleaved states per segment)."""
+    _check_int("lanes", lanes)
+    if lanes < 1 or lanes > 32 or lanes & (lanes - 1):
+        raise ValueError(f"lanes must be a power of two in [1, 32], got {lanes!r}")
+    return int(lanes).bit_length() - 1
+
+
+def check_segment_size(segment_size) -> int:
+    """log2 of ``segment_size``, a power of two in [2**8, 2**31] (symbols per segment)."""
+    _check_int("segment_size", segment_size)
+    if segment_size < 256 or segment_size > 2**31 or segment_size & (segment_size - 1):
+        raise ValueError(f"segment_size must be a power of two in [2**8, 2**31], got {segment_size!r}")
+    return int(segment_size).bit_length() - 1

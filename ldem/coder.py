@@ -5,24 +5,19 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ldem import _core
+from ldem import _args, _core
 from ldem import cuda as _cuda
-from ldem._args import check_block, check_shape, check_symbols, check_threads
+from ldem._args import (check_block, check_dictionaries, check_models, check_shape, check_symbols,
+                        check_threads)
 from ldem.dictionary import Dictionary
 
 __all__ = ["encode", "decode", "block_costs", "block_grid", "build_info", "cuda_available"]
 
 
-def _check_dictionary(dictionary):
+def _handles(dictionary):
     """The core handle of one Dictionary, or a list of handles for a sequence of them."""
-    if isinstance(dictionary, Dictionary):
-        return dictionary._impl
-    if isinstance(dictionary, (list, tuple)) and dictionary and all(isinstance(d, Dictionary) for d in dictionary):
-        if len({d.precision for d in dictionary}) != 1:
-            raise ValueError("dictionaries must share one precision")
-        return [d._impl for d in dictionary]
-    raise TypeError("dictionary must be an ldem.Dictionary or a non-empty sequence of them, "
-                    f"got {type(dictionary).__name__}")
+    h = check_dictionaries(dictionary)
+    return h[0] if isinstance(dictionary, Dictionary) else list(h)
 
 
 def block_grid(shape: Sequence[int], block: Sequence[int]) -> tuple[int, int, int]:
@@ -32,31 +27,7 @@ def block_grid(shape: Sequence[int], block: Sequence[int]) -> tuple[int, int, in
     >>> ldem.block_grid((192, 32, 48), (16, 16))
     (192, 2, 3)
     """
-    C, H, W = check_shape(shape)
-    bh, bw = check_block(block)
-    return C, -(-H // bh), -(-W // bw)
-
-
-def _check_models(models, grid) -> np.ndarray:
-    m = np.asarray(models)
-    if not np.issubdtype(m.dtype, np.integer):
-        raise TypeError(f"models must hold integer model indices, got dtype {m.dtype}")
-    if m.shape != tuple(grid):
-        raise ValueError(f"models must have shape [C, ceil(H/bh), ceil(W/bw)] = {list(grid)}, got {list(m.shape)}")
-    if m.dtype != np.int32 and m.size and (m.min() < -(2**31) or m.max() >= 2**31):
-        raise ValueError("models: model index outside int32")
-    return np.ascontiguousarray(m, dtype=np.int32)  # index range is checked by the core
-
-
-def _check_stream_layout(lanes, segment_size) -> tuple[int, int]:
-    for name, v in (("lanes", lanes), ("segment_size", segment_size)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
-            raise TypeError(f"{name} must be an int, got {v!r}")
-    if lanes < 1 or lanes > 32 or lanes & (lanes - 1):
-        raise ValueError(f"lanes must be a power of two in [1, 32], got {lanes!r}")
-    if segment_size < 256 or segment_size > 2**31 or segment_size & (segment_size - 1):
-        raise ValueError(f"segment_size must be a power of two in [2**8, 2**31], got {segment_size!r}")
-    return int(lanes).bit_length() - 1, int(segment_size).bit_length() - 1
+    return _args.block_grid(shape, block)
 
 
 def encode(symbols: np.ndarray, models, dictionary: Dictionary, block=(1, 1),
@@ -92,11 +63,11 @@ def encode(symbols: np.ndarray, models, dictionary: Dictionary, block=(1, 1),
                                  lanes=lanes, segment_size=segment_size)
     lanes = 4 if lanes is None else lanes
     segment_size = 2**17 if segment_size is None else segment_size
-    d = _check_dictionary(dictionary)
+    d = _handles(dictionary)
     y = check_symbols(symbols)
     bh, bw = check_block(block)
-    m = _check_models(models, block_grid(y.shape, (bh, bw)))
-    lanes_log2, segment_shift = _check_stream_layout(lanes, segment_size)
+    m = check_models(models, block_grid(y.shape, (bh, bw)))
+    lanes_log2, segment_shift = _args.check_lanes(lanes), _args.check_segment_size(segment_size)
     return _core.encode(y, m, d, bh, bw, check_threads(threads), bool(checksum),
                         lanes_log2, segment_shift)
 
@@ -118,12 +89,12 @@ def decode(data, models, dictionary: Dictionary, shape, block=(1, 1),
     """
     if _cuda.is_cuda_tensor(data):
         return _cuda.decode_cuda(data, models, dictionary, shape, block)
-    d = _check_dictionary(dictionary)
+    d = _handles(dictionary)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
     C, H, W = check_shape(shape)
     bh, bw = check_block(block)
-    m = _check_models(models, block_grid((C, H, W), (bh, bw)))
+    m = check_models(models, block_grid((C, H, W), (bh, bw)))
     return _core.decode(data, m, d, C, H, W, bh, bw, check_threads(threads))
 
 
@@ -143,7 +114,7 @@ def block_costs(symbols: np.ndarray, dictionary: Dictionary, block=(1, 1),
     """
     if _cuda.is_cuda_tensor(symbols):
         return _cuda.block_costs_cuda(symbols, dictionary, block)
-    d = _check_dictionary(dictionary)
+    d = _handles(dictionary)
     y = check_symbols(symbols)
     bh, bw = check_block(block)
     return _core.block_costs(y, d, bh, bw, check_threads(threads))

@@ -29,8 +29,9 @@ from typing import Optional
 import numpy as np
 
 from ldem import _core
-from ldem._args import check_block, check_shape
-from ldem.dictionary import Dictionary
+from ldem._args import (block_grid, check_block, check_dictionaries, check_lanes, check_model_map_shape,
+                        check_models, check_segment_size, check_shape)
+from ldem.dictionary import _CoreTables
 
 __all__ = [
     "available", "is_cuda_tensor", "plan_stream", "DeviceDictionary",
@@ -101,27 +102,13 @@ def plan_stream(num_symbols: int, coded_bits: float, *, lanes: int = 32,
     """
     if not _built():
         raise RuntimeError("ldem was built without the CUDA engine")
-    lanes_log2 = _lanes_log2(lanes)
+    lanes_log2 = check_lanes(lanes)
     ppm = _overhead_ppm(max_overhead)
     if num_symbols < 0 or coded_bits < 0:
         raise ValueError("num_symbols and coded_bits must be >= 0")
     l2, shift = _core.cuda_plan_stream(int(num_symbols), int(math.ceil(coded_bits * _FX)),
                                        lanes_log2, ppm)
     return 1 << l2, 1 << shift
-
-
-def _lanes_log2(lanes) -> int:
-    if (not isinstance(lanes, (int, np.integer)) or isinstance(lanes, bool) or lanes < 1
-            or lanes > 32 or lanes & (lanes - 1)):
-        raise ValueError(f"lanes must be a power of two in [1, 32], got {lanes!r}")
-    return int(lanes).bit_length() - 1
-
-
-def _segment_shift(segment_size) -> int:
-    if (not isinstance(segment_size, (int, np.integer)) or isinstance(segment_size, bool)
-            or segment_size < 256 or segment_size > 2**31 or segment_size & (segment_size - 1)):
-        raise ValueError(f"segment_size must be a power of two in [2**8, 2**31], got {segment_size!r}")
-    return int(segment_size).bit_length() - 1
 
 
 def _overhead_ppm(max_overhead) -> int:
@@ -131,7 +118,7 @@ def _overhead_ppm(max_overhead) -> int:
 
 
 # -- dictionaries on the device ----------------------------------------------------------------
-class DeviceDictionary:
+class DeviceDictionary(_CoreTables):
     """The integer tables of a dictionary (or an ordered list of them) on one GPU.
 
     Built once per dictionary and device and cached; pass one explicitly to skip the
@@ -157,14 +144,6 @@ class DeviceDictionary:
         self._sources = impls
 
     @property
-    def num_models(self) -> int:
-        return self._impl.num_models
-
-    @property
-    def precision(self) -> int:
-        return self._impl.precision
-
-    @property
     def nbytes(self) -> int:
         return self._impl.nbytes
 
@@ -173,12 +152,7 @@ class DeviceDictionary:
 
 
 def _impls(dictionary) -> tuple:
-    if isinstance(dictionary, Dictionary):
-        return (dictionary._impl,)
-    if isinstance(dictionary, (list, tuple)) and dictionary and all(isinstance(d, Dictionary) for d in dictionary):
-        return tuple(d._impl for d in dictionary)
-    raise TypeError("dictionary must be an ldem.Dictionary, a sequence of them, or a DeviceDictionary, "
-                    f"got {type(dictionary).__name__}")
+    return check_dictionaries(dictionary, also=", or a DeviceDictionary")
 
 
 _cache: dict = {}
@@ -219,30 +193,16 @@ def _check_tensor(t, name: str, dtype, ndim=None, device=None):
     return t
 
 
-def _grid(shape, block) -> tuple[int, int, int]:
-    C, H, W = shape
-    bh, bw = block
-    return C, -(-H // bh), -(-W // bw)
-
-
 def _models_on(models, grid, device):
     """The model map as a contiguous int32 CUDA tensor on `device` (host maps are uploaded)."""
     torch = _torch()
     if isinstance(models, torch.Tensor) and models.is_cuda:
         m = _check_tensor(models, "models", torch.int32, device=device)
-    else:
-        if isinstance(models, torch.Tensor):
-            models = models.numpy()
-        a = np.asarray(models)
-        if not np.issubdtype(a.dtype, np.integer):
-            raise TypeError(f"models must hold integer model indices, got dtype {a.dtype}")
-        if a.size and (a.min() < -(2**31) or a.max() >= 2**31):
-            raise ValueError("models: model index outside int32")
-        m = torch.from_numpy(np.array(a, dtype=np.int32, order="C")).to(device)
-    if tuple(m.shape) != tuple(grid):
-        raise ValueError(f"models must have shape [C, ceil(H/bh), ceil(W/bw)] = {list(grid)}, "
-                         f"got {list(m.shape)}")
-    return m
+        check_model_map_shape(m.shape, grid)
+        return m
+    if isinstance(models, torch.Tensor):
+        models = models.numpy()
+    return torch.from_numpy(check_models(models, grid)).to(device)
 
 
 def _stream(torch, device):
@@ -259,11 +219,11 @@ def _finish(torch, device, status, sizes, count):
 def _plan_items(torch, dd, device, syms, maps, shapes, block, lanes, segment_size, max_overhead):
     """(lanes_log2, segment_shift) per item; sums the coded sizes on the GPU when needed."""
     if lanes is not None and segment_size is not None:
-        return [(_lanes_log2(lanes), _segment_shift(segment_size))] * len(syms)
+        return [(check_lanes(lanes), check_segment_size(segment_size))] * len(syms)
     ppm = _overhead_ppm(max_overhead)
-    max_l2 = 5 if lanes is None else _lanes_log2(lanes)
+    max_l2 = 5 if lanes is None else check_lanes(lanes)
     if segment_size is not None:  # lanes default to 32
-        return [(max_l2, _segment_shift(segment_size))] * len(syms)
+        return [(max_l2, check_segment_size(segment_size))] * len(syms)
     items = [(s.data_ptr(), m.data_ptr(), *shape, *block, 0, 8, 1, 0)
              for s, m, shape in zip(syms, maps, shapes)]
     n = len(items)
@@ -330,7 +290,7 @@ def encode_cuda(symbols, models, dictionary, block=(1, 1), *, checksum: bool = F
     torch = _require()
     _check_tensor(symbols, "symbols", torch.int32, ndim=3)
     blk = check_block(block)
-    grid = _grid(tuple(symbols.shape), blk)
+    grid = block_grid(tuple(symbols.shape), blk)
     m = _models_on(models, grid, symbols.device)
     with torch.cuda.device(symbols.device):
         return _encode(torch, [symbols], [m], dictionary, blk, checksum, lanes, segment_size,
@@ -363,7 +323,7 @@ def encode_batch(latents, models, dictionary, block=(1, 1), *, checksum: bool = 
     maps = _as_list(torch, models, "models", 3, allow_host=True)
     if len(maps) != len(syms):
         raise ValueError(f"got {len(syms)} latents but {len(maps)} model maps")
-    maps = [_models_on(mm, _grid(tuple(s.shape), blk), device) for mm, s in zip(maps, syms)]
+    maps = [_models_on(mm, block_grid(tuple(s.shape), blk), device) for mm, s in zip(maps, syms)]
     with torch.cuda.device(device):
         return _encode(torch, syms, maps, dictionary, blk, checksum, lanes, segment_size, max_overhead)
 
@@ -448,7 +408,7 @@ def decode_cuda(data, models, dictionary, shape, block=(1, 1), *, device=None):
         dev = torch.device("cuda", torch.cuda.current_device())
     with torch.cuda.device(dev):
         d = _stream_on(torch, data, dev)
-        m = _models_on(models, _grid(shp, blk), dev)
+        m = _models_on(models, block_grid(shp, blk), dev)
         return _decode(torch, [d], [m], dictionary, [shp], blk, dev)[0]
 
 
@@ -481,7 +441,7 @@ def decode_batch(streams, models, dictionary, shapes, block=(1, 1), *, device=No
         dev = torch.device("cuda", torch.cuda.current_device())
     with torch.cuda.device(dev):
         ds = [_stream_on(torch, s, dev, f"streams[{i}]") for i, s in enumerate(streams)]
-        ms = [_models_on(mm, _grid(s, blk), dev) for mm, s in zip(maps, shps)]
+        ms = [_models_on(mm, block_grid(s, blk), dev) for mm, s in zip(maps, shps)]
         return _decode(torch, ds, ms, dictionary, shps, blk, dev)
 
 
@@ -496,7 +456,7 @@ def _costs(symbols, dictionary, block, bias, want_costs, want_choice):
     with torch.cuda.device(device):
         dd = _device_dictionary(dictionary, device.index)
         K = dd.num_models
-        grid = _grid(tuple(syms[0].shape) if syms else (0, 0, 0), blk)
+        grid = block_grid(tuple(syms[0].shape) if syms else (0, 0, 0), blk)
         B = len(syms)
         costs = torch.empty((B, *grid, K), dtype=torch.float64, device=device) if want_costs else None
         choice = torch.empty((B, *grid), dtype=torch.int32, device=device) if want_choice else None

@@ -86,7 +86,21 @@ def _check_precision(precision) -> int:
     return int(precision)
 
 
-class Dictionary:
+class _CoreTables:
+    """``num_models`` and ``precision`` of the core tables held in ``self._impl``."""
+
+    __slots__ = ()
+
+    @property
+    def num_models(self) -> int:
+        return self._impl.num_models
+
+    @property
+    def precision(self) -> int:
+        return self._impl.precision
+
+
+class Dictionary(_CoreTables):
     """An ordered set of integer entropy models sharing one precision.
 
     Model ``k`` covers the symbols ``[offset_k, offset_k + n_k)`` plus an escape slot
@@ -243,15 +257,7 @@ class Dictionary:
         offs = [d._impl.offset(k) for d in ds for k in range(d.num_models)]
         return cls(_core.Dictionary.from_frequencies(freqs, offs, precision))
 
-    # -- inspection ------------------------------------------------------------------
-    @property
-    def num_models(self) -> int:
-        return self._impl.num_models
-
-    @property
-    def precision(self) -> int:
-        return self._impl.precision
-
+    # -- inspection (num_models, precision: _CoreTables) ----------------------------
     def __len__(self) -> int:
         return self.num_models
 

@@ -29,7 +29,10 @@ Besides those classes it grows crafted cases for the hostile-input bugs found so
   block sizes, image-model counts, side tables, block maps of both codecs; each is also
   given to ``describe``. These coders use ``max_symbols=2**20`` to keep cases fast;
 * serialised dictionaries (``Dictionary.from_bytes``) with fields changed and the CRC
-  recomputed.
+  recomputed;
+* coder streams also decoded by the CPU emulation of the CUDA kernels
+  (``_core.cuda_emulate_decode``), which must refuse exactly what the CPU decoder refuses
+  and otherwise give the same symbols.
 
 For sanitizer runs (.ci/sanitizers.sh) the same script runs against a module built
 with AddressSanitizer and UBSan, where any read past a buffer aborts the process.
@@ -47,6 +50,7 @@ from collections import Counter
 import numpy as np
 
 import ldem
+from ldem import _core
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
@@ -95,6 +99,28 @@ class Base:
 
     def decode(self, data, threads):
         return ldem.decode(data, self.models, self.dictionary, self.shape, self.block, threads=threads)
+
+
+class EmulatedBase(Base):
+    """A coder stream also decoded by the CPU emulation of the CUDA kernels, which must
+    refuse exactly the streams the CPU decoder refuses and otherwise return its symbols."""
+
+    def decode(self, data, threads):
+        try:
+            cpu = super().decode(data, threads)
+        except ldem.DecodeError as e:
+            cpu = e
+        try:
+            gpu = _core.cuda_emulate_decode(data, self.models, self.dictionary._impl, *self.shape, *self.block)
+        except ldem.DecodeError as e:
+            if not isinstance(cpu, Exception):
+                raise AssertionError(f"the emulated GPU decoder refused a stream the CPU decoded: {e}") from None
+            raise
+        if isinstance(cpu, Exception):
+            raise AssertionError(f"the emulated GPU decoder accepted a stream the CPU refused: {cpu}")
+        if not np.array_equal(cpu, gpu):
+            raise AssertionError("the emulated GPU decoder and the CPU decoded different symbols")
+        return gpu
 
 
 class LocalBase:
@@ -237,6 +263,17 @@ def make_bases(rng):
     # Serialised dictionaries.
     bases.append(DictBase("dictionary-p12", _dictionary(rng, 12, 4)))
     bases.append(DictBase("dictionary-p16", _dictionary(rng, 16, 2, n_max=300)))
+
+    # Streams the emulated GPU decoder reads too (its kernels' per-warp code on the CPU).
+    def emulated(name, shape, block, precision, K, checksum=False, lanes=4, segment_size=2**17):
+        d = _dictionary(rng, precision, K)
+        y = _symbols(rng, shape, d, 0.05)
+        m = _models(rng, shape, block, K)
+        bases.append(EmulatedBase(name, y, m, d, block, checksum, lanes, segment_size))
+
+    emulated("emulated-lanes32", (2, 16, 24), (4, 5), 14, 3, lanes=32, segment_size=256)
+    emulated("emulated-lanes4-1x1", (2, 9, 30), (1, 1), 12, 3, segment_size=256)
+    emulated("emulated-checksum", (3, 10, 11), (2, 3), 16, 2, checksum=True, lanes=8)
     return bases
 
 

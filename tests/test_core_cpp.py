@@ -1,8 +1,9 @@
-"""Builds the C++ core test (csrc/tests/test_core.cc) with CMake + Ninja and runs it through ctest.
+"""Builds the C++ unit tests (csrc/tests/test_<unit>.cc) with CMake + Ninja and runs them through ctest.
 
-The core is tested here without the Python binding. The build tree is cached in
-build/cpp-tests/ (incremental rebuilds take a second or two); it is configured with
-LDEM_BUILD_TESTS=ON, LDEM_BUILD_PYTHON=OFF and LDEM_WITH_CUDA=OFF.
+The core and the CPU emulation of the CUDA kernels are tested here without the Python
+binding. The build tree is cached in build/cpp-tests/ (incremental rebuilds take a second
+or two); it is configured with LDEM_BUILD_TESTS=ON, LDEM_BUILD_PYTHON=OFF and
+LDEM_WITH_CUDA=OFF.
 """
 import fcntl
 import os
@@ -15,6 +16,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "cpp-tests"
+
+
+def _units():
+    """The unit names of the C++ tests: csrc/tests/test_<unit>.cc."""
+    return sorted(p.stem[len("test_"):] for p in (ROOT / "csrc" / "tests").glob("test_*.cc"))
 
 
 def _tool(name: str):
@@ -49,7 +55,8 @@ def test_core_cpp_via_ctest():
     missing = [n for n, v in (("cmake", cmake), ("ctest", ctest), ("ninja", ninja), ("a C++ compiler", cxx)) if not v]
     if missing:
         pytest.skip("cannot build the C++ core test: " + ", ".join(missing) + " not found")
-    if not (ROOT / "CMakeLists.txt").exists() or not (ROOT / "csrc" / "tests" / "test_core.cc").exists():
+    units = _units() if (ROOT / "csrc" / "tests").is_dir() else []
+    if not (ROOT / "CMakeLists.txt").exists() or not units:
         pytest.skip("the C++ sources are not next to this test (installed tests without a source tree)")
 
     BUILD.mkdir(parents=True, exist_ok=True)
@@ -70,9 +77,11 @@ def test_core_cpp_via_ctest():
                         "-DLDEM_BUILD_PYTHON=OFF", "-DLDEM_WITH_CUDA=OFF"], ROOT, 300)
         assert rc == 0, "cmake configure failed:\n" + out[-6000:]
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
-        rc, out = _run([cmake, "--build", str(BUILD), "--target", "test_core", "-j", jobs], ROOT, 900)
-        assert rc == 0, "building test_core failed:\n" + out[-6000:]
+        targets = [f"test_{u}" for u in units]
+        rc, out = _run([cmake, "--build", str(BUILD), "--target", *targets, "-j", jobs], ROOT, 900)
+        assert rc == 0, "building the C++ tests failed:\n" + out[-6000:]
         rc, out = _run([ctest, "--output-on-failure", "--timeout", "600"], BUILD, 900)
     assert rc == 0, "ctest failed:\n" + out[-8000:]
     assert re.search(r"100% tests passed(, 0 tests failed)? out of [1-9]", out), out[-4000:]
-    assert "test_core" in out
+    for u in units:  # every unit's test file is a ctest test that ran
+        assert re.search(rf"Test +#\d+: test_{u} \.+ +Passed", out), f"test_{u} did not run:\n" + out[-4000:]

@@ -2,11 +2,12 @@
 
 Three groups:
 - always: ``cuda_device_count()`` answers without raising when the build has CUDA.
-- host emulation (whenever the build has the CUDA engine, GPU or not): the kernels'
-  per-warp algorithms (csrc/cuda/detail.cuh) run on the CPU with a simulated 32-lane
+- host emulation (in every build, with or without the CUDA engine): the kernels'
+  per-warp algorithms (csrc/cuda/warp.h) run on the CPU with a simulated 32-lane
   warp, through the same header, CRC and cost code the kernels use, and must match
   the CPU coder byte for byte, accept and reject the same damaged streams, and give
-  bit-identical block costs. Also the stream planning rule and its rate overhead.
+  bit-identical block costs. With the CUDA engine built, also the stream planning
+  rule and its rate overhead.
 - GPU (skipped without a GPU, torch or a CUDA build): CPU == GPU bytes, round trips,
   CPU <-> GPU decoding, damaged streams raising ldem.DecodeError, batches, costs and
   selection, argument errors.
@@ -107,7 +108,6 @@ def test_device_count_never_raises():
 PARAMS = [(0, 8), (2, 9), (3, 8), (5, 8), (5, 10), (5, 12), (4, 17), (1, 31)]
 
 
-@needs_build
 @pytest.mark.parametrize("lanes_log2,shift", PARAMS)
 @pytest.mark.parametrize("block", [(1, 1), (4, 5), (19, 23), (64, 64)])
 def test_emulated_encoder_writes_the_cpu_bytes(lanes_log2, shift, block):
@@ -121,7 +121,6 @@ def test_emulated_encoder_writes_the_cpu_bytes(lanes_log2, shift, block):
         np.testing.assert_array_equal(out, y)
 
 
-@needs_build
 @pytest.mark.parametrize("N", [1, 31, 32, 33, 255, 256, 257, 4095, 4096, 4097])
 @pytest.mark.parametrize("lanes_log2", [0, 3, 5])
 def test_emulation_at_segment_and_lane_boundaries(N, lanes_log2):
@@ -132,7 +131,6 @@ def test_emulation_at_segment_and_lane_boundaries(N, lanes_log2):
         np.testing.assert_array_equal(_core.cuda_emulate_decode(cpu, models, d._impl, 1, 1, N, 1, 7), y)
 
 
-@needs_build
 @pytest.mark.parametrize("precision", [12, 14, 16])
 def test_emulation_precisions_peaked_tables_and_dictionary_lists(precision):
     rng = np.random.default_rng(precision)
@@ -150,7 +148,6 @@ def test_emulation_precisions_peaked_tables_and_dictionary_lists(precision):
                 _core.cuda_emulate_decode(cpu, models, impls, *y.shape, 8, 8), y)
 
 
-@needs_build
 def test_emulated_decoder_reads_cpu_default_streams():
     y, models, d = make_case(7, C=4, H=64, W=80, block=(8, 8))
     for kwargs in ({}, {"checksum": True}, {"lanes": 32, "segment_size": 2**10}):
@@ -158,7 +155,6 @@ def test_emulated_decoder_reads_cpu_default_streams():
         np.testing.assert_array_equal(_core.cuda_emulate_decode(data, models, d._impl, *y.shape, 8, 8), y)
 
 
-@needs_build
 def test_emulated_decoder_accepts_and_rejects_like_the_cpu():
     rng = np.random.default_rng(3)
     y, models, d = make_case(11, C=2, H=33, W=35, block=(5, 5), escapes=0.05)
@@ -177,7 +173,6 @@ def test_emulated_decoder_accepts_and_rejects_like_the_cpu():
     assert not disagreements
 
 
-@needs_build
 def test_emulated_decoder_rejects_wrong_shape_models_and_dictionary():
     y, models, d = make_case(5, C=2, H=16, W=16, block=(4, 4))
     data = ldem.encode(y, models, d, (4, 4), lanes=32, segment_size=256)
@@ -191,7 +186,6 @@ def test_emulated_decoder_rejects_wrong_shape_models_and_dictionary():
         _core.cuda_emulate_decode(data, models + 10, d._impl, 2, 16, 16, 4, 4)
 
 
-@needs_build
 @pytest.mark.parametrize("block", [(1, 1), (3, 7), (16, 16), (40, 40)])
 def test_emulated_block_costs_are_bit_identical(block):
     y, _, d = make_case(21, C=3, H=30, W=37, block=block, K=5)
@@ -204,7 +198,6 @@ def test_emulated_block_costs_are_bit_identical(block):
     np.testing.assert_array_equal(choice_b, (ref + bias).argmin(axis=-1))
 
 
-@needs_build
 def test_emulated_selection_breaks_ties_to_the_lower_index():
     d = ldem.Dictionary.from_pmfs([[0.5, 0.5], [0.5, 0.5], [0.9, 0.1]], offsets=[0, 0, 0])
     y = np.zeros((1, 4, 4), np.int32)
@@ -215,7 +208,6 @@ def test_emulated_selection_breaks_ties_to_the_lower_index():
     assert choice[0, 1, 0] == 0  # the two equal models tie on the all-ones rows
 
 
-@needs_build
 def test_emulated_coded_bits_match_the_exact_costs():
     y, models, d = make_case(8, C=2, H=24, W=24, block=(6, 6))
     fx = _core.cuda_emulate_coded_bits(y, models, d._impl, 6, 6)
@@ -224,7 +216,6 @@ def test_emulated_coded_bits_match_the_exact_costs():
     assert exact <= fx / 256 <= exact + y.size / 256 + 1e-6
 
 
-@needs_build
 @pytest.mark.parametrize("chunk", [1, 3, 64, 4096])
 def test_chunked_crc_matches_zlib(chunk):
     rng = np.random.default_rng(chunk)

@@ -1,5 +1,5 @@
 // Encode, decode and coded-size kernels of the CUDA engine, and their host entry
-// points. The per-warp algorithms are in detail.cuh (shared with the host emulation).
+// points. The per-warp algorithms are in warp.h (shared with the host emulation).
 //
 // Encode:  encode_kernel   one warp per segment (persistent grid), words into the arena
 //          layout_kernel   one thread per stream: header, segment byte offsets, size
@@ -15,7 +15,9 @@
 #include <stdexcept>
 #include <vector>
 
-#include "cuda/detail.cuh"
+#include "cuda/ldem_cuda.h"
+#include "cuda/warp.h"
+#include "ldem/format.h"
 
 namespace ldem::cuda {
 namespace {
@@ -104,11 +106,9 @@ __global__ void __launch_bounds__(kThreads)
     const EncDev& it = items[item];
     const int64_t s = static_cast<int64_t>(g - seg_prefix[item]);
     const int lanes = 1 << it.lanes_log2;
-    const int64_t a = format::segment_begin(it.N, it.S, s);
-    const int64_t b = format::segment_begin(it.N, it.S, s + 1);
-    uint32_t* region = arena + it.arena + detail::segment_arena_offset(a, s, lanes);
-    const uint64_t cap = format::segment_capacity_words(b - a, lanes);
-    detail::EncodeJob job{it.symbols, it.models, it.geom, a, b, lanes, region, cap};
+    const detail::SegmentSlot seg = detail::segment_slot(it.N, it.S, s, lanes);
+    detail::EncodeJob job{it.symbols, it.models, it.geom, seg.a, seg.b, lanes,
+                          arena + it.arena + seg.offset, seg.capacity};
     uint32_t code = 0;
     uint64_t pos = 0;
     const uint64_t n = detail::encode_segment(w, t, job, &code, &pos);
@@ -128,7 +128,7 @@ __global__ void layout_kernel(const EncDev* items, const uint64_t* seg_prefix, i
   const uint64_t g0 = seg_prefix[i];
   const uint32_t* words = seg_words + g0;
   const uint64_t hb =
-      format::write_header(it.out, words, it.S, it.lanes_log2, it.shift, checksum);
+      format::write_header(it.out, words, it.S, StreamParams{it.lanes_log2, it.shift}, checksum);
   uint64_t off = hb;
   for (int64_t s = 0; s < it.S; ++s) {
     seg_off[g0 + s] = off;
@@ -149,12 +149,9 @@ __global__ void __launch_bounds__(kThreads)
     const int item = find_item(seg_prefix, count, g);
     const EncDev& it = items[item];
     const int64_t s = static_cast<int64_t>(g - seg_prefix[item]);
-    const int lanes = 1 << it.lanes_log2;
-    const int64_t a = format::segment_begin(it.N, it.S, s);
-    const int64_t b = format::segment_begin(it.N, it.S, s + 1);
-    const uint64_t cap = format::segment_capacity_words(b - a, lanes);
+    const detail::SegmentSlot seg = detail::segment_slot(it.N, it.S, s, 1 << it.lanes_log2);
     const uint32_t n = seg_words[g];
-    const uint32_t* src = arena + it.arena + detail::segment_arena_offset(a, s, lanes) + cap - n;
+    const uint32_t* src = arena + it.arena + seg.offset + seg.capacity - n;
     uint8_t* dst = it.out + seg_off[g];
     if ((reinterpret_cast<uintptr_t>(dst) & 3) == 0) {
       uint32_t* d = reinterpret_cast<uint32_t*>(dst);
@@ -204,7 +201,7 @@ __global__ void __launch_bounds__(256)
 // in the 4 bytes before the payload (encode).
 __global__ void __launch_bounds__(256)
     crc_finish_kernel(CrcStreams streams, const CrcRange* ranges, const uint64_t* chunk_prefix,
-                      const uint32_t* chunk_crc, const detail::ParsedStream* expected,
+                      const uint32_t* chunk_crc, const format::ParsedStream* expected,
                       uint64_t* status) {
   __shared__ uint32_t crc_s[256];
   __shared__ uint64_t len_s[256];
@@ -252,13 +249,13 @@ __global__ void __launch_bounds__(256)
 // One block: a thread per stream parses its header; then thread 0 sums the segment
 // counts of the good streams.
 __global__ void __launch_bounds__(256)
-    parse_kernel(const DecDev* items, int count, int precision, detail::ParsedStream* parsed,
+    parse_kernel(const DecDev* items, int count, int precision, format::ParsedStream* parsed,
                  uint64_t* starts, CrcRange* crc, uint64_t* seg_prefix, uint64_t* status) {
   for (int i = threadIdx.x; i < count; i += blockDim.x) {
     const DecDev& it = items[i];
-    detail::ParsedStream ps;
+    format::ParsedStream ps;
     const uint32_t code =
-        detail::parse_stream(it.data, it.size, it.N, precision, &ps, starts + it.starts);
+        format::parse_stream(it.data, it.size, it.N, precision, &ps, starts + it.starts);
     if (code) {
       set_status(status, i, code, 0);
       ps.S = 0;
@@ -280,7 +277,7 @@ __global__ void __launch_bounds__(256)
 }
 
 __global__ void __launch_bounds__(kThreads)
-    decode_kernel(const DecDev* items, const detail::ParsedStream* parsed, const uint64_t* starts,
+    decode_kernel(const DecDev* items, const format::ParsedStream* parsed, const uint64_t* starts,
                   const uint64_t* seg_prefix, int count, DictView t, uint64_t stage_bytes,
                   uint64_t* status) {
   const uint64_t total = seg_prefix[count];
@@ -299,7 +296,7 @@ __global__ void __launch_bounds__(kThreads)
   for (uint64_t g = first + (threadIdx.x >> 5); g < total; g += stride) {
     const int item = find_item(seg_prefix, count, g);
     const DecDev& it = items[item];
-    const detail::ParsedStream& ps = parsed[item];
+    const format::ParsedStream& ps = parsed[item];
     const int64_t s = static_cast<int64_t>(g - seg_prefix[item]);
     const uint64_t* st = starts + it.starts;
     const uint8_t* payload = it.data + ps.payload_off;
@@ -419,7 +416,7 @@ EncodePlan plan_encode(const EncodeItem* items, int count, bool checksum) {
     d.models = it.models;
     d.geom = detail::Geom(it.layout);
     d.N = it.layout.num_symbols();
-    d.S = format::num_segments(d.N, it.params.segment_shift);
+    d.S = num_segments(d.N, it.params.segment_shift);
     d.lanes_log2 = it.params.lanes_log2;
     d.shift = it.params.segment_shift;
     d.out = it.out;
@@ -609,7 +606,7 @@ DecodePlan plan_decode(const DecodeItem* items, int count) {
 struct DecodeScratch {
   DecDev* dev;
   uint64_t* chunk_prefix;
-  detail::ParsedStream* parsed;
+  format::ParsedStream* parsed;
   uint64_t* starts;
   CrcRange* crc;
   uint64_t* seg_prefix;
@@ -622,7 +619,7 @@ DecodeScratch carve_decode(void* base, const DecodePlan& p, int count) {
   DecodeScratch s;
   s.dev = c.take<DecDev>(count);
   s.chunk_prefix = c.take<uint64_t>(count + 1);
-  s.parsed = c.take<detail::ParsedStream>(count);
+  s.parsed = c.take<format::ParsedStream>(count);
   s.starts = c.take<uint64_t>(p.starts);
   s.crc = c.take<CrcRange>(count);
   s.seg_prefix = c.take<uint64_t>(count + 1);

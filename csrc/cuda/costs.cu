@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <vector>
 
-#include "cuda/detail.cuh"
+#include "cuda/ldem_cuda.h"
+#include "cuda/warp.h"
+#include "ldem/format.h"
 
 namespace ldem::cuda {
 namespace {

@@ -1,11 +1,13 @@
-// Host emulation of the CUDA kernels: the per-warp algorithms of detail.cuh run
+// Host emulation of the CUDA kernels: the per-warp algorithms of warp.h run
 // with HostWarp (32 simulated lanes), plus the same header, CRC and cost steps the
 // kernels run, so the CPU can check the GPU's logic against the CPU coder.
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
-#include "cuda/detail.cuh"
+#include "cuda/emulate.h"
+#include "cuda/warp.h"
+#include "ldem/format.h"
 
 namespace ldem::cuda::emulate {
 namespace {
@@ -50,18 +52,16 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const
   check_gpu_layout(g);
   Tables t(dict);
   const int lanes = 1 << params.lanes_log2;
-  const int64_t N = L.num_symbols(), S = format::num_segments(N, params.segment_shift);
+  const int64_t N = L.num_symbols(), S = num_segments(N, params.segment_shift);
   // One arena tiled by the segments exactly as on the device.
   std::vector<uint32_t> arena(detail::stream_arena_words(N, S, lanes), 0xDEADBEEFu);
   std::vector<uint32_t> words(S);
   HostWarp w;
   for (int64_t s = 0; s < S; ++s) {
-    const int64_t a = format::segment_begin(N, S, s), b = format::segment_begin(N, S, s + 1);
-    uint32_t* region = arena.data() + detail::segment_arena_offset(a, s, lanes);
-    const uint64_t cap = format::segment_capacity_words(b - a, lanes);
-    if (detail::segment_arena_offset(a, s, lanes) + cap > arena.size())
-      throw std::logic_error("segment arena out of range");
-    detail::EncodeJob job{symbols, models, detail::Geom(g), a, b, lanes, region, cap};
+    const detail::SegmentSlot seg = detail::segment_slot(N, S, s, lanes);
+    if (seg.offset + seg.capacity > arena.size()) throw std::logic_error("segment arena out of range");
+    detail::EncodeJob job{symbols, models, detail::Geom(g), seg.a, seg.b, lanes,
+                          arena.data() + seg.offset, seg.capacity};
     uint32_t code = 0;
     uint64_t pos = 0;
     const uint64_t n = detail::encode_segment(w, t.view, job, &code, &pos);
@@ -73,13 +73,11 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const
   uint64_t total = 0;
   for (int64_t s = 0; s < S; ++s) total += 4 * uint64_t{words[s]};
   std::vector<uint8_t> out(hb + total);
-  format::write_header(out.data(), words.data(), S, params.lanes_log2, params.segment_shift,
-                       checksum);
+  format::write_header(out.data(), words.data(), S, params, checksum);
   uint8_t* p = out.data() + hb;
   for (int64_t s = 0; s < S; ++s) {
-    const int64_t a = format::segment_begin(N, S, s), b = format::segment_begin(N, S, s + 1);
-    const uint32_t* src = arena.data() + detail::segment_arena_offset(a, s, lanes) +
-                          format::segment_capacity_words(b - a, lanes) - words[s];
+    const detail::SegmentSlot seg = detail::segment_slot(N, S, s, lanes);
+    const uint32_t* src = arena.data() + seg.offset + seg.capacity - words[s];
     for (uint32_t k = 0; k < words[s]; ++k)
       for (int byte = 0; byte < 4; ++byte) *p++ = static_cast<uint8_t>(src[k] >> (8 * byte));
   }
@@ -99,8 +97,8 @@ void decode(const uint8_t* data, size_t size, const int32_t* models, const Layou
   Tables t(dict);
   const int64_t N = L.num_symbols();
   std::vector<uint64_t> starts(static_cast<size_t>(std::max<int64_t>(1, N >> 8)) + 1);
-  detail::ParsedStream ps;
-  const uint32_t code = detail::parse_stream(data, size, N, t.view.precision, &ps, starts.data());
+  format::ParsedStream ps;
+  const uint32_t code = format::parse_stream(data, size, N, t.view.precision, &ps, starts.data());
   if (code) throw_status(detail::make_status(code, 0));
   if (ps.S == 0) return;
   const uint8_t* payload = data + ps.payload_off;

@@ -34,7 +34,8 @@ inline uint64_t mulhi64(uint64_t a, uint64_t b) {
 // Encodes one symbol, writing at most one word below end[pos]. Branchless
 // renormalisation: the low word is always stored at end[pos - 1] and pos drops by one
 // only when it is emitted (at most once per symbol; a single add-with-carry).
-// REQUIRES: kLow <= x < 2^63; end[pos - 1] is writable.
+// REQUIRES: kLow <= x < 2^63.
+// REQUIRES: end[pos - 1] is writable.
 inline void put_at(uint64_t& x, uint32_t* end, int64_t& pos, const EncSymbol& s) {
   const uint64_t hi = x >> 32;
   end[pos - 1] = static_cast<uint32_t>(x);
@@ -57,7 +58,8 @@ inline void put_at(uint64_t& x, uint32_t* end, int64_t& pos, const EncSymbol& s)
 }
 
 // put_at() with a moving pointer: the word goes to out[-1] and out drops when it is emitted.
-// REQUIRES: kLow <= x < 2^63; out[-1] is writable.
+// REQUIRES: kLow <= x < 2^63.
+// REQUIRES: out[-1] is writable.
 inline void put(uint64_t& x, uint32_t*& out, const EncSymbol& s) {
   int64_t pos = 0;
   put_at(x, out, pos, s);
@@ -65,7 +67,9 @@ inline void put(uint64_t& x, uint32_t*& out, const EncSymbol& s) {
 }
 
 // Pushes nbits raw bits (a uniform symbol of frequency 1 at scale nbits).
-// REQUIRES: 1 <= nbits <= 16, bits < 2^nbits, kLow <= x < 2^63.
+// REQUIRES: 1 <= nbits <= 16.
+// REQUIRES: bits < 2^nbits.
+// REQUIRES: kLow <= x < 2^63.
 inline void put_bits(uint64_t& x, uint32_t*& out, uint32_t bits, int nbits) {
   if (x >= (1ull << (63 - nbits))) {
     *--out = static_cast<uint32_t>(x);

@@ -53,10 +53,10 @@ std::vector<uint32_t> finish_quantize(std::vector<uint32_t> f, const std::vector
 
 }  // namespace
 
-int escape_payload_bits(int32_t offset, uint32_t n, int32_t v) {
-  int64_t lo = offset, hi = static_cast<int64_t>(offset) + n;
-  uint64_t d = v < lo ? static_cast<uint64_t>(lo - 1 - v) : static_cast<uint64_t>(v - hi);
-  return 7 + bit_length(d + 1) - 1;
+double symbol_cost(const Model& m, int32_t v) {
+  const uint32_t idx = static_cast<uint32_t>(v) - static_cast<uint32_t>(m.offset);
+  if (idx < m.n) return m.cost[idx];
+  return m.cost[m.n] + escape_payload_bits(m.offset, m.n, v);
 }
 
 Model make_model(int32_t offset, const std::vector<uint32_t>& freq, int precision) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "ldem/format.h"
+
 namespace ldem {
 
 constexpr int kMinPrecision = 12;
@@ -41,13 +43,14 @@ struct Model {
   std::vector<double> cost;      // n + 1 entries: P - log2(freq) bits
 };
 
-// Cost in bits of the raw escape payload for value v outside [offset, offset + n):
-// 7 header bits (side + length) + (bit_length(d + 1) - 1) payload bits.
-int escape_payload_bits(int32_t offset, uint32_t n, int32_t v);
+// Exact cost in bits of value v under model m: cost[v - offset] inside the support,
+// else the escape slot's cost plus escape_payload_bits() (ldem/format.h).
+double symbol_cost(const Model& m, int32_t v);
 
 // Builds a model from exact frequencies.
 // REQUIRES: kMinPrecision <= precision <= kMaxPrecision
-// REQUIRES: freq.size() == n + 1 >= 2, every freq >= 1, sum == 2^precision
+// REQUIRES: freq.size() == n + 1 >= 2.
+// REQUIRES: every freq >= 1 and the sum is 2^precision.
 // REQUIRES: offset + n - 1 <= INT32_MAX
 // Throws ArgumentError otherwise.
 Model make_model(int32_t offset, const std::vector<uint32_t>& freq, int precision);
@@ -59,13 +62,14 @@ Model make_model(int32_t offset, const std::vector<uint32_t>& freq, int precisio
 // (w_i * A mod W), ties to the lower index. Weights that already form a valid
 // table (all >= 1, sum == 2^P) are kept as they are. All-zero weights give a
 // uniform table.
-// REQUIRES: weights.size() >= 2, weights.size() <= 2^precision
+// REQUIRES: 2 <= weights.size() <= 2^precision.
 std::vector<uint32_t> quantize_counts(const std::vector<uint64_t>& weights, int precision);
 
 // The float version of the same rule, for probability masses:
 //   t_i = w_i / W * A (IEEE double, no fused operations), f_i = 1 + floor(t_i),
 // remainders t_i - floor(t_i), same tie rule. Deterministic on IEEE-754 hosts.
-// REQUIRES: every weight finite and >= 0; weights.size() >= 2
+// REQUIRES: every weight finite and >= 0.
+// REQUIRES: weights.size() >= 2.
 std::vector<uint32_t> quantize_pmf(const std::vector<double>& weights, int precision);
 
 // An ordered set of models sharing one precision.

@@ -7,17 +7,19 @@
 // once, so the kernels are the plain SIMT code; on the host `each` loops over the
 // lanes in order, which is a valid schedule of the same program.
 //
-// Everything here is the format of ldem/coder.h and ldem/rans.h:
+// Everything here follows the format of ldem/format.h and ldem/rans.h:
 //   state x in [L, 2^63), L = 2^31; put: emit low word while x >= freq << (63 - P),
 //   x = floor(x / f) M + x mod f + start via the exact reciprocal; put_bits(b, k):
 //   emit if x >= 2^(63 - k), x = x << k | b; escape: [hi bits] [lo bits] 7-bit head,
 //   then the escape slot, in that order of puts (so the decoder reads them reversed).
-// This header compiles with g++ (no CUDA) and nvcc.
+// This header needs no CUDA headers: it compiles with g++ (the emulation, in every
+// build) and nvcc.
 #pragma once
 
 #include <cstdint>
 
-#include "cuda/ldem_cuda.h"
+#include "cuda/kernels.h"
+#include "ldem/format.h"
 
 #if defined(__CUDACC__)
 #define LDEM_DEV __device__
@@ -45,14 +47,6 @@ LDEM_HD LDEM_FI int popc(uint32_t v) {
   return __popc(v);
 #else
   return __builtin_popcount(v);
-#endif
-}
-
-LDEM_HD LDEM_FI int bit_length64(uint64_t v) {
-#if defined(__CUDA_ARCH__)
-  return 64 - __clzll(static_cast<long long>(v));
-#else
-  return v ? 64 - __builtin_clzll(v) : 0;
 #endif
 }
 
@@ -250,6 +244,20 @@ LDEM_HD LDEM_FI uint64_t segment_arena_offset(int64_t a, int64_t s, int lanes) {
 }
 LDEM_HD LDEM_FI uint64_t stream_arena_words(int64_t N, int64_t S, int lanes) {
   return 2 * static_cast<uint64_t>(N) + static_cast<uint64_t>(S) * (2 * lanes + 4);
+}
+
+// Segment s of a stream of N symbols in S segments: its symbols [a, b) and its arena
+// words [offset, offset + capacity) (the encoder writes them downwards from the top).
+struct SegmentSlot {
+  int64_t a, b;
+  uint64_t offset, capacity;
+};
+
+// REQUIRES: S >= 1.
+// REQUIRES: 0 <= s < S.
+LDEM_HD LDEM_FI SegmentSlot segment_slot(int64_t N, int64_t S, int64_t s, int lanes) {
+  const int64_t a = format::segment_begin(N, S, s), b = format::segment_begin(N, S, s + 1);
+  return {a, b, segment_arena_offset(a, s, lanes), format::segment_capacity_words(b - a, lanes)};
 }
 
 // ---------------------------------------------------------------------------------
@@ -650,88 +658,6 @@ LDEM_HD LDEM_FI uint32_t decode_segment(Wp& w, const DictView& t, const DecodeJo
 }
 
 // ---------------------------------------------------------------------------------
-// Stream header (CPU: check_stream_fits() and decode()). Parses the fixed header and
-// the segment lengths of a stream for a shape of N symbols at `precision`. Writes S, lanes_log2, the CRC flag and value,
-// the payload offset, and starts[0..S] (word offsets of the segments in the payload;
-// starts[S] = payload words). Returns 0 or a Status. Serial: O(S) byte reads.
-// REQUIRES: starts has room for max(1, N >> 8) + 1 entries.
-// ---------------------------------------------------------------------------------
-struct ParsedStream {
-  int64_t S;
-  int32_t lanes_log2;
-  int32_t checksum;
-  uint32_t crc;
-  uint32_t pad;
-  uint64_t payload_off;
-  uint64_t payload_bytes;
-};
-
-LDEM_HD inline uint32_t parse_stream(const uint8_t* data, uint64_t size, int64_t N, int precision,
-                                     ParsedStream* ps, uint64_t* starts) {
-  ps->S = 0;
-  ps->lanes_log2 = 0;
-  ps->checksum = 0;
-  ps->crc = 0;
-  ps->payload_off = 0;
-  ps->payload_bytes = 0;
-  if (size < 4 || data[0] != 'L' || data[1] != 'D') return kBadMagic;
-  if ((data[2] >> 4) != kFormatVersion) return kBadVersion;
-  if (data[2] & 0x0E) return kBadFlags;
-  const int lanes_log2 = data[3] >> 5, shift = data[3] & 31;
-  if (lanes_log2 > kMaxLanesLog2 || shift < kMinSegmentShift || shift > kMaxSegmentShift)
-    return kBadParams;
-  const int64_t S = format::num_segments(N, shift);
-  const bool checksum = data[2] & 1;
-  // CPU: check_stream_fits (every segment holds its lane states; a valid stream
-  // holds at most 12 * 2^P symbols per byte).
-  if (static_cast<uint64_t>(S) > size / (8 * (uint64_t{1} << lanes_log2))) return kTooShortForShape;
-  if (N > 0 && static_cast<unsigned __int128>(N) >
-                   (static_cast<unsigned __int128>(size) * 12) << precision)
-    return kTooShortForShape;
-  uint64_t p = 4, sum = 0;
-  starts[0] = 0;
-  for (int64_t s = 0; s + 1 < S; ++s) {
-    uint64_t v = 0;
-    bool done = false;
-    for (int k = 0; k < 64; k += 7) {
-      if (p == size) return kTruncatedHeader;
-      const uint8_t byte = data[p++];
-      v |= static_cast<uint64_t>(byte & 0x7F) << k;
-      if (!(byte & 0x80)) {
-        done = true;
-        break;
-      }
-    }
-    if (!done) return kTruncatedHeader;
-    if (v % 4 || v > size - sum) return kBadSegmentLength;  // sum <= size: no wrap-around
-    sum += v;
-    starts[s + 1] = starts[s] + v / 4;
-  }
-  uint32_t crc = 0;
-  if (checksum) {
-    if (size - p < 4) return kTruncatedHeader;
-    crc = static_cast<uint32_t>(data[p]) | static_cast<uint32_t>(data[p + 1]) << 8 |
-          static_cast<uint32_t>(data[p + 2]) << 16 | static_cast<uint32_t>(data[p + 3]) << 24;
-    p += 4;
-  }
-  const uint64_t payload = size - p;
-  ps->lanes_log2 = lanes_log2;
-  ps->checksum = checksum ? 1 : 0;
-  ps->crc = crc;
-  ps->payload_off = p;
-  ps->payload_bytes = payload;
-  if (S == 0) {
-    if (payload != 0) return kDataForEmptyShape;
-    return 0;
-  }
-  if (sum > payload) return kLengthsExceedData;
-  if ((payload - sum) % 4) return kPartialWord;
-  starts[S] = payload / 4;
-  ps->S = S;
-  return 0;
-}
-
-// ---------------------------------------------------------------------------------
 // CRC-32 (zlib's polynomial), by chunks combined as in zlib's crc32_combine. A
 // stream's CRC covers the header bytes before the CRC field, then the payload.
 // ---------------------------------------------------------------------------------
@@ -787,12 +713,6 @@ LDEM_HD LDEM_FI uint32_t crc_combine(uint32_t crc_a, uint32_t crc_b, uint64_t le
 // Costs (CPU: symbol_cost, block_costs). Runs of one block are (key, count) with
 // key = block << 32 | (v ^ 2^31), increasing, so values come in increasing order.
 // ---------------------------------------------------------------------------------
-LDEM_HD LDEM_FI int escape_payload_bits(int32_t offset, uint32_t n, int32_t v) {
-  const int64_t lo = offset, hi = static_cast<int64_t>(offset) + n;
-  const uint64_t d = v < lo ? static_cast<uint64_t>(lo - 1 - v) : static_cast<uint64_t>(v - hi);
-  return 7 + bit_length64(d + 1) - 1;
-}
-
 LDEM_HD LDEM_FI double value_cost(const DictView& t, const ModelHeader& h, int32_t v) {
   const uint32_t idx = static_cast<uint32_t>(v) - static_cast<uint32_t>(h.offset);
   if (idx < h.n) return t.cost[h.base + idx];

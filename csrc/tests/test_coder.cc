@@ -1,63 +1,24 @@
-// Tests of the pure C++ core, without the Python binding. Run through ctest.
+// Tests of the coder (ldem/coder.h): round trips over precisions, shapes, block sizes,
+// lane counts and escapes with both encoders, and hostile streams and model maps.
+#include <algorithm>
 #include <climits>
-#include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
-#include <string>
 #include <vector>
 
+#include "check.h"
 #include "ldem/coder.h"
-#include "ldem/tables.h"
+#include "ldem/costs.h"
+#include "ldem/format.h"
 
 using namespace ldem;
-
-static int failures = 0;
-#define CHECK(cond)                                                    \
-  do {                                                                 \
-    if (!(cond)) {                                                     \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                      \
-    }                                                                  \
-  } while (0)
-
-// Whether f() throws E (any other exception fails the run).
-template <class E, class F>
-static bool throws(F&& f) {
-  try {
-    f();
-  } catch (const E&) {
-    return true;
-  }
-  return false;
-}
-
-static Dictionary random_dictionary(std::mt19937& rng, int precision, int K) {
-  std::vector<Model> models;
-  for (int k = 0; k < K; ++k) {
-    const int n = 1 + static_cast<int>(rng() % 80);
-    const int32_t offset = static_cast<int32_t>(rng() % 81) - 40;
-    const double scale = 0.05 + (rng() % 1000) / 100.0;
-    std::vector<double> pmf(n + 1);
-    for (int i = 0; i < n; ++i) pmf[i] = std::exp(-std::abs(offset + i) / scale);
-    pmf[n] = 1e-4;
-    models.push_back(make_model(offset, quantize_pmf(pmf, precision), precision));
-  }
-  return Dictionary(precision, std::move(models));
-}
+using namespace ldem::test;
 
 static void roundtrip(std::mt19937& rng, int precision, Layout L, int K, double wide,
                       StreamParams params = {}) {
   Dictionary dict = random_dictionary(rng, precision, K);
-  std::vector<int32_t> sym(L.num_symbols());
-  std::geometric_distribution<int> geo(0.3);
-  for (auto& v : sym) {
-    v = (rng() & 1 ? 1 : -1) * geo(rng);
-    if ((rng() % 1000) < wide * 1000) v = static_cast<int32_t>(rng());
-    if (rng() % 5000 == 0) v = (rng() & 1) ? INT32_MIN : INT32_MAX;
-  }
+  const std::vector<int32_t> sym = random_symbols(rng, L.num_symbols(), wide);
   std::vector<int32_t> models(L.num_blocks());
   for (auto& m : models) m = static_cast<int32_t>(rng() % K);
   check_layout(L, models.data(), dict);
@@ -69,6 +30,15 @@ static void roundtrip(std::mt19937& rng, int precision, Layout L, int K, double 
   CHECK(encode(sym.data(), models.data(), L, dict, 1, false, params) == a);
   set_vector_encoder(true);
   CHECK(a.size() <= max_compressed_size(L, params));
+  CHECK(max_compressed_size(L, params) == format::max_stream_bytes(L.num_symbols(), params));
+  // The header is format::write_header of the segment lengths.
+  {
+    const EncodedStream e = encode_stream(sym.data(), models.data(), L, ModelSet(dict), 1, false, params);
+    std::vector<uint8_t> h(format::header_bytes(e.words.data(), static_cast<int64_t>(e.words.size()), false));
+    format::write_header(h.data(), e.words.data(), static_cast<int64_t>(e.words.size()), params, false);
+    CHECK(h == e.header);
+    CHECK(std::equal(h.begin(), h.end(), a.begin()));
+  }
   std::vector<int32_t> back(sym.size(), 12345);
   decode(a.data(), a.size(), models.data(), L, dict, 3, back.data());
   CHECK(back == sym);
@@ -184,36 +154,6 @@ int main() {
   truncated_narrow_blocks();
   segment_lengths_bounded();
   model_index_checked_at_use();
-  // Table construction invariants.
-  for (int P = kMinPrecision; P <= kMaxPrecision; ++P) {
-    for (int t = 0; t < 20; ++t) {
-      const int n = 1 + static_cast<int>(rng() % 300);
-      std::vector<uint64_t> counts(n + 1);
-      for (auto& c : counts) c = rng() % 3 == 0 ? 0 : rng() % 100000;
-      std::vector<uint32_t> f = quantize_counts(counts, P);
-      uint64_t sum = 0;
-      for (uint32_t v : f) {
-        CHECK(v >= 1);
-        sum += v;
-      }
-      CHECK(sum == (1ull << P));
-      CHECK(quantize_counts(std::vector<uint64_t>(f.begin(), f.end()), P) == f);
-    }
-  }
-  // A peaked model: mode takes nearly all of 2^P.
-  {
-    std::vector<uint32_t> f = quantize_pmf({1e-12, 1.0, 1e-12, 0.0}, 16);
-    CHECK(f[1] == 65533 && f[0] == 1 && f[2] == 1 && f[3] == 1);
-  }
-  // Serialisation round trip and rejection of damage.
-  {
-    Dictionary d = random_dictionary(rng, 14, 5);
-    std::vector<uint8_t> bytes = d.serialize();
-    Dictionary e = Dictionary::deserialize(bytes.data(), bytes.size());
-    CHECK(e.serialize() == bytes);
-    bytes[bytes.size() / 2] ^= 1;
-    CHECK(throws<ArgumentError>([&] { Dictionary::deserialize(bytes.data(), bytes.size()); }));
-  }
   // Round trips across precisions, shapes and block sizes (block edges included).
   const int64_t shapes[][5] = {{0, 0, 0, 1, 1},   {1, 1, 1, 1, 1},    {3, 7, 5, 2, 3},
                                {2, 16, 16, 16, 16}, {4, 33, 31, 8, 4},  {1, 64, 64, 64, 64},
@@ -230,10 +170,5 @@ int main() {
   for (int lanes_log2 : {0, 1, 3, 5})
     for (const auto& s : shapes)
       roundtrip(rng, 16, Layout{s[0], s[1], s[2], s[3], s[4]}, 3, 0.01, StreamParams{lanes_log2, 8});
-  if (failures) {
-    std::fprintf(stderr, "%d check(s) failed\n", failures);
-    return 1;
-  }
-  std::printf("test_core: all checks passed\n");
-  return 0;
+  return finish("test_coder");
 }
