@@ -24,14 +24,12 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import ldem  # noqa: E402
-import ldem.cuda  # noqa: E402  (imports torch only when used)
-from workloads import SHAPE, workload_a, workload_lowrate  # noqa: E402
+import ldem
+import ldem.cuda  # (imports torch only when used)
+from ldem_bench.workloads import SHAPE, workload_a, workload_lowrate
 
 
 def fail(msg: str) -> None:

@@ -28,7 +28,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from PIL import Image
     from tqdm.auto import tqdm
-    import ldem
     from ldem.codec import ImageCodec, psnr
     from ldem.reference import bpp_at_psnr, jpeg_curve
     if args.folder:

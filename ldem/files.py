@@ -32,7 +32,7 @@ import stat
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterable, Optional, Union
+from typing import Iterable, Union
 
 __all__ = ["read_bounded", "write_atomic", "check_output", "check_not_input", "STDIO"]
 

@@ -132,7 +132,7 @@ def _parse_meta(raw: bytes):
     try:
         return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_short_int)
     except RecursionError:
-        raise ValueError(f"meta.json is nested too deep") from None
+        raise ValueError("meta.json is nested too deep") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"meta.json is not valid JSON ({e})") from None
 
