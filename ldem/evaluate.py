@@ -48,6 +48,12 @@ Conventions:
   information share** is (bits of the image's own tables + bits of the block map) /
   bits of the local file.
 
+The results files and their summaries (:data:`CSV_COLUMNS`, :func:`read_rows`,
+:func:`mean_curves`, :func:`bd_rates`, :func:`local_vs_global`) live in
+:mod:`ldem.eval_results`, the pictures in :mod:`ldem.eval_figures`; this module runs the
+codecs (:func:`evaluate_folder`) and holds the command line (:func:`main`). It re-exports
+the names of both.
+
 Example::
 
     ldem eval photos/ --qualities 1 3 5 --out results/photos
@@ -55,24 +61,25 @@ Example::
 from __future__ import annotations
 
 import argparse
-import csv
 import io
-import json
-import math
 import sys
 import time
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from ldem._optional import require
 from ldem.codec import ENTROPY_MODES
+from ldem.eval_figures import (bd_method_name, make_figures, plot_block_maps,  # noqa: F401  (bd_method_name)
+                               plot_rate_reduction, plot_rd_curves)
+from ldem.eval_results import (_FILES, _LATENT_STRIDE, CSV_COLUMNS, _write_csv, _write_json, bd_rates,
+                               local_vs_global, mean_curves, read_rows)
 from ldem.files import write_atomic
 from ldem.images import IMAGE_SUFFIXES as IMAGE_EXTENSIONS
 from ldem.images import load_rgb
-from ldem.metrics import bd_rate, ms_ssim, msssim_db, psnr
-from ldem.metrics import bd_quality, pchip_integral, pchip_interpolate, pchip_slopes  # noqa: F401  (were here)
+from ldem.metrics import ms_ssim, msssim_db, psnr
+from ldem.metrics import bd_quality, bd_rate, pchip_integral, pchip_interpolate, pchip_slopes  # noqa: F401  (were here)
 
 __all__ = [
     "list_image_files", "load_rgb", "evaluate_folder", "read_rows", "mean_curves", "bd_rates",
@@ -81,19 +88,6 @@ __all__ = [
 ]
 
 DEFAULT_REFERENCE_QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
-CSV_COLUMNS = (
-    "image", "width", "height", "codec", "setting", "bytes", "bpp", "psnr", "msssim", "msssim_db",
-    "msssim_scales", "mode_used", "block", "num_image_models", "bits_header", "bits_tables", "bits_map",
-    "bits_data", "side_share", "encode_s",
-)
-_INT_COLUMNS = {"width", "height", "setting", "bytes", "msssim_scales", "num_image_models", "bits_header",
-                "bits_tables", "bits_map", "bits_data"}
-_FLOAT_COLUMNS = {"bpp", "psnr", "msssim", "msssim_db", "side_share", "encode_s"}
-_PSNR_CAP = 100.0       # dB used for lossless images when averaging
-_LATENT_STRIDE = 16     # image pixels per latent sample (ImageCodec.latent pads to a multiple of 16)
-_LDEM = tuple(f"ldem-{m}" for m in ENTROPY_MODES)
-_FILES = {"csv": "results.csv", "json": "summary.json", "maps": "block_maps.npz"}
-
 
 
 # ---------------------------------------------------------------------------------------
@@ -330,399 +324,6 @@ def evaluate_folder(folder, qualities: Optional[Sequence[int]] = None, out=None,
     return summary
 
 
-# ---------------------------------------------------------------------------------------
-# Files
-# ---------------------------------------------------------------------------------------
-def _json_safe(v):
-    if isinstance(v, dict):
-        return {str(k): _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        v = float(v)
-        return v if math.isfinite(v) else None
-    return v
-
-
-def _write_json(path, obj):
-    write_atomic(path, (json.dumps(_json_safe(obj), indent=1, allow_nan=False) + "\n").encode(), force=True)
-
-
-def _write_csv(path, rows):
-    f = io.StringIO(newline="")
-    w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else repr(r[k]) if isinstance(r.get(k), float) else r[k])
-                    for k in CSV_COLUMNS if k in r})
-    write_atomic(path, f.getvalue().encode(), force=True)
-
-
-def read_rows(path) -> list:
-    """The rows of a ``results.csv`` (a file, or the folder holding it), typed:
-    ints, floats (``nan``/``inf`` kept), empty cells as None.
-
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "results.csv"
-    >>> _ = p.write_text("image,codec,setting,bpp,psnr,block\\na.png,webp,50,0.5,inf,\\n")
-    >>> read_rows(p)[0]
-    {'image': 'a.png', 'codec': 'webp', 'setting': 50, 'bpp': 0.5, 'psnr': inf, 'block': None}
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / _FILES["csv"]
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    rows = []
-    with open(path, newline="") as f:
-        for r in csv.DictReader(f):
-            row = {}
-            for k, v in r.items():
-                if v == "" or v is None:
-                    row[k] = None
-                elif k in _INT_COLUMNS:
-                    row[k] = int(v)
-                elif k in _FLOAT_COLUMNS:
-                    row[k] = float(v)
-                else:
-                    row[k] = v
-            rows.append(row)
-    return rows
-
-
-# ---------------------------------------------------------------------------------------
-# Summaries
-# ---------------------------------------------------------------------------------------
-def _mean(values):
-    v = [x for x in values if x is not None and not math.isnan(x)]
-    return float(np.mean(v)) if v else math.nan
-
-
-def mean_curves(rows) -> dict:
-    """Per codec, the mean rate–quality points over the images, one per setting:
-    ``{codec: [{"setting", "bpp", "psnr", "msssim", "msssim_db", "images"}, ...]}``
-    (sorted by setting; see the module docs for the averaging).
-
-    >>> rows = [{"codec": "webp", "setting": 50, "bpp": b, "psnr": p, "msssim": 0.9}
-    ...         for b, p in [(1.0, 30.0), (3.0, 34.0)]]
-    >>> c = mean_curves(rows)["webp"][0]
-    >>> c["bpp"], c["psnr"], round(c["msssim_db"], 6), c["images"]
-    (2.0, 32.0, 10.0, 2)
-    """
-    groups = {}
-    for r in rows:
-        groups.setdefault(r["codec"], {}).setdefault(r["setting"], []).append(r)
-    curves = {}
-    for codec, by_setting in groups.items():
-        pts = []
-        for s in sorted(by_setting):
-            g = by_setting[s]
-            ms = _mean(r.get("msssim") for r in g)
-            db = msssim_db(ms)
-            pts.append({"setting": s, "bpp": _mean(r["bpp"] for r in g),
-                        "psnr": _mean(min(r["psnr"], _PSNR_CAP) if r["psnr"] is not None else None for r in g),
-                        "msssim": ms, "msssim_db": db if math.isnan(db) else min(db, _PSNR_CAP), "images": len(g)})
-        curves[codec] = pts
-    return curves
-
-
-def _envelope(points, metric):
-    """(bpp, quality) arrays of the points not dominated by a cheaper or equal-rate better point."""
-    pts = sorted(((p["bpp"], p[metric]) for p in points
-                  if p["bpp"] is not None and p[metric] is not None and p["bpp"] > 0
-                  and math.isfinite(p["bpp"]) and math.isfinite(p[metric])), key=lambda t: (t[0], -t[1]))
-    keep = []
-    for b, q in pts:
-        if not keep or q > keep[-1][1]:
-            keep.append((b, q))
-    return np.array([b for b, _ in keep]), np.array([q for _, q in keep])
-
-
-def bd_rates(curves, test: str = "ldem-local", anchors: Optional[Iterable[str]] = None,
-             method: str = "pchip") -> dict:
-    """BD-rates (%) of the ``test`` mean curve against each anchor, for PSNR and MS-SSIM
-    (dB): ``{"psnr": {anchor: value or None}, "msssim_db": {...}, "overlap": {...},
-    "notes": {...}}``; ``overlap`` gives the quality interval each value integrates over
-    (a narrow one makes a fragile number).
-
-    Anchors default to every other codec in ``curves``. A pair that cannot be compared
-    (fewer than 2 points, no overlap) gets None and a note.
-
-    >>> pts = lambda k: [{"bpp": k * b, "psnr": p, "msssim_db": p / 2} for b, p in [(0.5, 30), (1, 34), (2, 38)]]
-    >>> bd_rates({"ldem-local": pts(0.9), "jpeg-420": pts(1.0)})["psnr"]["jpeg-420"]
-    -10.0
-    """
-    anchors = [a for a in (anchors if anchors is not None else curves) if a != test]
-    out = {"method": method, "test": test, "psnr": {}, "msssim_db": {}, "overlap": {}, "notes": {}}
-    if test not in curves:
-        out["notes"][test] = "no curve for the test codec"
-        return out
-    for metric in ("psnr", "msssim_db"):
-        tb, tq = _envelope(curves[test], metric)
-        for anchor in anchors:
-            if anchor not in curves:
-                out[metric][anchor] = None
-                out["notes"][f"{anchor} {metric}"] = "no curve"
-                continue
-            ab, aq = _envelope(curves[anchor], metric)
-            try:
-                out[metric][anchor] = round(bd_rate(ab, aq, tb, tq, method=method), 9)
-                out["overlap"][f"{anchor} {metric}"] = [float(max(aq[0], tq[0])), float(min(aq[-1], tq[-1]))]
-            except ValueError as e:
-                out[metric][anchor] = None
-                out["notes"][f"{anchor} {metric}"] = str(e)
-    return out
-
-
-def local_vs_global(rows) -> dict:
-    """Rate reduction of ``ldem-local`` against ``ldem-global`` (same image, same
-    quality, same pixels) and the side-information share of the local stream: per image,
-    per quality (mean, median, min, max, and of the total bytes) and over everything.
-
-    >>> rows = [{"image": "a", "codec": c, "setting": 1, "bytes": n, "bpp": n / 8, "side_share": s}
-    ...         for c, n, s in [("ldem-global", 100, 0.0), ("ldem-local", 90, 0.05), ("ldem-static", 95, 0.01)]]
-    >>> r = local_vs_global(rows)
-    >>> r["per_image"]["a"]["1"], round(r["overall"]["mean_side_share_pct"], 9)
-    (10.0, 5.0)
-    """
-    by = {}
-    for r in rows:
-        if r["codec"] in _LDEM:
-            by.setdefault((r["image"], r["setting"]), {})[r["codec"]] = r
-    per_image, per_q = {}, {}
-    for (image, q), g in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        if "ldem-global" not in g or "ldem-local" not in g:
-            continue
-        gl, lo = g["ldem-global"], g["ldem-local"]
-        red = 100.0 * (1.0 - lo["bytes"] / gl["bytes"])
-        st = g.get("ldem-static")
-        per_image.setdefault(image, {})[str(q)] = round(red, 6)
-        per_q.setdefault(q, []).append((red, lo["side_share"] or 0.0, gl["bytes"], lo["bytes"], gl["bpp"], lo["bpp"],
-                                        100.0 * (1.0 - st["bytes"] / gl["bytes"]) if st else math.nan))
-    table = []
-    for q in sorted(per_q):
-        v = np.array(per_q[q], np.float64)
-        table.append({"quality": q, "images": len(v), "mean_reduction_pct": float(v[:, 0].mean()),
-                      "median_reduction_pct": float(np.median(v[:, 0])), "min_reduction_pct": float(v[:, 0].min()),
-                      "max_reduction_pct": float(v[:, 0].max()),
-                      "total_reduction_pct": float(100.0 * (1.0 - v[:, 3].sum() / v[:, 2].sum())),
-                      "mean_side_share_pct": float(100.0 * v[:, 1].mean()),
-                      "mean_bpp_global": float(v[:, 4].mean()), "mean_bpp_local": float(v[:, 5].mean()),
-                      "mean_reduction_static_pct": _mean(v[:, 6].tolist())})
-    every = np.array([x for q in per_q for x in per_q[q]], np.float64).reshape(-1, 7)
-    overall = {"pairs": int(len(every)),
-               "mean_reduction_pct": float(every[:, 0].mean()) if len(every) else math.nan,
-               "total_reduction_pct": float(100.0 * (1.0 - every[:, 3].sum() / every[:, 2].sum()))
-               if len(every) else math.nan,
-               "mean_side_share_pct": float(100.0 * every[:, 1].mean()) if len(every) else math.nan}
-    return {"per_quality": table, "overall": overall, "per_image": per_image}
-
-
-# ---------------------------------------------------------------------------------------
-# Figures
-# ---------------------------------------------------------------------------------------
-_STYLE = {
-    "ldem-global": dict(color="tab:blue", marker="o", ls="-"),
-    "ldem-static": dict(color="tab:green", marker="s", ls="-"),
-    "ldem-local": dict(color="tab:red", marker="^", ls="-", lw=2),
-    "jpeg-420": dict(color="0.45", marker=".", ls="--"),
-    "jpeg-444": dict(color="0.15", marker=".", ls="--"),
-    "webp": dict(color="tab:purple", marker=".", ls=":"),
-    "avif": dict(color="tab:orange", marker=".", ls="-."),
-}
-
-
-def _load_results(results):
-    """(summary, rows, folder) of a results folder."""
-    folder = Path(results)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such results folder")
-    js = folder / _FILES["json"]
-    if not js.is_file():
-        raise FileNotFoundError(f"{js}: no such file (run `ldem eval` first)")
-    return json.loads(js.read_text()), read_rows(folder), folder
-
-
-def _new_figure(w, h):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(w, h), dpi=110)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _out_path(path, folder, name):
-    return Path(path) if path is not None else folder / name
-
-
-def plot_rd_curves(results, metric: str = "psnr", path=None) -> Path:
-    """Mean rate–distortion curves of every codec (``metric``: ``"psnr"`` or
-    ``"msssim"``, drawn in dB) from a results folder; writes a PNG (default
-    ``rd_<metric>.png`` in that folder) and returns its path. The legend gives the
-    BD-rate of ldem-local against each curve.
-
-    >>> plot_rd_curves("no/such/folder")
-    Traceback (most recent call last):
-    ...
-    FileNotFoundError: no/such/folder: no such results folder
-    """
-    if metric not in ("psnr", "msssim"):
-        raise ValueError(f"metric must be 'psnr' or 'msssim', got {metric!r}")
-    summary, rows, folder = _load_results(results)
-    curves = mean_curves(rows)
-    key = "psnr" if metric == "psnr" else "msssim_db"
-    bd = bd_rates(curves, method=summary.get("bd_rate", {}).get("method", "pchip"))[key]
-    fig = _new_figure(7, 5)
-    ax = fig.add_subplot()
-    order = [c for c in _STYLE if c in curves] + sorted(c for c in curves if c not in _STYLE)
-    for codec in order:
-        pts = [p for p in curves[codec] if p[key] is not None and math.isfinite(p[key])]
-        if not pts:
-            continue
-        label = codec
-        if codec != "ldem-local" and bd.get(codec) is not None:
-            label += f"  (local: {bd[codec]:+.1f} %)"
-        ax.plot([p["bpp"] for p in pts], [p[key] for p in pts], label=label, ms=5, **_STYLE.get(codec, {}))
-    ax.set_xlabel("bits per pixel (mean over images)")
-    ax.set_ylabel("PSNR (dB, RGB)" if metric == "psnr" else "MS-SSIM (dB) = -10·log10(1 - MS-SSIM)")
-    n = len(summary.get("images", []))
-    ax.set_title(f"{Path(summary.get('folder', '')).name}: {n} image(s), BD-rate by {bd_method_name(summary)}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    out = _out_path(path, folder, f"rd_{metric}.png")
-    fig.savefig(out, bbox_inches="tight")
-    return out
-
-
-def bd_method_name(summary) -> str:
-    """Short name of the BD interpolation recorded in a summary.
-
-    >>> bd_method_name({"bd_rate": {"method": "cubic"}})
-    'cubic fit'
-    """
-    return {"pchip": "PCHIP", "cubic": "cubic fit"}.get(summary.get("bd_rate", {}).get("method", "pchip"), "?")
-
-
-def plot_rate_reduction(results, path=None) -> Path:
-    """Per-image bars of the rate reduction of local against global (mean over the
-    qualities, whiskers from the smallest to the largest) above the side-information
-    share; writes ``rate_reduction.png`` by default and returns its path."""
-    summary, rows, folder = _load_results(results)
-    lvg = local_vs_global(rows)
-    shares = {}
-    for r in rows:
-        if r["codec"] == "ldem-local":
-            shares.setdefault(r["image"], []).append(100.0 * (r["side_share"] or 0.0))
-    names = sorted(lvg["per_image"], key=lambda n: -np.mean(list(lvg["per_image"][n].values())))
-    red = [np.array(list(lvg["per_image"][n].values())) for n in names]
-    means = np.array([v.mean() for v in red])
-    fig = _new_figure(max(6.0, 0.28 * len(names) + 2), 6)
-    ax1, ax2 = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
-    x = np.arange(len(names))
-    ax1.bar(x, means, color="tab:red", alpha=0.8,
-            yerr=[means - [v.min() for v in red], [v.max() for v in red] - means], capsize=2)
-    ax1.axhline(0, color="k", lw=0.8)
-    ax1.set_ylabel("rate reduction, local vs global (%)")
-    qs = ", ".join(str(p["quality"]) for p in lvg["per_quality"])
-    ax1.set_title(f"{Path(summary.get('folder', '')).name}: mean {lvg['overall']['mean_reduction_pct']:.2f} % "
-                  f"over qualities {qs} (bars: mean, whiskers: min–max)", fontsize=10)
-    ax1.grid(axis="y", alpha=0.3)
-    if shares:
-        ax2.bar(x, [np.mean(shares.get(n, [0.0])) for n in names], color="0.4")
-    ax2.set_ylabel("side info share (%)")
-    ax2.set_xticks(x)
-    ax2.set_xticklabels(names, rotation=75, ha="right", fontsize=7)
-    ax2.grid(axis="y", alpha=0.3)
-    out = _out_path(path, folder, "rate_reduction.png")
-    fig.savefig(out, bbox_inches="tight")
-    return out
-
-
-def _pick_images(lvg, quality, count):
-    """Largest, smallest and median reduction at ``quality`` (ties broken by name)."""
-    red = sorted(((v[str(quality)], n) for n, v in lvg["per_image"].items() if str(quality) in v),
-                 key=lambda t: (-t[0], t[1]))
-    if not red:
-        return []
-    picks = [red[0], red[-1], red[len(red) // 2]]
-    out = []
-    for p in picks:
-        if p not in out:
-            out.append(p)
-    return out[:count]
-
-
-def plot_block_maps(results, path=None, count: int = 3, quality: Optional[int] = None) -> Path:
-    """For up to ``count`` images (largest, smallest and median rate reduction at
-    ``quality``, default the middle evaluated quality): the image; per block of the
-    local stream, the shares of channels coded with the image's own models, the static
-    dictionary and the global models (as red, green, blue); and the model index used by
-    most channels of each block. Writes ``block_maps.png`` by default."""
-    from matplotlib import colormaps
-    summary, rows, folder = _load_results(results)
-    lvg = local_vs_global(rows)
-    qualities = summary["qualities"]
-    quality = qualities[len(qualities) // 2] if quality is None else quality
-    picks = _pick_images(lvg, quality, count)
-    index = {im["name"]: im for im in summary["images"]}
-    static = int(summary["block_maps"]["num_static_models"].get(str(quality), 0))
-    stride = int(summary["block_maps"].get("latent_stride", _LATENT_STRIDE))
-    fig = _new_figure(12, 3.4 * max(1, len(picks)))
-    axes = fig.subplots(max(1, len(picks)), 3, squeeze=False)
-    with np.load(folder / summary["block_maps"]["file"]) as z:
-        for row, (red, name) in zip(axes, picks):
-            im = index[name]
-            key = f"{im['index']:04d}_q{quality}"
-            cats, models, block = z[f"{key}_categories"], z[f"{key}_models"], z[f"{key}_block"]
-            H, W = im["height"], im["width"]
-            ext = (0, cats.shape[2] * block[1] * stride, cats.shape[1] * block[0] * stride, 0)
-            try:
-                row[0].imshow(load_rgb(im["path"]))
-            except (OSError, ValueError):
-                row[0].text(0.5, 0.5, "image not found", ha="center", transform=row[0].transAxes)
-            row[0].set_title(f"{name} ({W}×{H})", fontsize=9)
-            shares = np.stack([(cats > static).mean(axis=0), ((cats > 0) & (cats <= static)).mean(axis=0),
-                               (cats == 0).mean(axis=0)], axis=-1)  # red: image, green: static, blue: global
-            row[1].imshow(shares, extent=ext, interpolation="nearest")
-            n_img = int(np.unique(cats[cats > static]).size)
-            row[1].set_title(f"share of channels per block (q{quality}, {block[0] * stride}×{block[1] * stride} px)\n"
-                             f"red: {n_img} image models, green: static, blue: global", fontsize=8)
-            top = np.apply_along_axis(lambda v: np.bincount(v).argmax(), 0, models)
-            row[2].imshow(top % 20, extent=ext, cmap=colormaps["tab20"], vmin=0, vmax=19, interpolation="nearest")
-            if top.size <= 96:
-                bh, bw = block[0] * stride, block[1] * stride
-                for (i, j), m in np.ndenumerate(top):
-                    row[2].text((j + 0.5) * bw, (i + 0.5) * bh, str(m), ha="center", va="center", fontsize=7)
-            row[2].set_title(f"model used by most channels of each block\nlocal saves {red:.1f} % against global",
-                             fontsize=8)
-            for ax in row:
-                ax.set_xlim(0, W)
-                ax.set_ylim(H, 0)
-                ax.set_xticks([])
-                ax.set_yticks([])
-    if not picks:
-        axes[0][0].text(0.5, 0.5, "no local streams", ha="center")
-    out = _out_path(path, folder, "block_maps.png")
-    fig.savefig(out, bbox_inches="tight")
-    return out
-
-
-def make_figures(results) -> list:
-    """Writes all pictures into a results folder from its saved files (no codec runs);
-    returns their paths.
-
-    >>> make_figures("no/such/folder")
-    Traceback (most recent call last):
-    ...
-    FileNotFoundError: no/such/folder: no such results folder
-    """
-    folder = Path(results)
-    _load_results(folder)  # clear errors for a wrong folder before drawing anything
-    return [plot_rd_curves(folder, "psnr"), plot_rd_curves(folder, "msssim"), plot_rate_reduction(folder),
-            plot_block_maps(folder)]
-
 
 # ---------------------------------------------------------------------------------------
 # Command line
@@ -770,7 +371,13 @@ def _report(summary) -> str:
 
 
 def main(argv=None) -> int:
-    """``ldem eval`` (see ``ldem eval --help``); returns the exit status."""
+    """``ldem eval`` (see ``ldem eval --help``); returns the exit status.
+
+    >>> main(["no/such/folder", "--figures-only"])
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: no/such/folder: no such results folder
+    """
     args = _parser().parse_args(argv)
     if args.threads is not None:
         if args.threads < 1:

@@ -22,7 +22,7 @@ LAYERS = [
     {"ldem.container", "ldem.images", "ldem.metrics", "ldem.model_file", "ldem.transforms", "ldem.tiling",
      "ldem.testing", "ldem.reference"},
     {"ldem.codec"},
-    {"ldem.train", "ldem.export", "ldem.evaluate"},
+    {"ldem.train", "ldem.export", "ldem.evaluate", "ldem.eval_results", "ldem.eval_figures"},
     {"ldem.cli"},
     {"ldem"},
 ]
