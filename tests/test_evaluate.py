@@ -1,5 +1,7 @@
-"""ldem.evaluate: a tiny `ldem eval` run, its files, summaries, figures and errors."""
-import csv
+"""ldem.evaluate: a tiny `ldem eval` run, the files it writes, and its errors.
+
+The rows and summaries of a run are tested in test_eval_results.py, its figures in
+test_eval_figures.py."""
 import doctest
 import json
 import math
@@ -50,73 +52,12 @@ def test_eval_writes_files(run):
         assert (run / name).is_file(), name
 
 
-def test_eval_csv_rows(run):
-    with open(run / "results.csv", newline="") as f:
-        reader = csv.DictReader(f)
-        assert tuple(reader.fieldnames) == ev.CSV_COLUMNS
-        raw = list(reader)
-    rows = ev.read_rows(run)
-    assert len(rows) == len(raw)
-    refs = [c for c in reference.REFERENCE_CODECS if c != "avif" or reference.avif_available()]
-    expected = {(img, f"ldem-{m}", q) for img in ("a.png", "b.png") for m in ev.ENTROPY_MODES for q in (1, 2)}
-    expected |= {(img, c, s) for img in ("a.png", "b.png") for c in refs for s in (30, 80)}
-    assert {(r["image"], r["codec"], r["setting"]) for r in rows} == expected
-    assert len(rows) == len(expected)
-    for r in rows:
-        assert r["bpp"] > 0 and r["bytes"] > 0
-        assert r["bpp"] == pytest.approx(8 * r["bytes"] / (r["width"] * r["height"]))
-        assert (r["width"], r["height"]) == (64, 48)
-        assert r["msssim_scales"] == 3 and 0 < r["msssim"] <= 1
-        assert r["psnr"] > 0
-    by = {(r["image"], r["codec"], r["setting"]): r for r in rows}
-    for img in ("a.png", "b.png"):
-        for q in (1, 2):
-            g, s, l = (by[(img, f"ldem-{m}", q)] for m in ev.ENTROPY_MODES)
-            assert l["bytes"] <= g["bytes"] + 8  # local is never more than a few bytes above global
-            assert g["psnr"] == s["psnr"] == l["psnr"] and g["msssim"] == s["msssim"] == l["msssim"]
-            assert g["side_share"] == 0.0 and 0 <= l["side_share"] < 1
-            assert l["side_share"] == pytest.approx((l["bits_tables"] + l["bits_map"]) / (8 * l["bytes"]))
-
-
 def test_entropy_modes_decode_to_identical_pixels(image_folder):
     from ldem.codec import ImageCodec
     img = ev.load_rgb(image_folder / "a.png")
     codec = ImageCodec.pretrained(2)
     outs = [codec.decompress_array(codec.compress(img, entropy=m)) for m in ev.ENTROPY_MODES]
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
-
-
-def test_eval_summary(run):
-    s = json.loads((run / "summary.json").read_text())
-    assert s["qualities"] == [1, 2]
-    assert [im["name"] for im in s["images"]] == ["a.png", "b.png"]
-    assert set(s["curves"]) >= {"ldem-global", "ldem-static", "ldem-local", "jpeg-420", "jpeg-444", "webp"}
-    assert [p["setting"] for p in s["curves"]["jpeg-420"]] == [30, 80]
-    if not reference.avif_available():
-        assert s["references"]["avif"]["available"] is False and "AVIF" in s["references"]["avif"]["reason"]
-    assert set(s["bd_rate"]["psnr"]) == set(s["curves"]) - {"ldem-local"}
-    assert s["bd_rate"]["method"] == "pchip"
-    lvg = s["local_vs_global"]
-    rows = {(r["image"], r["codec"], r["setting"]): r for r in ev.read_rows(run)}
-    for p in lvg["per_quality"]:
-        q = p["quality"]
-        reds = [100 * (1 - rows[(i, "ldem-local", q)]["bytes"] / rows[(i, "ldem-global", q)]["bytes"])
-                for i in ("a.png", "b.png")]
-        assert p["images"] == 2
-        assert p["mean_reduction_pct"] == pytest.approx(np.mean(reds))
-        assert lvg["per_image"]["a.png"][str(q)] == pytest.approx(reds[0], abs=1e-5)
-        assert 0 <= p["mean_side_share_pct"] < 100
-    assert lvg["overall"]["pairs"] == 4
-    assert s["figures"] == ["rd_psnr.png", "rd_msssim.png", "rate_reduction.png", "block_maps.png"]
-    with np.load(run / "block_maps.npz") as z:
-        assert z["0000_q1_models"].ndim == 3 and z["0001_q2_categories"].shape == z["0001_q2_models"].shape
-
-
-def test_figures_from_saved_results(run):
-    for p in ("rd_psnr.png", "block_maps.png"):
-        (run / p).unlink()
-    paths = ev.make_figures(run)
-    assert all(p.is_file() and p.stat().st_size > 1000 for p in paths)
 
 
 def test_tiny_and_odd_images(tmp_path):
