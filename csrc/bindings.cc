@@ -37,22 +37,6 @@ namespace {
 
 using I32 = py::array_t<int32_t, py::array::c_style>;
 
-[[noreturn]] void arg_error(const std::string& msg) { throw ArgumentError{msg}; }
-
-// Requires an exact int32, C-contiguous array of the given rank.
-const int32_t* int32_data(const py::array& a, const char* name, int ndim) {
-  // array_t's check compares type equivalence (native int32), not dtype identity, so
-  // arrays that crossed a pickle or came from a buffer are accepted.
-  if (!py::isinstance<py::array_t<int32_t>>(a))
-    throw py::type_error(std::string(name) + " must be an int32 numpy array, got dtype " +
-                         std::string(py::str(a.dtype())));
-  if (a.ndim() != ndim)
-    arg_error(std::string(name) + " must have " + std::to_string(ndim) + " dimensions, got " +
-              std::to_string(a.ndim()));
-  if (!(a.flags() & py::array::c_style)) arg_error(std::string(name) + " must be C-contiguous");
-  return static_cast<const int32_t*>(a.data());
-}
-
 Layout make_layout(int64_t C, int64_t H, int64_t W, int64_t bh, int64_t bw) {
   Layout L{C, H, W, bh, bw};
   if (C < 0 || H < 0 || W < 0) arg_error("shape must be non-negative");
@@ -69,19 +53,6 @@ std::vector<int32_t> checked_indices(const py::array& a, const char* name, int64
   for (int64_t b = 0; b < n; ++b)
     if (v[b] < 0 || v[b] >= K) arg_error(std::string(name) + ": model index out of range");
   return v;
-}
-
-// The model map, checked here for the error message; the coder checks each index again
-// as it reads it (the array may be written by another thread once the GIL is released).
-const int32_t* checked_models(const py::array& models, const Layout& L, const ModelSet& dict) {
-  const int32_t* m = int32_data(models, "models", 3);
-  if (models.shape(0) != L.C || models.shape(1) != L.nby() || models.shape(2) != L.nbx())
-    arg_error("models must have shape [C, ceil(H/bh), ceil(W/bw)] = [" + std::to_string(L.C) +
-              ", " + std::to_string(L.nby()) + ", " + std::to_string(L.nbx()) + "], got [" +
-              std::to_string(models.shape(0)) + ", " + std::to_string(models.shape(1)) + ", " +
-              std::to_string(models.shape(2)) + "]");
-  check_layout(L, m, dict);
-  return m;
 }
 
 std::shared_ptr<Dictionary> dictionary_from_frequencies(const std::vector<py::array_t<uint32_t>>& freqs,

@@ -21,8 +21,6 @@ using namespace ldem;
 
 namespace {
 
-[[noreturn]] void arg_error(const std::string& msg) { throw ArgumentError{msg}; }
-
 // Makes `device` current for the scope (and restores the previous one).
 class DeviceGuard {
  public:

@@ -16,28 +16,10 @@ using namespace ldem;
 
 namespace {
 
-[[noreturn]] void arg_error(const std::string& msg) { throw ArgumentError{msg}; }
-
-const int32_t* np_int32(const py::array& a, const char* name, int ndim) {
-  if (!py::isinstance<py::array_t<int32_t>>(a))  // type equivalence, not dtype identity
-    throw py::type_error(std::string(name) + " must be an int32 numpy array");
-  if (a.ndim() != ndim) arg_error(std::string(name) + " has the wrong number of dimensions");
-  if (!(a.flags() & py::array::c_style)) arg_error(std::string(name) + " must be C-contiguous");
-  return static_cast<const int32_t*>(a.data());
-}
-
 Layout np_layout(const py::array& symbols, int64_t bh, int64_t bw) {
   Layout L{symbols.shape(0), symbols.shape(1), symbols.shape(2), bh, bw};
   cuda::check_gpu_layout(cuda::GpuLayout{L.C, L.H, L.W, L.bh, L.bw});
   return L;
-}
-
-const int32_t* np_models(const py::array& models, const Layout& L, const ModelSet& set) {
-  const int32_t* m = np_int32(models, "models", 3);
-  if (models.shape(0) != L.C || models.shape(1) != L.nby() || models.shape(2) != L.nbx())
-    arg_error("models must have shape [C, ceil(H/bh), ceil(W/bw)]");
-  check_layout(L, m, set);
-  return m;
 }
 
 }  // namespace
@@ -48,9 +30,9 @@ void register_emulate(py::module_& m) {
         [](py::array symbols, py::array models, py::object dicts, int64_t bh, int64_t bw,
            int lanes_log2, int segment_shift, bool checksum) {
           const ModelSet set = model_set(dicts);
-          const int32_t* s = np_int32(symbols, "symbols", 3);
+          const int32_t* s = int32_data(symbols, "symbols", 3);
           const Layout L = np_layout(symbols, bh, bw);
-          const int32_t* mm = np_models(models, L, set);
+          const int32_t* mm = checked_models(models, L, set);
           std::vector<uint8_t> out;
           {
             py::gil_scoped_release release;
@@ -71,7 +53,7 @@ void register_emulate(py::module_& m) {
             throw py::type_error("data must be a contiguous bytes-like object");
           Layout L{C, H, W, bh, bw};
           cuda::check_gpu_layout(cuda::GpuLayout{C, H, W, bh, bw});
-          const int32_t* mm = np_models(models, L, set);
+          const int32_t* mm = checked_models(models, L, set);
           py::array_t<int32_t> out({C, H, W});
           int32_t* o = out.mutable_data();
           {
@@ -86,7 +68,7 @@ void register_emulate(py::module_& m) {
   m.def("cuda_emulate_block_costs",
         [](py::array symbols, py::object dicts, int64_t bh, int64_t bw, py::object bias) {
           const ModelSet set = model_set(dicts);
-          const int32_t* s = np_int32(symbols, "symbols", 3);
+          const int32_t* s = int32_data(symbols, "symbols", 3);
           const Layout L = np_layout(symbols, bh, bw);
           const int64_t K = static_cast<int64_t>(set.size());
           std::vector<double> b;
@@ -110,9 +92,9 @@ void register_emulate(py::module_& m) {
   m.def("cuda_emulate_coded_bits",
         [](py::array symbols, py::array models, py::object dicts, int64_t bh, int64_t bw) {
           const ModelSet set = model_set(dicts);
-          const int32_t* s = np_int32(symbols, "symbols", 3);
+          const int32_t* s = int32_data(symbols, "symbols", 3);
           const Layout L = np_layout(symbols, bh, bw);
-          const int32_t* mm = np_models(models, L, set);
+          const int32_t* mm = checked_models(models, L, set);
           return cuda::emulate::coded_bits(s, mm, L, set);
         },
         py::arg("symbols"), py::arg("models"), py::arg("dictionary"), py::arg("bh"),
