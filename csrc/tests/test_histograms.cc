@@ -9,16 +9,11 @@
 #include "ldem/histograms.h"
 #include "ldem/tables.h"
 
-using namespace ldem;
+#include "check.h"
 
-static int failures = 0;
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                                   \
-    }                                                                               \
-  } while (0)
+using namespace ldem;
+using namespace ldem::test;
+
 
 static Model laplace_model(int32_t offset, int n, double scale, int precision) {
   std::vector<double> w(n + 1);
@@ -156,10 +151,5 @@ int main() {
   test_costs_are_exact_bits();
   test_self_costs();
   test_accumulate_clusters_and_window();
-  if (failures) {
-    std::fprintf(stderr, "%d check(s) failed\n", failures);
-    return 1;
-  }
-  std::printf("test_histograms: all checks passed\n");
-  return 0;
+  return test::finish("test_histograms");
 }

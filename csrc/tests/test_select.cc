@@ -8,16 +8,11 @@
 #include "ldem/select.h"
 #include "ldem/tables.h"
 
-using namespace ldem;
+#include "check.h"
 
-static int failures = 0;
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                                   \
-    }                                                                               \
-  } while (0)
+using namespace ldem;
+using namespace ldem::test;
+
 
 static std::vector<double> uniform(std::mt19937& rng, size_t n, double hi) {
   std::uniform_real_distribution<double> u(0, hi);
@@ -131,10 +126,5 @@ int main() {
   test_select_prefers_cheap_columns_and_counts_bits();
   test_pooled_selection_equals_selection_of_pooled_costs();
   test_fit_image_models();
-  if (failures) {
-    std::fprintf(stderr, "%d check(s) failed\n", failures);
-    return 1;
-  }
-  std::printf("test_select: all checks passed\n");
-  return 0;
+  return test::finish("test_select");
 }

@@ -8,27 +8,11 @@
 #include "ldem/side_info.h"
 #include "ldem/tables.h"
 
+#include "check.h"
+
 using namespace ldem;
+using namespace ldem::test;
 
-static int failures = 0;
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++failures;                                                                   \
-    }                                                                               \
-  } while (0)
-
-// Whether f() throws E (any other exception fails the run).
-template <class E, class F>
-static bool throws(F&& f) {
-  try {
-    f();
-  } catch (const E&) {
-    return true;
-  }
-  return false;
-}
 
 static void test_gamma_round_trip() {
   std::mt19937_64 rng(1);
@@ -156,10 +140,5 @@ int main() {
   test_side_info_round_trip();
   test_hostile_side_info();
   test_block_map_round_trip_and_damage();
-  if (failures) {
-    std::fprintf(stderr, "%d check(s) failed\n", failures);
-    return 1;
-  }
-  std::printf("test_side_info: all checks passed\n");
-  return 0;
+  return test::finish("test_side_info");
 }
