@@ -11,43 +11,15 @@ from ldem import evaluate as ev
 from ldem import reference
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small tensors: one thread is fastest and keeps the run from competing for cores."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def image_folder(tmp_path_factory):
-    from PIL import Image
-    import ldem
-    folder = tmp_path_factory.mktemp("images")
-    with Image.open(ldem.sample_image_path()) as im:
-        im.convert("RGB").crop((0, 0, 64, 48)).save(folder / "a.png")
-        im.convert("RGB").crop((200, 120, 264, 168)).save(folder / "b.png")
-    (folder / "notes.txt").write_text("not an image")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def run(image_folder, tmp_path_factory):
-    out = tmp_path_factory.mktemp("out")
-    status = ev.main([str(image_folder), "--qualities", "1", "2", "--out", str(out),
-                      "--reference-qualities", "30", "80", "--quiet"])
-    assert status == 0
-    return out
-
-
-def test_eval_csv_rows(run):
-    with open(run / "results.csv", newline="") as f:
+def test_eval_csv_rows(eval_run):
+    with open(eval_run / "results.csv", newline="") as f:
         reader = csv.DictReader(f)
         assert tuple(reader.fieldnames) == er.CSV_COLUMNS
         raw = list(reader)
-    rows = er.read_rows(run)
+    rows = er.read_rows(eval_run)
     assert len(rows) == len(raw)
     refs = [c for c in reference.REFERENCE_CODECS if c != "avif" or reference.avif_available()]
     expected = {(img, f"ldem-{m}", q) for img in ("a.png", "b.png") for m in ev.ENTROPY_MODES for q in (1, 2)}
@@ -70,8 +42,8 @@ def test_eval_csv_rows(run):
             assert l["side_share"] == pytest.approx((l["bits_tables"] + l["bits_map"]) / (8 * l["bytes"]))
 
 
-def test_eval_summary(run):
-    s = json.loads((run / "summary.json").read_text())
+def test_eval_summary(eval_run):
+    s = json.loads((eval_run / "summary.json").read_text())
     assert s["qualities"] == [1, 2]
     assert [im["name"] for im in s["images"]] == ["a.png", "b.png"]
     assert set(s["curves"]) >= {"ldem-global", "ldem-static", "ldem-local", "jpeg-420", "jpeg-444", "webp"}
@@ -81,7 +53,7 @@ def test_eval_summary(run):
     assert set(s["bd_rate"]["psnr"]) == set(s["curves"]) - {"ldem-local"}
     assert s["bd_rate"]["method"] == "pchip"
     lvg = s["local_vs_global"]
-    rows = {(r["image"], r["codec"], r["setting"]): r for r in er.read_rows(run)}
+    rows = {(r["image"], r["codec"], r["setting"]): r for r in er.read_rows(eval_run)}
     for p in lvg["per_quality"]:
         q = p["quality"]
         reds = [100 * (1 - rows[(i, "ldem-local", q)]["bytes"] / rows[(i, "ldem-global", q)]["bytes"])
@@ -92,7 +64,7 @@ def test_eval_summary(run):
         assert 0 <= p["mean_side_share_pct"] < 100
     assert lvg["overall"]["pairs"] == 4
     assert s["figures"] == ["rd_psnr.png", "rd_msssim.png", "rate_reduction.png", "block_maps.png"]
-    with np.load(run / "block_maps.npz") as z:
+    with np.load(eval_run / "block_maps.npz") as z:
         assert z["0000_q1_models"].ndim == 3 and z["0001_q2_categories"].shape == z["0001_q2_models"].shape
 
 

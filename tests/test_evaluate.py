@@ -13,48 +13,22 @@ from ldem import evaluate as ev
 from ldem import reference
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small tensors: one thread is fastest and keeps the run from competing for cores."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # ---------------------------------------------------------------------------------------
 # A tiny evaluation run
 # ---------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def image_folder(tmp_path_factory):
-    from PIL import Image
-    import ldem
-    folder = tmp_path_factory.mktemp("images")
-    with Image.open(ldem.sample_image_path()) as im:
-        im.convert("RGB").crop((0, 0, 64, 48)).save(folder / "a.png")
-        im.convert("RGB").crop((200, 120, 264, 168)).save(folder / "b.png")
-    (folder / "notes.txt").write_text("not an image")
-    return folder
 
 
-@pytest.fixture(scope="module")
-def run(image_folder, tmp_path_factory):
-    out = tmp_path_factory.mktemp("out")
-    status = ev.main([str(image_folder), "--qualities", "1", "2", "--out", str(out),
-                      "--reference-qualities", "30", "80", "--quiet"])
-    assert status == 0
-    return out
-
-
-def test_eval_writes_files(run):
+def test_eval_writes_files(eval_run):
     for name in ("results.csv", "summary.json", "block_maps.npz", "rd_psnr.png", "rd_msssim.png",
                  "rate_reduction.png", "block_maps.png"):
-        assert (run / name).is_file(), name
+        assert (eval_run / name).is_file(), name
 
 
-def test_entropy_modes_decode_to_identical_pixels(image_folder):
+def test_entropy_modes_decode_to_identical_pixels(eval_images):
     from ldem.codec import ImageCodec
-    img = ev.load_rgb(image_folder / "a.png")
+    img = ev.load_rgb(eval_images / "a.png")
     codec = ImageCodec.pretrained(2)
     outs = [codec.decompress_array(codec.compress(img, entropy=m)) for m in ev.ENTROPY_MODES]
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
@@ -101,17 +75,17 @@ def test_file_instead_of_folder(tmp_path):
 
 
 @pytest.mark.parametrize("q", ["0", "99", "-1"])
-def test_bad_quality(image_folder, tmp_path, q):
+def test_bad_quality(eval_images, tmp_path, q):
     with pytest.raises(ValueError, match=f"quality {q} does not exist"):
-        ev.main([str(image_folder), "--qualities", q, "--out", str(tmp_path)])
+        ev.main([str(eval_images), "--qualities", q, "--out", str(tmp_path)])
     assert not (tmp_path / "results.csv").exists()
 
 
-def test_bad_options(image_folder, tmp_path):
+def test_bad_options(eval_images, tmp_path):
     with pytest.raises(ValueError, match="limit"):
-        ev.main([str(image_folder), "--limit", "0", "--out", str(tmp_path)])
+        ev.main([str(eval_images), "--limit", "0", "--out", str(tmp_path)])
     with pytest.raises(ValueError, match="0..100"):
-        ev.main([str(image_folder), "--reference-qualities", "120", "--out", str(tmp_path)])
+        ev.main([str(eval_images), "--reference-qualities", "120", "--out", str(tmp_path)])
     with pytest.raises(FileNotFoundError, match="no such results folder"):
         ev.main([str(tmp_path / "none"), "--figures-only"])
 
