@@ -1,10 +1,10 @@
 """The package's layers: no module imports one from a layer above its own.
 
 From the bottom up: the foundations (errors, files, the compiled core, optional imports),
-the coder API (numpy only), local entropy models, the image codec's parts (container,
-model file, images, transforms, tiling, metrics), the codec, the tools built on it
-(training, export, evaluation), and the command line. Imports inside functions count too:
-a lazy import that runs back up is still a dependency on the layer above.
+the coder API (numpy only), local entropy models, the coder of CompressAI models, the image
+codec's parts (container, model file, images, transforms, tiling, metrics), the codec, the
+tools built on it (training, export, evaluation), and the command line. Imports inside
+functions count too: a lazy import that runs back up is still a dependency on the layer above.
 """
 import ast
 from pathlib import Path
@@ -19,6 +19,7 @@ LAYERS = [
     {"ldem._version", "ldem._native", "ldem._core", "ldem._optional", "ldem.errors", "ldem.files", "ldem.bitio"},
     {"ldem.dictionary", "ldem._args", "ldem.coder", "ldem.cuda"},
     {"ldem.local", "ldem.local.stream", "ldem.local.search", "ldem.local.learn"},
+    {"ldem.compressai"},
     {"ldem.container", "ldem.images", "ldem.metrics", "ldem.model_file", "ldem.transforms", "ldem.tiling",
      "ldem.testing", "ldem.reference"},
     {"ldem.codec"},
