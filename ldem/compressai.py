@@ -84,8 +84,13 @@ def patch(model, *, local: bool = False, threads: Optional[int] = None,
     :class:`ldem.LocalEntropyCoder` (``static``: its optional learned dictionary, at the
     tables' precision). ``threads``: ldem's threads per call (None: all cores). Calling
     it again re-patches with the new settings. Raises ``ValueError`` if a module has no
-    tables yet (call ``model.update()`` first) or the model has no such module. See the
-    module's documentation for an example; it needs CompressAI, so it is not run here.
+    tables yet (call ``model.update()`` first) or the model has no such module.
+
+    Example (needs CompressAI, so it is run by ``tests/test_compressai.py``, not here)::
+
+        model = compressai.zoo.bmshj2018_factorized(quality=1, pretrained=True).eval()
+        model.update()
+        out = ldem.compressai.patch(model).compress(x)   # out["strings"]: ldem streams
     """
     torch = require("ldem.compressai.patch", "torch")
     em = _compressai_entropy_models()
