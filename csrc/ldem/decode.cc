@@ -6,6 +6,7 @@
 
 #include "ldem/coder.h"
 #include "ldem/coder_internal.h"
+#include "ldem/endian.h"
 #include "ldem/rans.h"
 #include "ldem/thread_pool.h"
 
@@ -272,7 +273,7 @@ void decode(const uint8_t* data, size_t size, const int32_t* models, const Layou
   const uint64_t payload = ps.payload_bytes;
   if (ps.checksum && crc32(p, payload, crc32(data, ps.payload_off - 4)) != ps.crc)
     corrupt("checksum mismatch");
-  // Copy to aligned words (the payload need not be 4-byte aligned in memory).
+  // Copy to aligned host-order words (the payload need not be 4-byte aligned in memory).
   constexpr size_t kPad = kDecodePad;  // the branchless refill may read a few words past a segment
   static thread_local std::vector<uint32_t> words;  // reused across calls
 #if defined(__SANITIZE_ADDRESS__)
@@ -281,7 +282,7 @@ void decode(const uint8_t* data, size_t size, const int32_t* models, const Layou
 #else
   if (words.size() < payload / 4 + kPad) words.resize(payload / 4 + kPad);
 #endif
-  std::memcpy(words.data(), p, payload);
+  load_le32_words(words.data(), p, payload / 4);  // payload is whole words (parse_stream)
   std::memset(words.data() + payload / 4, 0, kPad * 4);
   const std::vector<View> view_list = make_views(dict);
   const Views views{view_list.data(), static_cast<uint32_t>(view_list.size())};

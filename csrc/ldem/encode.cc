@@ -9,6 +9,7 @@
 
 #include "ldem/coder.h"
 #include "ldem/coder_internal.h"
+#include "ldem/endian.h"
 #include "ldem/rans.h"
 #include "ldem/thread_pool.h"
 
@@ -178,7 +179,7 @@ void EncodedStream::write(uint8_t* dst) {
   std::memcpy(dst, header.data(), header.size());
   uint8_t* p = dst + header.size();
   for (size_t s = 0; s < words.size(); ++s) {
-    std::memcpy(p, begins[s], words[s] * 4);  // little-endian hosts only (checked in CMake)
+    store_le32_words(p, begins[s], words[s]);
     p += words[s] * 4;
   }
   if (checksum) {

@@ -1,0 +1,16 @@
+# Cross build for s390x Linux with Debian's cross compiler (apt: g++-s390x-linux-gnu), run
+# under qemu-user (apt: qemu-user): ctest starts every test through qemu-s390x with the
+# target's loader and libraries from /usr/s390x-linux-gnu.
+#   cmake -S . -B build-s390x -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/s390x-linux-gnu.cmake \
+#     -DLDEM_BUILD_PYTHON=OFF -DLDEM_WITH_CUDA=OFF -DLDEM_BUILD_TESTS=ON
+set(CMAKE_SYSTEM_NAME Linux)
+set(CMAKE_SYSTEM_PROCESSOR s390x)
+set(LDEM_CROSS_TRIPLE s390x-linux-gnu)
+set(CMAKE_C_COMPILER ${LDEM_CROSS_TRIPLE}-gcc)
+set(CMAKE_CXX_COMPILER ${LDEM_CROSS_TRIPLE}-g++)
+set(CMAKE_FIND_ROOT_PATH /usr/${LDEM_CROSS_TRIPLE})
+set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
+set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
+set(CMAKE_CROSSCOMPILING_EMULATOR qemu-s390x -L /usr/${LDEM_CROSS_TRIPLE})
