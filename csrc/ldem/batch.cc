@@ -2,17 +2,22 @@
 
 #include <string>
 
+#include "ldem/format.h"
 #include "ldem/thread_pool.h"
 
 namespace ldem {
 namespace {
 
-// Runs item(i, inner_threads) for i in [0, n): an item per thread when there are at
-// least as many items as threads, else the items in turn over all threads. Failures
-// are kept per item and the lowest-numbered one is rethrown as a BatchFailure.
+// Runs item(i, inner_threads) for i in [0, n), where item i has segments[i] segments:
+// the items in turn over all threads when each item alone has more segments than there
+// are items (few large tensors), else an item per thread (items do not nest pool jobs).
+// Failures are kept per item and the lowest-numbered one is rethrown as a BatchFailure.
 template <class Item>
-void run_items(int64_t n, int threads, const Item& item) {
+void run_items(const std::vector<int64_t>& segments, int threads, const Item& item) {
+  const int64_t n = static_cast<int64_t>(segments.size());
   const int T = threads <= 0 ? hardware_threads() : threads;
+  bool in_turn = n < T;
+  for (int64_t s : segments) in_turn = in_turn && s > n;
   std::vector<BatchFailure> failures(static_cast<size_t>(n));
   std::vector<char> failed(static_cast<size_t>(n), 0);
   auto one = [&](int64_t i, int inner) {
@@ -26,10 +31,10 @@ void run_items(int64_t n, int threads, const Item& item) {
       failed[i] = 1;
     }
   };
-  if (n >= T) {
-    parallel_for(n, T, [&](int64_t i) { one(i, 1); });
-  } else {
+  if (in_turn) {
     for (int64_t i = 0; i < n; ++i) one(i, T);
+  } else {
+    parallel_for(n, T, [&](int64_t i) { one(i, 1); });
   }
   for (int64_t i = 0; i < n; ++i)
     if (failed[i]) throw failures[i];
@@ -41,7 +46,9 @@ std::vector<std::vector<uint8_t>> encode_batch(const std::vector<BatchItem>& ite
                                                int threads, bool checksum, const StreamParams& params) {
   check_params(params);
   std::vector<std::vector<uint8_t>> out(items.size());
-  run_items(static_cast<int64_t>(items.size()), threads, [&](int64_t i, int inner) {
+  std::vector<int64_t> segments;
+  for (const BatchItem& it : items) segments.push_back(num_segments(it.layout.num_symbols(), params.segment_shift));
+  run_items(segments, threads, [&](int64_t i, int inner) {
     const BatchItem& it = items[i];
     out[i] = encode(it.symbols, it.models, it.layout, dict, inner, checksum, params);
   });
@@ -49,7 +56,16 @@ std::vector<std::vector<uint8_t>> encode_batch(const std::vector<BatchItem>& ite
 }
 
 void decode_batch(const std::vector<BatchStream>& streams, const ModelSet& dict, int threads) {
-  run_items(static_cast<int64_t>(streams.size()), threads, [&](int64_t i, int inner) {
+  std::vector<int64_t> segments;
+  for (const BatchStream& s : streams) {
+    int64_t S = 1;  // a stream whose header fails is reported by its decode
+    try {
+      S = num_segments(s.layout.num_symbols(), read_params(s.data, s.size).segment_shift);
+    } catch (const DecodeFailure&) {
+    }
+    segments.push_back(S);
+  }
+  run_items(segments, threads, [&](int64_t i, int inner) {
     const BatchStream& s = streams[i];
     decode(s.data, s.size, s.models, s.layout, dict, inner, s.out);
   });

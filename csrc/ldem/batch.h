@@ -1,9 +1,10 @@
 // Coding a batch of tensors in one call: the items are spread over the threads.
 //
-// Each item is coded by one thread (segments of one item are not split across threads),
-// so a batch of many small tensors keeps every thread busy. A batch with fewer items
-// than threads codes its items one after another, each over all threads. Either way the
-// bytes of each item are exactly those of encode() (coder.h) for that item alone.
+// Each item is coded by one thread (its segments in turn), so a batch of many small
+// tensors keeps every thread busy. Only when there are fewer items than threads and
+// every item has more segments than there are items are the items coded one after
+// another, each over all threads. Either way the bytes of each item are exactly those
+// of encode() (coder.h) for that item alone.
 #pragma once
 
 #include <cstddef>

@@ -69,33 +69,42 @@ static void failures_name_the_lowest_index(std::mt19937& rng) {
   const Dictionary dict = random_dictionary(rng, 16, 3);
   const ModelSet set(dict);
   std::vector<Tensor> ts = random_batch(rng, 6, 3);
-  for (Tensor& t : ts)
-    if (t.layout.num_symbols() == 0) t.layout.H = 5, t.symbols = random_symbols(rng, t.layout.num_symbols(), 0),
-                                     t.models.assign(t.layout.num_blocks(), 0);
-  const auto out = encode_batch(batch_items(ts), set, 2, true, {});
-  for (int threads : {1, 2, 4}) {
-    std::vector<std::vector<uint8_t>> data = out;
-    data[4][data[4].size() / 2] ^= 0x10;  // the checksum catches it
-    data[2].resize(3);                    // truncated
-    std::vector<std::vector<int32_t>> back(ts.size());
-    std::vector<BatchStream> streams;
-    for (size_t i = 0; i < ts.size(); ++i) {
-      back[i].resize(ts[i].symbols.size());
-      streams.push_back(BatchStream{data[i].data(), data[i].size(), ts[i].models.data(), ts[i].layout,
-                                    back[i].data()});
+  for (Tensor& t : ts) {  // no empty items: every stream here has a payload to damage
+    if (t.layout.num_symbols() > 0) continue;
+    t.layout.H = 5;
+    t.symbols = random_symbols(rng, t.layout.num_symbols(), 0);
+    t.models.assign(t.layout.num_blocks(), 0);
+  }
+  // Default segments (an item per thread), then short ones: with 16 threads each item
+  // has more segments than there are items, and the items run in turn over all threads.
+  for (const StreamParams params : {StreamParams{}, StreamParams{2, 8}}) {
+    for (int threads : {1, 2, 4, 16}) {
+      std::vector<std::vector<uint8_t>> data = encode_batch(batch_items(ts), set, 2, true, params);
+      data[4][data[4].size() / 2] ^= 0x10;  // the checksum catches it
+      if (params.segment_shift == 8)
+        data[2][data[2].size() / 2] ^= 0x01;
+      else
+        data[2].resize(3);  // truncated
+      std::vector<std::vector<int32_t>> back(ts.size());
+      std::vector<BatchStream> streams;
+      for (size_t i = 0; i < ts.size(); ++i) {
+        back[i].resize(ts[i].symbols.size());
+        streams.push_back(BatchStream{data[i].data(), data[i].size(), ts[i].models.data(), ts[i].layout,
+                                      back[i].data()});
+      }
+      int64_t index = -1;
+      bool is_decode = false;
+      try {
+        decode_batch(streams, set, threads);
+      } catch (const BatchFailure& f) {
+        index = f.index;
+        is_decode = f.decode && !f.message.empty();
+      }
+      CHECK(index == 2);
+      CHECK(is_decode);
+      // The undamaged streams decoded all the same.
+      CHECK(back[0] == ts[0].symbols && back[5] == ts[5].symbols);
     }
-    int64_t index = -1;
-    bool is_decode = false;
-    try {
-      decode_batch(streams, set, threads);
-    } catch (const BatchFailure& f) {
-      index = f.index;
-      is_decode = f.decode && !f.message.empty();
-    }
-    CHECK(index == 2);
-    CHECK(is_decode);
-    // The undamaged streams decoded all the same.
-    CHECK(back[0] == ts[0].symbols && back[5] == ts[5].symbols);
   }
   // A model index that is out of range when the encoder reads it (the caller skipped
   // check_layout, as a map written by another thread would): an argument failure.
