@@ -5,8 +5,8 @@ import numpy as np
 
 from ldem.dictionary import Dictionary
 
-__all__ = ["as_array", "check_block", "check_threads", "check_symbols", "check_shape", "block_grid",
-           "check_models", "check_model_map_shape", "check_dictionaries", "check_lanes",
+__all__ = ["as_array", "batch_items", "check_block", "check_threads", "check_symbols", "check_shape",
+           "block_grid", "check_models", "check_model_map_shape", "check_dictionaries", "check_lanes",
            "check_segment_size"]
 
 
@@ -30,6 +30,19 @@ def as_array(x, name: str):
         return x.detach().resolve_conj().resolve_neg().numpy()
     except (TypeError, RuntimeError):
         raise TypeError(f"{name}: a tensor of dtype {x.dtype} has no numpy equivalent") from None
+
+
+def batch_items(items, name: str) -> list:
+    """A list from a sequence of items or from one array (or CPU tensor) [N, ...]."""
+    items = as_array(items, name)
+    if isinstance(items, np.ndarray):
+        if items.ndim != 4:
+            raise ValueError(f"{name} must be a sequence of [C, H, W] arrays or one [N, C, H, W] array, "
+                             f"got shape {items.shape}")
+        return list(items)  # views, no copies
+    if isinstance(items, (list, tuple)):
+        return list(items)
+    raise TypeError(f"{name} must be a list or tuple (or one [N, C, H, W] array), got {type(items).__name__}")
 
 
 def check_block(block) -> tuple[int, int]:

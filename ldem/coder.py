@@ -98,23 +98,10 @@ def decode(data, models, dictionary: Dictionary, shape, block=(1, 1),
     return _core.decode(data, m, d, C, H, W, bh, bw, check_threads(threads))
 
 
-def _batch_items(items, name: str) -> list:
-    """A list from a sequence of items or from one array (or CPU tensor) [N, ...]."""
-    items = _args.as_array(items, name)
-    if isinstance(items, np.ndarray):
-        if items.ndim != 4:
-            raise ValueError(f"{name} must be a sequence of [C, H, W] arrays or one [N, C, H, W] array, "
-                             f"got shape {items.shape}")
-        return list(items)  # views, no copies
-    if isinstance(items, (list, tuple)):
-        return list(items)
-    raise TypeError(f"{name} must be a list or tuple (or one [N, C, H, W] array), got {type(items).__name__}")
-
-
 def _per_item_models(models, n: int) -> list:
     """One model map per item: a list or tuple holds one per item, else one array serves all."""
     if isinstance(models, (list, tuple)) or getattr(_args.as_array(models, "models"), "ndim", 0) == 4:
-        maps = _batch_items(models, "models")
+        maps = _args.batch_items(models, "models")
         if len(maps) != n:
             raise ValueError(f"models must be one array for all items or one per item ({n}), got {len(maps)}")
         return maps
@@ -146,7 +133,7 @@ def encode_batch(latents, models, dictionary: Dictionary, *, block=(1, 1), threa
     lanes = 4 if lanes is None else lanes
     segment_size = 2**17 if segment_size is None else segment_size
     d = _handles(dictionary)
-    ys = [check_symbols(y, name=f"latents[{i}]") for i, y in enumerate(_batch_items(latents, "latents"))]
+    ys = [check_symbols(y, name=f"latents[{i}]") for i, y in enumerate(_args.batch_items(latents, "latents"))]
     bh, bw = check_block(block)
     maps = _per_item_models(models, len(ys))
     ms = [check_models(m, block_grid(y.shape, (bh, bw)), name=f"models[{i}]") for i, (y, m) in enumerate(zip(ys, maps))]
