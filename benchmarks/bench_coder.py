@@ -1,6 +1,7 @@
 """Coder benchmark: ldem against the installed peers on workloads A and B (design notes §3).
 
     python benchmarks/bench_coder.py [--repeats 15] [--quick] [--json PATH]
+    python benchmarks/bench_coder.py --batch [--repeats 15]
 
 Workload A: 192 x 32 x 48 symbols in [-32, 32], one discretized Laplace table per channel.
 Workload B: the same size, every symbol indexes one of 64 discretized Gaussians.
@@ -12,6 +13,10 @@ two ideals: the float ideal (cross-entropy of the pmfs the data was drawn from) 
 ldem, the integer-table ideal (the exact bits of ldem.block_costs at the chosen models).
 Peers (constriction, CompressAI, range-coder, torchac, zlib) run when importable and are
 skipped with the reason printed otherwise.
+
+--batch times ldem.encode_batch / decode_batch on batches of 8 latents (192 x 32 x 48 and
+320 x 8 x 12, one Laplace table per channel) against a Python loop of 8 ldem.encode /
+decode calls, at 1 thread and at all threads.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 import ldem
-from ldem_bench.workloads import SHAPE, workload_a, workload_b
+from ldem_bench.workloads import SHAPE, _laplace_pmf, workload_a, workload_b
 
 # -- helpers ---------------------------------------------------------------------------------------
 
@@ -262,6 +267,44 @@ PEERS = [("constriction", bench_constriction), ("CompressAI", bench_compressai),
          ("range-coder", bench_range_coder), ("torchac", bench_torchac), ("zlib", bench_zlib)]
 
 
+# -- batches --------------------------------------------------------------------------------------
+
+def batch_latents(shape, n: int = 8, seed: int = 0):
+    """n latents of ``shape`` and their dictionary: one discretized Laplace per channel,
+    scales log-uniform in [0.2, 8] (values outside [-32, 32] are escaped)."""
+    rng = np.random.default_rng(seed)
+    C = shape[0]
+    scales = np.exp(rng.uniform(np.log(0.2), np.log(8.0), size=C))
+    d = ldem.Dictionary.from_pmfs([_laplace_pmf(s, -32, 32) for s in scales], [-32] * C, precision=16)
+    ys = [np.rint(rng.laplace(size=shape) * scales[:, None, None]).astype(np.int32) for _ in range(n)]
+    return ys, np.arange(C, dtype=np.int32).reshape(C, 1, 1), d
+
+
+def bench_batch(repeats: int) -> str:
+    """Markdown table: a batch call against a loop of single calls, 1 thread and all threads."""
+    all_threads = ldem.build_info()["hardware_threads"]
+    out = ["| batch of 8 | threads | how | encode ms | decode ms | enc MSym/s | dec MSym/s |",
+           "|---|---|---|---:|---:|---:|---:|"]
+    for shape in ((192, 32, 48), (320, 8, 12)):
+        ys, m, d = batch_latents(shape)
+        block, n = shape[1:], sum(y.size for y in ys)
+        expected = [ldem.encode(y, m, d, block) for y in ys]
+        for threads, label in ((1, "1"), (None, f"all ({all_threads})")):
+            cases = (
+                ("loop of ldem.encode", lambda: [ldem.encode(y, m, d, block, threads=threads) for y in ys],
+                 lambda s: [ldem.decode(b, m, d, shape, block, threads=threads) for b in s]),
+                ("ldem.encode_batch", lambda: ldem.encode_batch(ys, m, d, block=block, threads=threads),
+                 lambda s: ldem.decode_batch(s, m, d, shape, block=block, threads=threads)))
+            for how, enc, dec in cases:
+                t_enc, streams = best_time(enc, repeats)
+                assert streams == expected, "batch bytes differ from ldem.encode"
+                t_dec, back = best_time(lambda: dec(streams), repeats)
+                assert all(np.array_equal(a, y) for a, y in zip(back, ys)), "round trip failed"
+                out.append(f"| {'x'.join(map(str, shape))} | {label} | {how} | {t_enc * 1e3:.2f} | "
+                           f"{t_dec * 1e3:.2f} | {n / t_enc / 1e6:.1f} | {n / t_dec / 1e6:.1f} |")
+    return "\n".join(out)
+
+
 # -- report ---------------------------------------------------------------------------------------
 
 def pct(size, ideal):
@@ -284,8 +327,15 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=None, help="timed calls per figure (best is kept); default 15")
     ap.add_argument("--quick", action="store_true", help="2 repeats, workload A only")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    ap.add_argument("--batch", action="store_true",
+                    help="only time batches of 8 latents: encode_batch/decode_batch against a loop of calls")
     args = ap.parse_args(argv)
     repeats = args.repeats or (2 if args.quick else 15)
+    if args.batch:
+        print(f"machine: {cpu_model()}, {usable_cores()} cores; best of {repeats} after a warm-up, "
+              "bytes checked against ldem.encode, every case round-tripped\n")
+        print(bench_batch(repeats))
+        return 0
 
     workloads = make_workloads()
     if args.quick:

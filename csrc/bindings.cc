@@ -10,11 +10,13 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "py_args.h"
+#include "ldem/batch.h"
 #include "ldem/coder.h"
 #include "ldem/costs.h"
 #include "ldem/histograms.h"
@@ -149,6 +151,15 @@ std::vector<int64_t> checked_clusters(const py::array& a, int64_t B, int64_t K) 
   return out;
 }
 
+// checked_models() of item i of a batch: an index out of range names the item.
+const int32_t* batch_models(const py::array& models, const Layout& L, const ModelSet& dict, size_t i) {
+  try {
+    return checked_models(models, L, dict);
+  } catch (const ArgumentError& e) {
+    throw BatchFailure{static_cast<int64_t>(i), false, e.message};
+  }
+}
+
 py::dict build_info() {
   py::dict d;
   d["version"] = LDEM_VERSION;
@@ -178,6 +189,9 @@ PYBIND11_MODULE(_core, m) {
       py::set_error(decode_error, e.message.c_str());
     } catch (const ArgumentError& e) {
       py::set_error(PyExc_ValueError, e.message.c_str());
+    } catch (const BatchFailure& e) {
+      const std::string msg = "item " + std::to_string(e.index) + ": " + e.message;
+      py::set_error(e.decode ? decode_error.ptr() : PyExc_ValueError, msg.c_str());
     }
   });
 
@@ -289,6 +303,75 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("data"), py::arg("models"), py::arg("dictionary"), py::arg("C"), py::arg("H"),
         py::arg("W"), py::arg("bh"), py::arg("bw"), py::arg("threads") = 0);
+
+  m.def("encode_batch",
+        [](const std::vector<py::array>& symbols, const std::vector<py::array>& models, py::object dicts,
+           int64_t bh, int64_t bw, int threads, bool checksum, int lanes_log2, int segment_shift) {
+          const ModelSet dict = model_set(dicts);
+          if (models.size() != symbols.size()) arg_error("models must have one map per item");
+          const StreamParams params{lanes_log2, segment_shift};
+          check_params(params);
+          std::vector<BatchItem> items;
+          for (size_t i = 0; i < symbols.size(); ++i) {
+            const py::array& y = symbols[i];
+            const int32_t* s = int32_data(y, "symbols", 3);
+            const Layout L = make_layout(y.shape(0), y.shape(1), y.shape(2), bh, bw);
+            items.push_back(BatchItem{s, batch_models(models[i], L, dict, i), L});
+          }
+          std::vector<std::vector<uint8_t>> out;
+          {
+            // As encode: symbols are read in place, model indices are checked as read.
+            py::gil_scoped_release release;
+            out = encode_batch(items, dict, threads, checksum, params);
+          }
+          py::list streams;
+          for (const auto& b : out) streams.append(py::bytes(reinterpret_cast<const char*>(b.data()), b.size()));
+          return streams;
+        },
+        py::arg("symbols"), py::arg("models"), py::arg("dictionary"), py::arg("bh"), py::arg("bw"),
+        py::arg("threads") = 0, py::arg("checksum") = false, py::arg("lanes_log2") = 2,
+        py::arg("segment_shift") = 17,
+        "encode() of each [C, H, W] array with its model map, the items over the threads: a list of bytes.");
+
+  m.def("decode_batch",
+        [](const std::vector<py::buffer>& data, const std::vector<py::array>& models, py::object dicts,
+           const std::vector<std::array<int64_t, 3>>& shapes, int64_t bh, int64_t bw, int threads) {
+          const ModelSet dict = model_set(dicts);
+          const size_t n = data.size();
+          if (models.size() != n || shapes.size() != n) arg_error("models and shapes must have one entry per stream");
+          std::vector<py::buffer_info> infos;  // held: a bytearray cannot be resized while coding
+          std::vector<BatchStream> streams;
+          py::list outs;
+          for (size_t i = 0; i < n; ++i) {
+            infos.push_back(data[i].request());
+            const py::buffer_info& info = infos.back();
+            if (info.ndim != 1 || info.itemsize != 1 || info.strides[0] != 1)
+              throw py::type_error("data must be contiguous bytes-like objects");
+            const auto [C, H, W] = shapes[i];
+            const Layout L = make_layout(C, H, W, bh, bw);
+            const int32_t* mm = batch_models(models[i], L, dict, i);
+            const auto* p = static_cast<const uint8_t*>(info.ptr);
+            try {
+              check_stream_fits(p, static_cast<size_t>(info.size), L.num_symbols(), dict.precision);
+            } catch (const DecodeFailure& e) {  // before allocating any output
+              throw BatchFailure{static_cast<int64_t>(i), true, e.message};
+            }
+            streams.push_back(BatchStream{p, static_cast<size_t>(info.size), mm, L, nullptr});
+          }
+          for (size_t i = 0; i < n; ++i) {
+            py::array_t<int32_t> out({streams[i].layout.C, streams[i].layout.H, streams[i].layout.W});
+            streams[i].out = out.mutable_data();
+            outs.append(out);
+          }
+          {
+            py::gil_scoped_release release;
+            decode_batch(streams, dict, threads);
+          }
+          return outs;
+        },
+        py::arg("data"), py::arg("models"), py::arg("dictionary"), py::arg("shapes"), py::arg("bh"),
+        py::arg("bw"), py::arg("threads") = 0,
+        "decode() of each stream with its model map and shape, the streams over the threads: a list of arrays.");
 
   m.def("block_costs",
         [](py::array symbols, py::object dicts, int64_t bh, int64_t bw, int threads) {

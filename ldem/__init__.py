@@ -10,7 +10,8 @@ True
 from ldem._version import __version__
 from ldem.errors import DecodeError
 from ldem.dictionary import Dictionary
-from ldem.coder import block_costs, block_grid, build_info, cuda_available, decode, encode
+from ldem.coder import (block_costs, block_grid, build_info, cuda_available, decode, decode_batch, encode,
+                        encode_batch)
 from ldem.local import LocalEntropyCoder, fit_global_models, learn_dictionary
 
 # The image codec needs the codec extra (torch, Pillow): imported on first use, so that
@@ -33,6 +34,6 @@ def __dir__():
 
 __all__ = [
     "__version__", "DecodeError", "Dictionary",
-    "encode", "decode", "block_costs", "block_grid", "build_info", "cuda_available",
+    "encode", "decode", "encode_batch", "decode_batch", "block_costs", "block_grid", "build_info", "cuda_available",
     "LocalEntropyCoder", "learn_dictionary", "fit_global_models", "ImageCodec", "sample_image_path",
 ]

@@ -5,9 +5,44 @@ import numpy as np
 
 from ldem.dictionary import Dictionary
 
-__all__ = ["check_block", "check_threads", "check_symbols", "check_shape", "block_grid",
-           "check_models", "check_model_map_shape", "check_dictionaries", "check_lanes",
+__all__ = ["as_array", "batch_items", "check_block", "check_threads", "check_symbols", "check_shape",
+           "block_grid", "check_models", "check_model_map_shape", "check_dictionaries", "check_lanes",
            "check_segment_size"]
+
+
+def _is_torch_tensor(x) -> bool:
+    """Whether ``x`` is a torch tensor, by duck typing (torch is never imported here)."""
+    return type(x).__module__.partition(".")[0] == "torch" and hasattr(x, "numpy") and hasattr(x, "device")
+
+
+def as_array(x, name: str):
+    """``x`` unchanged, or for a CPU torch tensor its numpy view (same memory, no copy).
+
+    The view has the tensor's dtype, shape and strides, so the checks that follow treat a
+    tensor exactly as a numpy array of that dtype. A tensor on another device, or of a
+    dtype numpy lacks (bfloat16), raises TypeError.
+    """
+    if not _is_torch_tensor(x):
+        return x
+    if x.device.type != "cpu":
+        raise TypeError(f"{name} must be a CPU tensor or a numpy array, got a tensor on {x.device}")
+    try:
+        return x.detach().resolve_conj().resolve_neg().numpy()
+    except (TypeError, RuntimeError):
+        raise TypeError(f"{name}: a tensor of dtype {x.dtype} has no numpy equivalent") from None
+
+
+def batch_items(items, name: str) -> list:
+    """A list from a sequence of items or from one array (or CPU tensor) [N, ...]."""
+    items = as_array(items, name)
+    if isinstance(items, np.ndarray):
+        if items.ndim != 4:
+            raise ValueError(f"{name} must be a sequence of [C, H, W] arrays or one [N, C, H, W] array, "
+                             f"got shape {items.shape}")
+        return list(items)  # views, no copies
+    if isinstance(items, (list, tuple)):
+        return list(items)
+    raise TypeError(f"{name} must be a list or tuple (or one [N, C, H, W] array), got {type(items).__name__}")
 
 
 def check_block(block) -> tuple[int, int]:
@@ -34,7 +69,11 @@ def check_threads(threads) -> int:
 
 
 def check_symbols(symbols, name: str = "symbols") -> np.ndarray:
-    """A C-contiguous int32 [C, H, W] array (copied only if not contiguous)."""
+    """A C-contiguous int32 [C, H, W] array (copied only if not contiguous).
+
+    A CPU torch tensor is read through its numpy view (:func:`as_array`).
+    """
+    symbols = as_array(symbols, name)
     if not isinstance(symbols, np.ndarray):
         raise TypeError(f"{name} must be an int32 numpy array [C, H, W], got {type(symbols).__name__}")
     if symbols.dtype != np.int32:
@@ -44,16 +83,16 @@ def check_symbols(symbols, name: str = "symbols") -> np.ndarray:
     return np.ascontiguousarray(symbols)
 
 
-def check_shape(shape) -> tuple[int, int, int]:
+def check_shape(shape, name: str = "shape") -> tuple[int, int, int]:
     try:
         values = tuple(shape)
     except TypeError:
-        raise TypeError(f"shape must be three ints (C, H, W), got {shape!r}") from None
+        raise TypeError(f"{name} must be three ints (C, H, W), got {shape!r}") from None
     if len(values) != 3 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-        raise TypeError(f"shape must be three ints (C, H, W), got {shape!r}")
+        raise TypeError(f"{name} must be three ints (C, H, W), got {shape!r}")
     C, H, W = (int(v) for v in values)
     if min(C, H, W) < 0:
-        raise ValueError(f"shape must be non-negative, got {shape!r}")
+        raise ValueError(f"{name} must be non-negative, got {shape!r}")
     return C, H, W
 
 
@@ -64,21 +103,21 @@ def block_grid(shape, block) -> tuple[int, int, int]:
     return C, -(-H // bh), -(-W // bw)
 
 
-def check_model_map_shape(shape, grid) -> None:
+def check_model_map_shape(shape, grid, name: str = "models") -> None:
     if tuple(shape) != tuple(grid):
-        raise ValueError(f"models must have shape [C, ceil(H/bh), ceil(W/bw)] = {list(grid)}, "
+        raise ValueError(f"{name} must have shape [C, ceil(H/bh), ceil(W/bw)] = {list(grid)}, "
                          f"got {list(shape)}")
 
 
-def check_models(models, grid) -> np.ndarray:
+def check_models(models, grid, name: str = "models") -> np.ndarray:
     """The model map as a C-contiguous int32 array of shape ``grid`` (the core checks the
-    index range against the dictionary)."""
-    m = np.asarray(models)
+    index range against the dictionary). A CPU torch tensor is read through its numpy view."""
+    m = np.asarray(as_array(models, name))
     if not np.issubdtype(m.dtype, np.integer):
-        raise TypeError(f"models must hold integer model indices, got dtype {m.dtype}")
-    check_model_map_shape(m.shape, grid)
+        raise TypeError(f"{name} must hold integer model indices, got dtype {m.dtype}")
+    check_model_map_shape(m.shape, grid, name)
     if m.dtype != np.int32 and m.size and (m.min() < -(2**31) or m.max() >= 2**31):
-        raise ValueError("models: model index outside int32")
+        raise ValueError(f"{name}: model index outside int32")
     return np.ascontiguousarray(m, dtype=np.int32)
 
 

@@ -11,7 +11,7 @@ from ldem._args import (check_block, check_dictionaries, check_models, check_sha
                         check_threads)
 from ldem.dictionary import Dictionary
 
-__all__ = ["encode", "decode", "block_costs", "block_grid", "build_info", "cuda_available"]
+__all__ = ["encode", "decode", "encode_batch", "decode_batch", "block_costs", "block_grid", "build_info", "cuda_available"]
 
 
 def _handles(dictionary):
@@ -96,6 +96,102 @@ def decode(data, models, dictionary: Dictionary, shape, block=(1, 1),
     bh, bw = check_block(block)
     m = check_models(models, block_grid((C, H, W), (bh, bw)))
     return _core.decode(data, m, d, C, H, W, bh, bw, check_threads(threads))
+
+
+def _per_item_models(models, n: int) -> list:
+    """One model map per item: a list or tuple holds one per item, else one array serves all."""
+    if isinstance(models, (list, tuple)) or getattr(_args.as_array(models, "models"), "ndim", 0) == 4:
+        maps = _args.batch_items(models, "models")
+        if len(maps) != n:
+            raise ValueError(f"models must be one array for all items or one per item ({n}), got {len(maps)}")
+        return maps
+    return [models] * n
+
+
+def encode_batch(latents, models, dictionary: Dictionary, *, block=(1, 1), threads: Optional[int] = None,
+                 checksum: bool = False, lanes: Optional[int] = None,
+                 segment_size: Optional[int] = None) -> list[bytes]:
+    """:func:`encode` of each latent in one call, the items spread over ``threads`` threads.
+
+    ``latents`` is a list of int32 ``[C, H, W]`` arrays (or CPU torch tensors, read in
+    place) or one ``[N, C, H, W]`` array. ``models`` is one model map for every item, or
+    a list (or ``[N, ...]`` array) of one map per item. Each returned stream is exactly
+    ``encode(latents[i], models[i], dictionary, block, ...)``'s bytes, for any ``threads``.
+    Each item is coded by one thread (a batch with fewer items than threads codes them in
+    turn over all threads), so many small latents run as fast as one large one.
+
+    >>> import numpy as np, ldem
+    >>> d = ldem.Dictionary.from_pmfs([[0.1, 0.8, 0.1]], offsets=[-1])
+    >>> ys = [np.full((1, 4, 4), v, np.int32) for v in (0, 1, -1)]
+    >>> models = np.zeros((1, 1, 1), np.int32)               # one map for all items
+    >>> streams = ldem.encode_batch(ys, models, d, block=(4, 4))
+    >>> streams[1] == ldem.encode(ys[1], models, d, block=(4, 4))
+    True
+    >>> [int(y[0, 0, 0]) for y in ldem.decode_batch(streams, models, d, (1, 4, 4), block=(4, 4))]
+    [0, 1, -1]
+    """
+    lanes = 4 if lanes is None else lanes
+    segment_size = 2**17 if segment_size is None else segment_size
+    d = _handles(dictionary)
+    ys = [check_symbols(y, name=f"latents[{i}]") for i, y in enumerate(_args.batch_items(latents, "latents"))]
+    bh, bw = check_block(block)
+    maps = _per_item_models(models, len(ys))
+    ms = [check_models(m, block_grid(y.shape, (bh, bw)), name=f"models[{i}]") for i, (y, m) in enumerate(zip(ys, maps))]
+    lanes_log2, segment_shift = _args.check_lanes(lanes), _args.check_segment_size(segment_size)
+    return _core.encode_batch(ys, ms, d, bh, bw, check_threads(threads), bool(checksum), lanes_log2,
+                              segment_shift)
+
+
+def decode_batch(streams, models, dictionary: Dictionary, shapes, *, block=(1, 1),
+                 threads: Optional[int] = None) -> list[np.ndarray]:
+    """:func:`decode` of each stream in one call, the streams spread over ``threads`` threads.
+
+    ``models`` is one model map for every stream or a list of one per stream; ``shapes``
+    is one ``(C, H, W)`` for every stream or a list of one per stream. Returns a list of
+    int32 arrays. A stream that fails raises :class:`ldem.DecodeError` naming its index
+    (``item 2: ...``); every stream's header is checked before any output is allocated.
+
+    >>> import numpy as np, ldem
+    >>> d = ldem.Dictionary.from_pmfs([[0.25, 0.5, 0.25]], offsets=[-1])
+    >>> ys = [np.ones((1, 2, 3), np.int32), np.zeros((1, 1, 2), np.int32)]
+    >>> maps = [np.zeros(y.shape, np.int32) for y in ys]
+    >>> streams = ldem.encode_batch(ys, maps, d)
+    >>> [y.tolist() for y in ldem.decode_batch(streams, maps, d, [y.shape for y in ys])]
+    [[[[1, 1, 1], [1, 1, 1]]], [[[0, 0]]]]
+    >>> try:
+    ...     ldem.decode_batch([streams[0], b"junk"], maps, d, [y.shape for y in ys])
+    ... except ldem.DecodeError as e:
+    ...     print(e)
+    item 1: not an ldem stream (bad magic)
+    """
+    d = _handles(dictionary)
+    if not isinstance(streams, (list, tuple)):
+        raise TypeError(f"streams must be a list or tuple of bytes, got {type(streams).__name__}")
+    for i, data in enumerate(streams):
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"streams[{i}] must be bytes, got {type(data).__name__}")
+    n = len(streams)
+    if _is_one_shape(shapes):
+        shape_list = [check_shape(shapes)] * n
+    else:
+        if not isinstance(shapes, (list, tuple)):
+            raise TypeError(f"shapes must be one (C, H, W) or a list of them, got {shapes!r}")
+        if len(shapes) != n:
+            raise ValueError(f"shapes must be one (C, H, W) or one per stream ({n}), got {len(shapes)}")
+        shape_list = [check_shape(s, name=f"shapes[{i}]") for i, s in enumerate(shapes)]
+    bh, bw = check_block(block)
+    maps = _per_item_models(models, n)
+    ms = [check_models(m, block_grid(s, (bh, bw)), name=f"models[{i}]")
+          for i, (s, m) in enumerate(zip(shape_list, maps))]
+    return _core.decode_batch(list(streams), ms, d, shape_list, bh, bw, check_threads(threads))
+
+
+def _is_one_shape(shapes) -> bool:
+    """Whether ``shapes`` is a single (C, H, W) rather than a list of them."""
+    try:
+        return len(shapes) == 3 and all(isinstance(v, (int, np.integer)) for v in shapes)
+    except TypeError:
+        return False
 
 
 def block_costs(symbols: np.ndarray, dictionary: Dictionary, block=(1, 1),

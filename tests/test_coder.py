@@ -1,6 +1,7 @@
 """ldem.encode / decode / block_costs: exact round trips, size bounds, stream format,
 thread independence, damaged streams and argument errors."""
 import math
+import re
 import zlib
 
 import numpy as np
@@ -974,3 +975,175 @@ print("calls", results)
 """, tmp_path, timeout=600)
     assert rc == 0, out
     assert "calls" in out
+
+
+# -- torch tensors ---------------------------------------------------------------------------------
+
+def test_cpu_tensors_are_read_in_place():
+    torch = pytest.importorskip("torch")
+    from ldem._args import as_array, check_models, check_symbols
+    d, y, m, block = fixed_case(seed=11)
+    t, tm = torch.from_numpy(y.copy()), torch.from_numpy(m.copy())
+    # The array the core is given is the tensor's own memory.
+    assert np.shares_memory(check_symbols(t), t.numpy())
+    assert np.shares_memory(check_models(tm, m.shape), tm.numpy())
+    assert np.shares_memory(as_array(t.requires_grad_(False), "t"), t.numpy())
+    data = ldem.encode(t, tm, d, block)
+    assert data == ldem.encode(y, m, d, block)
+    np.testing.assert_array_equal(ldem.decode(data, tm, d, y.shape, block), y)
+    np.testing.assert_array_equal(ldem.block_costs(t, d, block), ldem.block_costs(y, d, block))
+    assert ldem.encode_batch([t, t], tm, d, block=block) == [data, data]
+    assert ldem.encode_batch(torch.stack([t, t]), torch.stack([tm, tm]), d, block=block) == [data, data]
+
+
+def test_cpu_tensors_behave_as_arrays_of_their_dtype():
+    torch = pytest.importorskip("torch")
+    d, y, m, block = fixed_case(seed=12)
+    for dtype in (torch.int64, torch.int16, torch.float32, torch.uint8, torch.bool):
+        t = torch.from_numpy(y).to(dtype)
+        with pytest.raises(TypeError, match="symbols must have dtype int32"):
+            ldem.encode(t, m, d, block)
+        with pytest.raises(TypeError, match="latents\\[0\\] must have dtype int32"):
+            ldem.encode_batch([t], m, d, block=block)
+    with pytest.raises(TypeError, match="symbols"):
+        ldem.encode(torch.from_numpy(y).to(torch.bfloat16), m, d, block)
+    # A model map of another integer dtype is converted, as numpy's is; floats are refused.
+    data = ldem.encode(y, m, d, block)
+    assert ldem.encode(y, torch.from_numpy(m).long(), d, block) == data
+    with pytest.raises(TypeError, match="models must hold integer"):
+        ldem.encode(y, torch.from_numpy(m).float(), d, block)
+    # Non-contiguous tensors are coded as their values; gradient tracking changes nothing.
+    wide = torch.from_numpy(np.repeat(y, 2, axis=2))
+    assert ldem.encode(wide[:, :, ::2], m, d, block) == data
+    with pytest.raises(TypeError, match="symbols must have dtype int32, got float32"):
+        ldem.encode(torch.zeros(y.shape, requires_grad=True), m, d, block)
+
+
+def test_tensors_on_another_device_are_refused_by_the_batch_api():
+    torch = pytest.importorskip("torch")
+    d, y, m, block = fixed_case(seed=13)
+    t = torch.from_numpy(y).to("meta")
+    with pytest.raises(TypeError, match="CPU tensor"):
+        ldem.encode_batch([t], m, d, block=block)
+    with pytest.raises(TypeError, match="CPU tensor"):
+        ldem.block_costs(t, d, block)
+
+
+# -- batches ---------------------------------------------------------------------------------------
+
+def _batch(n=6, seed=20, block=(4, 3), K=5):
+    rng = np.random.default_rng(seed)
+    d = make_dictionary(rng, 14, [(KINDS[k % len(KINDS)], int(rng.integers(1, 60)), int(rng.integers(-30, 31)))
+                                  for k in range(K)])
+    ys, ms = [], []
+    for _ in range(n):
+        shape = (int(rng.integers(1, 5)), int(rng.integers(0, 40)), int(rng.integers(1, 40)))
+        m = rng.integers(0, K, size=ldem.block_grid(shape, block), dtype=np.int32)
+        ys.append(sample_symbols(rng, d, shape, block, m, 0.01, 0.002, near=False))
+        ms.append(m)
+    return d, ys, ms, block
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, None])
+@pytest.mark.parametrize("checksum", [False, True])
+def test_encode_batch_writes_the_bytes_of_encode(threads, checksum):
+    d, ys, ms, block = _batch()
+    streams = ldem.encode_batch(ys, ms, d, block=block, threads=threads, checksum=checksum)
+    assert streams == [ldem.encode(y, m, d, block, checksum=checksum) for y, m in zip(ys, ms)]
+    back = ldem.decode_batch(streams, ms, d, [y.shape for y in ys], block=block, threads=threads)
+    for a, y in zip(back, ys):
+        assert a.dtype == np.int32
+        np.testing.assert_array_equal(a, y)
+
+
+def test_batch_of_large_latents_and_layouts():
+    rng = np.random.default_rng(21)
+    d = make_dictionary(rng, 16, [("laplace", 40, -20), ("peaked", 10, -5)])
+    ys = [rng.integers(-8, 9, size=(8, 128, 160), dtype=np.int32) for _ in range(3)]  # 163,840 symbols: 2 segments
+    m = np.zeros(ldem.block_grid(ys[0].shape, (16, 16)), np.int32)
+    for lanes, segment_size in ((4, 2**17), (8, 256), (1, 2**12)):
+        kw = dict(lanes=lanes, segment_size=segment_size)
+        streams = ldem.encode_batch(np.stack(ys), m, d, block=(16, 16), **kw)
+        assert streams == [ldem.encode(y, m, d, (16, 16), **kw) for y in ys]
+        for a, y in zip(ldem.decode_batch(streams, m, d, ys[0].shape, block=(16, 16)), ys):
+            np.testing.assert_array_equal(a, y)
+
+
+def test_empty_batch():
+    d, _, _, block = _batch()
+    assert ldem.encode_batch([], np.zeros((1, 1, 1), np.int32), d, block=block) == []
+    assert ldem.decode_batch([], [], d, [], block=block) == []
+
+
+@pytest.mark.parametrize("threads", [1, 2, None])
+def test_batch_damaged_or_truncation_names_the_stream(threads):
+    d, ys, ms, block = _batch(n=5, seed=24)
+    assert min(y.size for y in ys) > 0
+    shapes = [y.shape for y in ys]
+    streams = ldem.encode_batch(ys, ms, d, block=block, checksum=True)
+    for i in range(len(streams)):
+        for bad in (streams[i][: len(streams[i]) // 2], streams[i][:3], b"", b"junk" * 9,
+                    streams[i][:-1] + bytes([streams[i][-1] ^ 1])):
+            damaged = list(streams)
+            damaged[i] = bad
+            # As decode() of that stream alone, the item's index before its message.
+            with pytest.raises(ldem.DecodeError) as alone:
+                ldem.decode(bad, ms[i], d, shapes[i], block)
+            with pytest.raises(ldem.DecodeError, match=f"^item {i}: {re.escape(str(alone.value))}$"):
+                ldem.decode_batch(damaged, ms, d, shapes, block=block, threads=threads)
+    # The lowest damaged index is named.
+    damaged = [s[:-2] for s in streams]
+    with pytest.raises(ldem.DecodeError, match="^item 0: "):
+        ldem.decode_batch(damaged, ms, d, shapes, block=block, threads=threads)
+    # A stream decoded with another item's model map or shape fails (or decodes to other values).
+    swapped = [streams[1], streams[0]] + streams[2:]
+    try:
+        out = ldem.decode_batch(swapped, ms, d, shapes, block=block, threads=threads)
+    except ldem.DecodeError as e:
+        assert str(e).startswith(("item 0: ", "item 1: "))
+    else:
+        assert any(not np.array_equal(a, y) for a, y in zip(out, ys))
+
+
+def test_batch_argument_errors():
+    d, ys, ms, block = _batch(n=3, seed=23)
+    shapes = [y.shape for y in ys]
+    streams = ldem.encode_batch(ys, ms, d, block=block)
+    with pytest.raises(ValueError, match="models must be one array for all items or one per item"):
+        ldem.encode_batch(ys, ms[:2], d, block=block)
+    with pytest.raises(ValueError, match=r"models\[2\] must have shape"):
+        ldem.encode_batch(ys, ms[:2] + [ms[0]], d, block=block)
+    with pytest.raises(TypeError, match=r"latents\[1\] must be an int32 numpy array"):
+        ldem.encode_batch([ys[0], ys[1].tolist()], ms[0], d, block=block)
+    with pytest.raises(ValueError, match=r"latents\[0\] must have shape"):
+        ldem.encode_batch([ys[0][0]], ms[0], d, block=block)
+    with pytest.raises(TypeError, match="latents must be a list"):
+        ldem.encode_batch((y for y in ys), ms, d, block=block)
+    with pytest.raises(ValueError, match="latents must be a sequence"):
+        ldem.encode_batch(ys[0], ms[0], d, block=block)  # one [C, H, W] array is not a batch
+    with pytest.raises(ValueError, match=r"^item 1: models: index \d+ at block 0 is outside"):
+        ldem.encode_batch(ys, [ms[0], ms[1] + d.num_models, ms[2]], d, block=block)
+    with pytest.raises(ValueError, match=r"^item 2: models: index -\d+ at block 0 is outside"):
+        ldem.decode_batch(streams, ms[:2] + [ms[2] - 1 - ms[2].max()], d, shapes, block=block)
+    with pytest.raises(TypeError, match="threads"):
+        ldem.encode_batch(ys, ms, d, block=block, threads=1.5)
+    with pytest.raises(ValueError, match="lanes"):
+        ldem.encode_batch(ys, ms, d, block=block, lanes=3)
+    with pytest.raises(ValueError, match="shapes must be one"):
+        ldem.decode_batch(streams, ms, d, shapes[:2], block=block)
+    with pytest.raises(ValueError, match="one per item"):
+        ldem.decode_batch(streams, ms[:2], d, shapes, block=block)
+    with pytest.raises(TypeError, match=r"shapes\[1\] must be three ints"):
+        ldem.decode_batch(streams, ms, d, [shapes[0], (1, 2), shapes[2]], block=block)
+    with pytest.raises(ValueError, match=r"shapes\[0\] must be non-negative"):
+        ldem.decode_batch(streams, ms, d, [(-1, 2, 3)] + shapes[1:], block=block)
+    with pytest.raises(TypeError, match=r"streams\[2\] must be bytes"):
+        ldem.decode_batch(streams[:2] + ["text"], ms, d, shapes, block=block)
+    with pytest.raises(TypeError, match="streams must be a list"):
+        ldem.decode_batch(streams[0], ms, d, shapes, block=block)
+    with pytest.raises(TypeError, match="dictionary"):
+        ldem.decode_batch(streams, ms, "d", shapes, block=block)
+    # bytearray and memoryview streams are accepted.
+    out = ldem.decode_batch([bytearray(streams[0]), memoryview(streams[1]), streams[2]], ms, d, shapes, block=block)
+    for a, y in zip(out, ys):
+        np.testing.assert_array_equal(a, y)

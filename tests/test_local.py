@@ -175,3 +175,18 @@ def test_wide_values_at_precision_12():
     coder = ldem.LocalEntropyCoder(g, static, block_sizes=[(8, 8), (16, 16)])
     for mode in ("global", "static", "local"):
         assert np.array_equal(coder.decode(coder.encode(y, mode=mode)), y)
+
+
+def test_cpu_tensor_latents_are_coded_in_place(regimes):
+    torch = pytest.importorskip("torch")
+    from ldem._args import check_symbols
+    g, y = regimes
+    coder = ldem.LocalEntropyCoder(g)
+    t = torch.from_numpy(y.copy())
+    assert np.shares_memory(check_symbols(t, name="y"), t.numpy())
+    for mode in ("global", "local"):
+        data = coder.encode(t, mode=mode)
+        assert data == coder.encode(y, mode=mode)
+        np.testing.assert_array_equal(coder.decode(data), y)
+    with pytest.raises(TypeError, match="y must have dtype int32, got int64"):
+        coder.encode(t.long())
