@@ -56,7 +56,7 @@ import numpy as np
 
 from ldem._args import check_threads
 from ldem._optional import require
-from ldem.coder import decode, encode
+from ldem.coder import decode_batch, encode_batch
 from ldem.dictionary import Dictionary
 from ldem.errors import DecodeError
 from ldem.local import LocalEntropyCoder
@@ -170,20 +170,17 @@ def _to_int32(tensor) -> np.ndarray:
 # The batch is coded image by image here; a batched coder call replaces these two alone.
 def _encode_batch(symbols: np.ndarray, models: np.ndarray, dictionary: Dictionary, block,
                   threads: Optional[int]) -> list:
-    """One stream per image of ``symbols[N, C, H, W]``; ``models`` is one map for all images
-    or one per image (``[N, ...]``)."""
-    per_image = models.ndim == 4
-    return [encode(symbols[i], models[i] if per_image else models, dictionary, block=block, threads=threads)
-            for i in range(symbols.shape[0])]
+    """One stream per image of ``symbols[N, C, H, W]``, in one call over ``threads``;
+    ``models`` is one map for all images or one per image (``[N, ...]``)."""
+    return encode_batch(symbols, models, dictionary, block=block, threads=threads)
 
 
 def _decode_batch(strings, models: np.ndarray, dictionary: Dictionary, shape, block,
                   threads: Optional[int]) -> np.ndarray:
     """The int32 ``[N, *shape]`` latents of ``strings`` (the inverse of :func:`_encode_batch`)."""
-    per_image = models.ndim == 4
     out = np.empty((len(strings), *shape), np.int32)
-    for i, s in enumerate(strings):
-        out[i] = decode(s, models[i] if per_image else models, dictionary, shape, block=block, threads=threads)
+    for i, y in enumerate(decode_batch(strings, models, dictionary, shape, block=block, threads=threads)):
+        out[i] = y
     return out
 
 
