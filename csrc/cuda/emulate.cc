@@ -7,6 +7,7 @@
 
 #include "cuda/emulate.h"
 #include "cuda/warp.h"
+#include "ldem/endian.h"
 #include "ldem/format.h"
 
 namespace ldem::cuda::emulate {
@@ -113,7 +114,7 @@ void decode(const uint8_t* data, size_t size, const int32_t* models, const Layou
   // aligned when (data + payload_off) is; here emulate both by the offset's parity.
   const bool aligned = (ps.payload_off & 3) == 0;
   std::vector<uint32_t> words((ps.payload_bytes + 3) / 4 + 1);
-  std::memcpy(words.data(), payload, ps.payload_bytes);
+  load_le32_words(words.data(), payload, ps.payload_bytes / 4);  // whole words (parse_stream checked)
   const uint8_t* base = aligned ? reinterpret_cast<const uint8_t*>(words.data()) : payload;
   HostWarp w;
   uint64_t status = kStatusOk;
