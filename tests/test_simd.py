@@ -83,7 +83,7 @@ def test_build_info_reports_the_cap(probes):
         assert info["cpu_simd"] == HERE[-1]
         kernels = info["kernels"]
         assert (kernels["encoder"] == "avx512-paired") == (level == "avx512")
-        assert (kernels["selection"] == "scalar") == (level == "scalar")
+        assert kernels["selection"] == level  # one build of the selection argmin per level
         assert (kernels["histogram_counts"] == "avx2") == (level in ("avx2", "avx512"))
 
 

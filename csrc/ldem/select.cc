@@ -154,6 +154,66 @@ __attribute__((target("avx512f"))) bool choose_avx512(const double* pf, int64_t 
   for (; b < Bp; ++b) changed |= choose_rows<1>(pf, F, pi, I, idx, b, categories);
   return changed;
 }
+
+// The AVX2 build of choose_avx512: the same per-lane scans, 4 columns per register.
+LDEM_TARGET("avx2") inline int32_t lanes_first_argmin_avx2(__m256d best, __m256i arg) {
+  alignas(32) double v[4];
+  alignas(32) int64_t k[4];
+  _mm256_store_pd(v, best);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(k), arg);
+  const double m = std::min(std::min(v[0], v[1]), std::min(v[2], v[3]));
+  int64_t first = INT64_MAX;
+  for (int l = 0; l < 4; ++l)
+    if (v[l] == m) first = std::min(first, k[l]);
+  return first == INT64_MAX ? 0 : static_cast<int32_t>(first);
+}
+
+template <int R>
+LDEM_TARGET("avx2") __attribute__((always_inline)) inline void argmin_rows_avx2(
+    const double* cost, int64_t stride, const double* idx, int64_t n, int64_t k0, __m256d* best, __m256i* arg) {
+  __m256i k = _mm256_add_epi64(_mm256_set1_epi64x(k0), _mm256_set_epi64x(3, 2, 1, 0));
+  const __m256i lane = _mm256_set_epi64x(3, 2, 1, 0);
+  for (int64_t j = 0; j < n; j += 4) {
+    const __m256i live = _mm256_cmpgt_epi64(_mm256_set1_epi64x(n - j), lane);  // all ones where j + lane < n
+    const __m256d ix = _mm256_maskload_pd(idx + j, live);
+    for (int q = 0; q < R; ++q) {
+      const __m256d v = _mm256_add_pd(_mm256_maskload_pd(cost + q * stride + j, live), ix);
+      const __m256d lt = _mm256_and_pd(_mm256_cmp_pd(v, best[q], _CMP_LT_OQ), _mm256_castsi256_pd(live));
+      best[q] = _mm256_blendv_pd(best[q], v, lt);
+      arg[q] = _mm256_castpd_si256(_mm256_blendv_pd(_mm256_castsi256_pd(arg[q]), _mm256_castsi256_pd(k), lt));
+    }
+    k = _mm256_add_epi64(k, _mm256_set1_epi64x(4));
+  }
+}
+
+template <int R>
+LDEM_TARGET("avx2") __attribute__((always_inline)) inline bool choose_rows_avx2(
+    const double* pf, int64_t F, const double* pi, int64_t I, const double* idx, int64_t b, int32_t* categories) {
+  __m256d best[R];
+  __m256i arg[R];
+  for (int q = 0; q < R; ++q) {
+    best[q] = _mm256_set1_pd(std::numeric_limits<double>::infinity());
+    arg[q] = _mm256_set1_epi64x(INT64_MAX);
+  }
+  argmin_rows_avx2<R>(pf + b * F, F, idx, F, 0, best, arg);
+  if (I) argmin_rows_avx2<R>(pi + b * I, I, idx + F, I, F, best, arg);
+  bool changed = false;
+  for (int q = 0; q < R; ++q) {
+    const int32_t k = lanes_first_argmin_avx2(best[q], arg[q]);
+    changed |= categories[b + q] != k;
+    categories[b + q] = k;
+  }
+  return changed;
+}
+
+LDEM_TARGET("avx2") bool choose_avx2(const double* pf, int64_t F, const double* pi, int64_t I, const double* idx,
+                                     int64_t Bp, int32_t* categories) {
+  bool changed = false;
+  int64_t b = 0;
+  for (; b + 4 <= Bp; b += 4) changed |= choose_rows_avx2<4>(pf, F, pi, I, idx, b, categories);
+  for (; b < Bp; ++b) changed |= choose_rows_avx2<1>(pf, F, pi, I, idx, b, categories);
+  return changed;
+}
 #pragma GCC diagnostic pop
 #endif
 
@@ -163,6 +223,7 @@ const char* selection_kernel() {
   const SimdLevel level = simd_level();
 #ifdef LDEM_AVX512_ARGMIN
   if (level >= SimdLevel::kAvx512) return "avx512";
+  if (level >= SimdLevel::kAvx2) return "avx2";
 #endif
 #ifdef __SSE2__
   if (level >= SimdLevel::kSse2) return "sse2";
@@ -210,11 +271,12 @@ Selection select_pooled(const double* fixed, int64_t F, const double* image, int
   const SimdLevel level = simd_level();
   const bool sse2 = level >= SimdLevel::kSse2;
 #ifdef LDEM_AVX512_ARGMIN
-  const bool avx512 = level >= SimdLevel::kAvx512;
+  const bool avx512 = level >= SimdLevel::kAvx512, avx2 = level >= SimdLevel::kAvx2;
 #endif
   auto choose = [&] {
 #ifdef LDEM_AVX512_ARGMIN
     if (avx512) return choose_avx512(pf, F, pi, I, idx.data(), Bp, sel.categories.data());
+    if (avx2) return choose_avx2(pf, F, pi, I, idx.data(), Bp, sel.categories.data());
 #endif
     bool changed = false;
     for (int64_t b = 0; b < Bp; ++b) {

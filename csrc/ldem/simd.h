@@ -7,7 +7,8 @@
 //           may use for plain loops, and the SSE2 quad loop of the encoder in encode.cc,
 //           which is part of that baseline and not dispatched).
 //   sse2    + the SSE2 minimum search of block selection (select.cc).
-//   avx2    + the AVX2 build of the block histograms (histograms.cc).
+//   avx2    + the AVX2 argmin of block selection (select.cc) and the AVX2 build of the
+//           block histograms (histograms.cc).
 //   avx512  + the AVX-512 paired-segment encoder (encode_avx512.cc; F, DQ and VL), the
 //           AVX-512 argmin of block selection and the AVX-512 builds of the histogram
 //           cost sums and cost pooling.
@@ -52,7 +53,7 @@ namespace ldem {
 // The build of each dispatched kernel that simd_level() selects now (for build_info);
 // each is defined next to its kernel.
 const char* encoder_kernel();            // encode_avx512.cc: "avx512-paired", "sse2" or "scalar"
-const char* selection_kernel();          // select.cc: "avx512", "sse2" or "scalar"
+const char* selection_kernel();          // select.cc: "avx512", "avx2", "sse2" or "scalar"
 const char* pooling_kernel();            // select.cc: "avx512" or "baseline"
 const char* histogram_counts_kernel();   // histograms.cc: "avx2" or "baseline"
 const char* histogram_costs_kernel();    // histograms.cc: "avx512" or "baseline"
