@@ -22,6 +22,7 @@
 #include "ldem/histograms.h"
 #include "ldem/select.h"
 #include "ldem/side_info.h"
+#include "ldem/simd.h"
 #include "ldem/tables.h"
 #include "ldem/thread_pool.h"
 
@@ -164,7 +165,15 @@ py::dict build_info() {
   py::dict d;
   d["version"] = LDEM_VERSION;
   d["compiler"] = LDEM_CXX_COMPILER;
-  d["simd"] = encoder_simd();
+  d["simd"] = simd_level_name(simd_level());
+  d["cpu_simd"] = simd_level_name(cpu_simd_level());
+  py::dict kernels;
+  kernels["encoder"] = encoder_kernel();
+  kernels["selection"] = selection_kernel();
+  kernels["pooling"] = pooling_kernel();
+  kernels["histogram_counts"] = histogram_counts_kernel();
+  kernels["histogram_costs"] = histogram_costs_kernel();
+  d["kernels"] = kernels;
   d["lanes"] = 4;
 #ifdef LDEM_WITH_CUDA
   d["cuda"] = true;
@@ -180,6 +189,11 @@ py::dict build_info() {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "ldem's C++ core: integer tables, interleaved rANS over a model dictionary, exact costs.";
+  try {
+    set_simd_cap(simd_cap_from_env());  // read once, before any work
+  } catch (const ArgumentError& e) {
+    throw py::value_error(e.message);
+  }
 
   static py::exception<DecodeFailure> decode_error(m, "DecodeError", PyExc_ValueError);
   py::register_exception_translator([](std::exception_ptr p) {

@@ -217,11 +217,32 @@ def block_costs(symbols: np.ndarray, dictionary: Dictionary, block=(1, 1),
 
 
 def build_info() -> dict:
-    """How the compiled core was built.
+    """How the compiled core was built, and which SIMD code it runs.
+
+    Keys: ``version``, ``compiler``, ``cuda`` (the CUDA engine is compiled in),
+    ``format_version``, ``hardware_threads``, ``lanes`` (the default lane count),
+    ``cpu_simd`` (the highest SIMD level this CPU supports), ``simd`` (the level in use)
+    and ``kernels`` (the build of each kernel chosen at run time: ``encoder``,
+    ``selection``, ``pooling``, ``histogram_counts``, ``histogram_costs``).
+
+    SIMD levels, lowest first: ``scalar``, ``sse2``, ``avx2``, ``avx512`` (AVX-512 F, DQ
+    and VL). The environment variable ``LDEM_SIMD`` set to a level caps the level in use
+    (never above ``cpu_simd``); it is read once, when ldem is imported, and any other
+    value than a level name (or empty: no cap) makes the import fail with an error naming
+    the levels. Every level writes the same bytes and decodes to the same values; only
+    speed differs. ``scalar`` turns off every SIMD kernel that ldem chooses at run time;
+    the code is still compiled for the build's baseline (SSE2 on x86-64), which the
+    compiler may use for plain loops, and the encoder's SSE2 quad loop (part of that
+    baseline) still runs. For example ``LDEM_SIMD=avx2 python -m pytest tests`` runs the
+    tests as on a CPU without AVX-512.
 
     >>> import ldem
     >>> sorted(ldem.build_info())[:3]
-    ['compiler', 'cuda', 'format_version']
+    ['compiler', 'cpu_simd', 'cuda']
+    >>> levels = ["scalar", "sse2", "avx2", "avx512"]
+    >>> info = ldem.build_info()
+    >>> levels.index(info["simd"]) <= levels.index(info["cpu_simd"])
+    True
     """
     return dict(_core.build_info())
 

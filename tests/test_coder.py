@@ -728,7 +728,12 @@ def test_decode_error_type():
 def test_build_info_and_cuda_available():
     info = ldem.build_info()
     assert isinstance(info, dict)
-    assert {"version", "compiler", "simd", "cuda", "format_version", "hardware_threads", "lanes"} <= set(info)
+    assert {"version", "compiler", "simd", "cpu_simd", "kernels", "cuda", "format_version", "hardware_threads",
+            "lanes"} <= set(info)
+    levels = ["scalar", "sse2", "avx2", "avx512"]
+    assert levels.index(info["simd"]) <= levels.index(info["cpu_simd"])
+    assert set(info["kernels"]) == {"encoder", "selection", "pooling", "histogram_counts", "histogram_costs"}
+    assert (info["kernels"]["encoder"] == "avx512-paired") == (info["simd"] == "avx512")
     assert info["version"] == ldem.__version__
     assert isinstance(info["cuda"], bool)
     assert info["format_version"] == 1
@@ -809,7 +814,8 @@ def test_arrays_from_pickles_and_buffers_are_accepted():
 # -- the AVX-512 encoder writes the scalar encoder's bytes ----------------------------------------
 
 needs_vector_encoder = pytest.mark.skipif(
-    "AVX-512" not in ldem.build_info()["simd"], reason="this CPU has no AVX-512: only the scalar encoder runs")
+    ldem.build_info()["simd"] != "avx512",
+    reason="no AVX-512 here (CPU or LDEM_SIMD): only the scalar encoder runs")
 
 
 def scalar_then_vector(*args, **kwargs):

@@ -90,12 +90,11 @@ inline void decode(const uint8_t* data, size_t size, const int32_t* m, const Lay
   decode(data, size, m, l, ModelSet(d), threads, out);
 }
 
-// The vector encoder (AVX-512, when the CPU has it) codes two segments at once and
-// writes the same bytes as the scalar one. Disabling it forces the scalar path (tests).
+// The vector encoder (AVX-512, when simd_level() allows it) codes two segments at once
+// and writes the same bytes as the scalar one. Disabling it forces the scalar path at
+// any level (tests); its name in use is encoder_kernel() (simd.h).
 void set_vector_encoder(bool enabled);
 // Pairs of quads the vector encoder has coded in this process (a test hook).
 uint64_t vector_encoder_quads();
-// The encoder's instruction set in use, for build_info().
-std::string encoder_simd();
 
 }  // namespace ldem

@@ -183,7 +183,7 @@ inline Range segment_range(int64_t N, int64_t S, int64_t s) {
 
 // The paired-segment vector encoder (encode_avx512.cc).
 // Whether it codes this stream: 4 lanes, S >= 2, blocks of more than one symbol, the
-// CPU has AVX-512 (F, DQ, VL) and it is enabled (set_vector_encoder).
+// SIMD level is avx512 (simd.h) and it is enabled (set_vector_encoder).
 bool paired_encoder_applies(int lanes, const Layout& L, int64_t S);
 // Encodes segments r0 and r1 (4 lanes each) into the words ending at end0 and end1 and
 // returns their first words in begin0/begin1: the bytes of encode_segment.

@@ -12,6 +12,7 @@
 #include "ldem/coder.h"
 #include "ldem/coder_internal.h"
 #include "ldem/rans.h"
+#include "ldem/simd.h"
 
 namespace ldem {
 namespace detail {
@@ -37,11 +38,11 @@ using rans::kLow;
 std::atomic<bool> g_vector_encoder{true};
 std::atomic<uint64_t> g_vector_quads{0};  // quads coded by the vector loop (tests read it)
 
-bool cpu_has_vector_encoder() {
+// Whether the SIMD level allows the vector encoder (the avx512 level has F, DQ and VL)
+// and it is enabled (set_vector_encoder).
+bool vector_encoder_runs() {
 #ifdef LDEM_AVX512_ENCODER
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-                         __builtin_cpu_supports("avx512vl");
-  return ok;
+  return simd_level() >= SimdLevel::kAvx512 && g_vector_encoder.load(std::memory_order_relaxed);
 #else
   return false;
 #endif
@@ -238,8 +239,7 @@ LDEM_AVX512 void encode_pair_avx512(const int32_t* sym, PairSide& s0, PairSide& 
 }  // namespace
 
 bool paired_encoder_applies(int lanes, const Layout& L, int64_t S) {
-  return lanes == kLanes && S >= 2 && !(L.bh == 1 && L.bw == 1) && cpu_has_vector_encoder() &&
-         g_vector_encoder.load(std::memory_order_relaxed);
+  return lanes == kLanes && S >= 2 && !(L.bh == 1 && L.bw == 1) && vector_encoder_runs();
 }
 
 void encode_pair(const int32_t* symbols, const int32_t* models, const Layout& L, Views views,
@@ -262,10 +262,13 @@ void encode_pair(const int32_t* symbols, const int32_t* models, const Layout& L,
 void set_vector_encoder(bool enabled) { detail::g_vector_encoder.store(enabled); }
 uint64_t vector_encoder_quads() { return detail::g_vector_quads.load(); }
 
-std::string encoder_simd() {
-  if (detail::cpu_has_vector_encoder() && detail::g_vector_encoder.load())
-    return "AVX-512 paired-segment encoder (run-time dispatch), SSE2 otherwise";
-  return "SSE2 (x86-64 baseline)";
+const char* encoder_kernel() {
+  if (detail::vector_encoder_runs()) return "avx512-paired";
+#ifdef __SSE2__
+  return "sse2";  // the quad loop of encode.cc, part of the x86-64 baseline at every level
+#else
+  return "scalar";
+#endif
 }
 
 }  // namespace ldem

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ldem/simd.h"
 #include "ldem/thread_pool.h"
 
 namespace ldem {
@@ -13,12 +14,25 @@ constexpr uint32_t kWinMask = kWinSize - 1;
 static_assert((kWinSize & (kWinSize - 1)) == 0, "the dense window is a power of two");
 
 // o[k] += n * row[k]: every k on its own, so the result is the same at any vector
-// width (no fused multiply-add: -ffp-contract=off). Cloned for AVX-512.
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target_clones("avx512f", "default")))
-#endif
+// width (no fused multiply-add: -ffp-contract=off). Built twice: for the baseline and
+// for AVX-512 (chosen by simd_level()).
+using AddScaled = void (*)(double* o, const double* row, double n, int64_t K);
+
 void add_scaled(double* o, const double* row, double n, int64_t K) {
   for (int64_t k = 0; k < K; ++k) o[k] += n * row[k];
+}
+
+#ifdef LDEM_X86_DISPATCH
+LDEM_TARGET("avx512f") void add_scaled_avx512(double* o, const double* row, double n, int64_t K) {
+  for (int64_t k = 0; k < K; ++k) o[k] += n * row[k];
+}
+#endif
+
+AddScaled pick_add_scaled() {
+#ifdef LDEM_X86_DISPATCH
+  if (simd_level() >= SimdLevel::kAvx512) return add_scaled_avx512;
+#endif
+  return add_scaled;
 }
 
 // Splits [0, n) into about `parts` chunks for parallel_for.
@@ -32,12 +46,11 @@ struct HistRows {
   std::vector<int32_t> values, counts;
 };
 
-// Histograms of the blocks of block rows [r0, r1) (cloned for AVX2: the min/max and
-// counter sums vectorise).
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target_clones("avx2", "default")))
-#endif
-void histogram_rows(const int32_t* symbols, const Layout& L, int64_t r0, int64_t r1, HistRows& row) {
+// Histograms of the blocks of block rows [r0, r1): integers only, so every build of it
+// gives the same result. Built twice (histogram_rows, histogram_rows_avx2: the min/max
+// and counter sums vectorise), chosen by simd_level().
+__attribute__((always_inline)) inline void histogram_rows_body(const int32_t* symbols, const Layout& L,
+                                                               int64_t r0, int64_t r1, HistRows& row) {
   const int64_t nby = L.nby(), nbx = L.nbx();
   // Four interleaved sub-histograms: runs of one value (mostly zeros) would otherwise
   // serialise on a single counter. Zeroed once, then cleared after each block.
@@ -110,15 +123,42 @@ void histogram_rows(const int32_t* symbols, const Layout& L, int64_t r0, int64_t
   }
 }
 
+void histogram_rows(const int32_t* symbols, const Layout& L, int64_t r0, int64_t r1, HistRows& row) {
+  histogram_rows_body(symbols, L, r0, r1, row);
+}
+
+#ifdef LDEM_X86_DISPATCH
+LDEM_TARGET("avx2") void histogram_rows_avx2(const int32_t* symbols, const Layout& L, int64_t r0, int64_t r1,
+                                             HistRows& row) {
+  histogram_rows_body(symbols, L, r0, r1, row);
+}
+#endif
+
+using HistogramRows = void (*)(const int32_t* symbols, const Layout& L, int64_t r0, int64_t r1, HistRows& row);
+
+HistogramRows pick_histogram_rows() {
+#ifdef LDEM_X86_DISPATCH
+  if (simd_level() >= SimdLevel::kAvx2) return histogram_rows_avx2;
+#endif
+  return histogram_rows;
+}
+
 }  // namespace
+
+const char* histogram_counts_kernel() {
+  return pick_histogram_rows() == histogram_rows ? "baseline" : "avx2";
+}
+
+const char* histogram_costs_kernel() { return pick_add_scaled() == add_scaled ? "baseline" : "avx512"; }
 
 BlockHistograms::BlockHistograms(const int32_t* symbols, const Layout& L, int threads) {
   const int64_t nbx = L.nbx(), rows = L.C * L.nby();
   // Chunks of block rows, each with its own counters and output.
   const int64_t chunks = chunk_count(rows, threads);
   std::vector<HistRows> out(chunks);
+  const HistogramRows rows_of = pick_histogram_rows();
   parallel_for(chunks, threads, [&](int64_t t) {
-    histogram_rows(symbols, L, rows * t / chunks, rows * (t + 1) / chunks, out[t]);
+    rows_of(symbols, L, rows * t / chunks, rows * (t + 1) / chunks, out[t]);
   });
   ptr.resize(rows * nbx + 1);
   ptr[0] = 0;
@@ -177,6 +217,7 @@ void histogram_costs(const int64_t* ptr, int64_t B, const int32_t* values, const
     for (int64_t v = 0; v < V; ++v)
       table[v * K + k] = symbol_cost(*models[k], static_cast<int32_t>(lo + v));
   const int64_t chunks = chunk_count(B, threads);
+  const AddScaled add_row = pick_add_scaled();
   parallel_for(chunks, threads, [&](int64_t t) {
     const int64_t b0 = B * t / chunks, b1 = B * (t + 1) / chunks;
     for (int64_t b = b0; b < b1; ++b) {
@@ -186,7 +227,7 @@ void histogram_costs(const int64_t* ptr, int64_t B, const int32_t* values, const
         const double n = counts[i];
         const int64_t v = static_cast<int64_t>(values[i]) - lo;
         if (v >= 0 && v < V) {
-          add_scaled(o, table.data() + v * K, n, K);
+          add_row(o, table.data() + v * K, n, K);
         } else {
           for (int64_t k = 0; k < K; ++k) o[k] += n * symbol_cost(*models[k], values[i]);
         }

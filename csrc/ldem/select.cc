@@ -3,7 +3,8 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
-#if defined(__x86_64__) && defined(__GNUC__)
+#include "ldem/simd.h"
+#ifdef LDEM_X86_DISPATCH
 #include <immintrin.h>
 #define LDEM_AVX512_ARGMIN 1
 #endif
@@ -19,12 +20,24 @@ namespace ldem {
 namespace {
 
 // dst[k] += src[k]: every k on its own, so the result is the same at any vector width.
-// Cloned for AVX-512.
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target_clones("avx512f", "default")))
-#endif
+// Built twice: for the baseline and for AVX-512 (chosen by simd_level()).
+using AddInto = void (*)(double* dst, const double* src, int64_t K);
+
 void add_into(double* dst, const double* src, int64_t K) {
   for (int64_t k = 0; k < K; ++k) dst[k] += src[k];
+}
+
+#ifdef LDEM_X86_DISPATCH
+LDEM_TARGET("avx512f") void add_into_avx512(double* dst, const double* src, int64_t K) {
+  for (int64_t k = 0; k < K; ++k) dst[k] += src[k];
+}
+#endif
+
+AddInto pick_add_into() {
+#ifdef LDEM_X86_DISPATCH
+  if (simd_level() >= SimdLevel::kAvx512) return add_into_avx512;
+#endif
+  return add_into;
 }
 
 }  // namespace
@@ -43,13 +56,17 @@ void assign_clusters(const double* costs, int64_t B, int64_t K, const double* fi
 
 namespace {
 
-// min(v, row[k] + idx[k] for k < n), two columns at a time without branches.
-double min_of_sum(const double* row, const double* idx, int64_t n, double v) {
+// min(v, row[k] + idx[k] for k < n): with sse2, two columns at a time without branches.
+double min_of_sum(const double* row, const double* idx, int64_t n, double v, bool sse2) {
   int64_t k = 0;
 #ifdef __SSE2__
-  __m128d m = _mm_set1_pd(v);
-  for (; k + 2 <= n; k += 2) m = _mm_min_pd(m, _mm_add_pd(_mm_loadu_pd(row + k), _mm_loadu_pd(idx + k)));
-  v = std::min(_mm_cvtsd_f64(m), _mm_cvtsd_f64(_mm_unpackhi_pd(m, m)));
+  if (sse2) {
+    __m128d m = _mm_set1_pd(v);
+    for (; k + 2 <= n; k += 2) m = _mm_min_pd(m, _mm_add_pd(_mm_loadu_pd(row + k), _mm_loadu_pd(idx + k)));
+    v = std::min(_mm_cvtsd_f64(m), _mm_cvtsd_f64(_mm_unpackhi_pd(m, m)));
+  }
+#else
+  (void)sse2;
 #endif
   for (; k < n; ++k) v = std::min(v, row[k] + idx[k]);
   return v;
@@ -57,10 +74,12 @@ double min_of_sum(const double* row, const double* idx, int64_t n, double v) {
 
 // The first k minimising cost[k] + idx[k] over the columns a[0..F) then b[0..I) (finite
 // sums). The minimum is found two columns at a time without branches, then located by
-// an exact comparison of the same sums: the index a sequential strict-less scan gives.
+// an exact comparison of the same sums: the index a sequential strict-less scan gives,
+// whatever order min_of_sum visits the columns in (sse2 or not).
 // REQUIRES: F >= 1.
-int32_t first_argmin_of_sum(const double* a, int64_t F, const double* b, int64_t I, const double* idx) {
-  const double v = min_of_sum(b, idx + F, I, min_of_sum(a, idx, F, a[0] + idx[0]));
+int32_t first_argmin_of_sum(const double* a, int64_t F, const double* b, int64_t I, const double* idx,
+                            bool sse2) {
+  const double v = min_of_sum(b, idx + F, I, min_of_sum(a, idx, F, a[0] + idx[0], sse2), sse2);
   for (int64_t k = 0; k < F; ++k)
     if (a[k] + idx[k] == v) return static_cast<int32_t>(k);
   for (int64_t k = 0; k < I; ++k)
@@ -69,11 +88,6 @@ int32_t first_argmin_of_sum(const double* a, int64_t F, const double* b, int64_t
 }
 
 #ifdef LDEM_AVX512_ARGMIN
-bool cpu_has_avx512f() {
-  static const bool ok = __builtin_cpu_supports("avx512f");
-  return ok;
-}
-
 // GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized on their own _undefined() idiom.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -140,21 +154,97 @@ __attribute__((target("avx512f"))) bool choose_avx512(const double* pf, int64_t 
   for (; b < Bp; ++b) changed |= choose_rows<1>(pf, F, pi, I, idx, b, categories);
   return changed;
 }
+
+// The AVX2 build of choose_avx512: the same per-lane scans, 4 columns per register.
+LDEM_TARGET("avx2") inline int32_t lanes_first_argmin_avx2(__m256d best, __m256i arg) {
+  alignas(32) double v[4];
+  alignas(32) int64_t k[4];
+  _mm256_store_pd(v, best);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(k), arg);
+  const double m = std::min(std::min(v[0], v[1]), std::min(v[2], v[3]));
+  int64_t first = INT64_MAX;
+  for (int l = 0; l < 4; ++l)
+    if (v[l] == m) first = std::min(first, k[l]);
+  return first == INT64_MAX ? 0 : static_cast<int32_t>(first);
+}
+
+template <int R>
+LDEM_TARGET("avx2") __attribute__((always_inline)) inline void argmin_rows_avx2(
+    const double* cost, int64_t stride, const double* idx, int64_t n, int64_t k0, __m256d* best, __m256i* arg) {
+  __m256i k = _mm256_add_epi64(_mm256_set1_epi64x(k0), _mm256_set_epi64x(3, 2, 1, 0));
+  const __m256i lane = _mm256_set_epi64x(3, 2, 1, 0);
+  for (int64_t j = 0; j < n; j += 4) {
+    const __m256i live = _mm256_cmpgt_epi64(_mm256_set1_epi64x(n - j), lane);  // all ones where j + lane < n
+    const __m256d ix = _mm256_maskload_pd(idx + j, live);
+    for (int q = 0; q < R; ++q) {
+      const __m256d v = _mm256_add_pd(_mm256_maskload_pd(cost + q * stride + j, live), ix);
+      const __m256d lt = _mm256_and_pd(_mm256_cmp_pd(v, best[q], _CMP_LT_OQ), _mm256_castsi256_pd(live));
+      best[q] = _mm256_blendv_pd(best[q], v, lt);
+      arg[q] = _mm256_castpd_si256(_mm256_blendv_pd(_mm256_castsi256_pd(arg[q]), _mm256_castsi256_pd(k), lt));
+    }
+    k = _mm256_add_epi64(k, _mm256_set1_epi64x(4));
+  }
+}
+
+template <int R>
+LDEM_TARGET("avx2") __attribute__((always_inline)) inline bool choose_rows_avx2(
+    const double* pf, int64_t F, const double* pi, int64_t I, const double* idx, int64_t b, int32_t* categories) {
+  __m256d best[R];
+  __m256i arg[R];
+  for (int q = 0; q < R; ++q) {
+    best[q] = _mm256_set1_pd(std::numeric_limits<double>::infinity());
+    arg[q] = _mm256_set1_epi64x(INT64_MAX);
+  }
+  argmin_rows_avx2<R>(pf + b * F, F, idx, F, 0, best, arg);
+  if (I) argmin_rows_avx2<R>(pi + b * I, I, idx + F, I, F, best, arg);
+  bool changed = false;
+  for (int q = 0; q < R; ++q) {
+    const int32_t k = lanes_first_argmin_avx2(best[q], arg[q]);
+    changed |= categories[b + q] != k;
+    categories[b + q] = k;
+  }
+  return changed;
+}
+
+LDEM_TARGET("avx2") bool choose_avx2(const double* pf, int64_t F, const double* pi, int64_t I, const double* idx,
+                                     int64_t Bp, int32_t* categories) {
+  bool changed = false;
+  int64_t b = 0;
+  for (; b + 4 <= Bp; b += 4) changed |= choose_rows_avx2<4>(pf, F, pi, I, idx, b, categories);
+  for (; b < Bp; ++b) changed |= choose_rows_avx2<1>(pf, F, pi, I, idx, b, categories);
+  return changed;
+}
 #pragma GCC diagnostic pop
 #endif
 
 }  // namespace
+
+const char* selection_kernel() {
+  const SimdLevel level = simd_level();
+#ifdef LDEM_AVX512_ARGMIN
+  if (level >= SimdLevel::kAvx512) return "avx512";
+  if (level >= SimdLevel::kAvx2) return "avx2";
+#endif
+#ifdef __SSE2__
+  if (level >= SimdLevel::kSse2) return "sse2";
+#endif
+  (void)level;
+  return "scalar";
+}
+
+const char* pooling_kernel() { return pick_add_into() == add_into ? "baseline" : "avx512"; }
 
 std::vector<double> pool_costs(const double* costs, int64_t A, int64_t C, int64_t nby, int64_t nbx,
                                int64_t fy, int64_t fx) {
   const int64_t py = (nby + fy - 1) / fy, px = (nbx + fx - 1) / fx;
   std::vector<double> out(static_cast<size_t>(C * py * px * A), 0.0);
   if (A == 0) return out;
+  const AddInto add_row = pick_add_into();
   for (int64_t c = 0; c < C; ++c)
     for (int64_t by = 0; by < nby; ++by) {
       double* row = out.data() + (c * py + by / fy) * px * A;
       const double* src = costs + (c * nby + by) * nbx * A;
-      for (int64_t bx = 0; bx < nbx; ++bx) add_into(row + (bx / fx) * A, src + bx * A, A);
+      for (int64_t bx = 0; bx < nbx; ++bx) add_row(row + (bx / fx) * A, src + bx * A, A);
     }
   return out;
 }
@@ -177,16 +267,20 @@ Selection select_pooled(const double* fixed, int64_t F, const double* image, int
   Selection sel;
   sel.categories.assign(Bp, 0);
   std::vector<double> idx(A, std::log2(static_cast<double>(std::max<int64_t>(A, 1))));
+  // The same categories at every level (see first_argmin_of_sum and choose_avx512).
+  const SimdLevel level = simd_level();
+  const bool sse2 = level >= SimdLevel::kSse2;
 #ifdef LDEM_AVX512_ARGMIN
-  const bool avx512 = cpu_has_avx512f();
+  const bool avx512 = level >= SimdLevel::kAvx512, avx2 = level >= SimdLevel::kAvx2;
 #endif
   auto choose = [&] {
 #ifdef LDEM_AVX512_ARGMIN
     if (avx512) return choose_avx512(pf, F, pi, I, idx.data(), Bp, sel.categories.data());
+    if (avx2) return choose_avx2(pf, F, pi, I, idx.data(), Bp, sel.categories.data());
 #endif
     bool changed = false;
     for (int64_t b = 0; b < Bp; ++b) {
-      const int32_t arg = first_argmin_of_sum(pf + b * F, F, I ? pi + b * I : nullptr, I, idx.data());
+      const int32_t arg = first_argmin_of_sum(pf + b * F, F, I ? pi + b * I : nullptr, I, idx.data(), sse2);
       changed |= sel.categories[b] != arg;
       sel.categories[b] = arg;
     }
