@@ -16,8 +16,9 @@ image when the data cache is absent), this prints:
   hyperpriors' ``z``).
 
 It asserts that the decoded latents and the reconstructions are identical. Times are the
-best of ``--repeats``. With ``--train-steps N`` (default 250, a few minutes on 2 cores) the factorized model is
-first trained for N steps (Adam, rate-distortion loss with lambda 0.01, batches of 4 random 128x128 crops of the
+best of ``--repeats``. With ``--train-steps N`` (default 250: from a few minutes to a quarter
+of an hour on 2 cores, depending on their load) the factorized model is first trained for N
+steps (Adam, rate-distortion loss with lambda 0.01, batches of 4 random 128x128 crops of the
 training photos, or of the sample image), so that its latents look like a real codec's.
 
 Needs CompressAI (see ``ldem_bench.compressai_env``) and, for the photos,
