@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 import ldem
+import ldem.compressai
 from ldem_bench.compressai_env import import_compressai
 
 MODELS = ("bmshj2018-factorized", "bmshj2018-hyperprior", "mbt2018-mean")
@@ -166,6 +167,7 @@ def latents(model, x):
 
 
 def encode(model, lat):
+    """The strings of the entropy modules of ``model`` for the latents ``lat``."""
     strings = {"eb": model.entropy_bottleneck.compress(lat["eb"])}
     if lat["gc"] is not None:
         y, indexes, means = lat["gc"]
@@ -174,6 +176,7 @@ def encode(model, lat):
 
 
 def decode(model, lat, strings):
+    """The decoded latents of ``strings`` (the inverse of :func:`encode`)."""
     out = [model.entropy_bottleneck.decompress(strings["eb"], lat["eb"].shape[-2:])]
     if lat["gc"] is not None:
         _, indexes, means = lat["gc"]
@@ -182,11 +185,12 @@ def decode(model, lat, strings):
 
 
 def nbytes(strings):
+    """Total bytes of all strings of :func:`encode`."""
     return sum(len(s) for part in strings.values() for s in part)
 
 
 def best(fn, repeats, warmup=True):
-    """(best seconds over ``repeats`` calls, the last result)."""
+    """``(best seconds over repeats calls of fn, the last result)``; one untimed call first if ``warmup``."""
     if warmup:
         fn()
     t_best, result = float("inf"), None
@@ -198,8 +202,7 @@ def best(fn, repeats, warmup=True):
 
 
 def bench_model(name, model, x, repeats):
-    import ldem.compressai
-
+    """One result row: CompressAI's coder against ldem's on ``model`` and the images ``x``."""
     one = ldem.compressai.patch(copy.deepcopy(model), threads=1)
     every = ldem.compressai.patch(copy.deepcopy(model), threads=None)
     local = ldem.compressai.patch(copy.deepcopy(model), local=True, threads=1)
@@ -223,7 +226,8 @@ def bench_model(name, model, x, repeats):
         t_comp_one, c_one = best(lambda: one.compress(x), repeats, warmup=False)
         t_decomp_cai, r_cai = best(lambda: model.decompress(c_cai["strings"], c_cai["shape"]), repeats, warmup=False)
         t_decomp_one, r_one = best(lambda: one.decompress(c_one["strings"], c_one["shape"]), repeats, warmup=False)
-        r_local = local.decompress(*(lambda c: (c["strings"], c["shape"]))(local.compress(x)))
+        c_local = local.compress(x)
+        r_local = local.decompress(c_local["strings"], c_local["shape"])
         assert torch.equal(r_cai["x_hat"], r_one["x_hat"]), f"{name}: reconstructions differ"
         assert torch.equal(r_cai["x_hat"], r_local["x_hat"]), f"{name}: local=True reconstructions differ"
     row.update(
