@@ -16,8 +16,8 @@ image when the data cache is absent), this prints:
   hyperpriors' ``z``).
 
 It asserts that the decoded latents and the reconstructions are identical. Times are the
-best of ``--repeats``. With ``--train-steps N`` (default 250: from a few minutes to a quarter
-of an hour on 2 cores, depending on their load) the factorized model is first trained for N
+best of ``--repeats``. With ``--train-steps N`` (default 1000: about 4 minutes on 2 idle
+cores, several times longer on busy ones) the factorized model is first trained for N
 steps (Adam, rate-distortion loss with lambda 0.01, batches of 4 random 128x128 crops of the
 training photos, or of the sample image), so that its latents look like a real codec's.
 
@@ -284,8 +284,8 @@ def markdown(rows, threads):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=3, help="best of N timed calls (default 3)")
-    ap.add_argument("--train-steps", type=int, default=250,
-                    help="train the factorized model this many steps first (default 250; 0: untrained)")
+    ap.add_argument("--train-steps", type=int, default=1000,
+                    help="train the factorized model this many steps first (default 1000; 0: untrained)")
     ap.add_argument("--json", help="also write the results to this JSON file")
     args = ap.parse_args(argv)
     if args.repeats < 1 or args.train_steps < 0:
