@@ -168,11 +168,23 @@ def _to_int32(tensor) -> np.ndarray:
 
 
 # The batch is coded image by image here; a batched coder call replaces these two alone.
+# Stream layout of one image's latent. CompressAI's coder has one 32-bit state per string;
+# each ldem segment ends with 8 bytes per lane, so per-image strings use one segment (the
+# batch, not the segments, spreads over threads), 4 lanes (the fast path) and a single
+# lane for tiny latents such as a hyperprior's z, where the states would dominate.
+_ONE_SEGMENT = 1 << 31
+_SMALL_LATENT = 1 << 12
+
+
 def _encode_batch(symbols: np.ndarray, models: np.ndarray, dictionary: Dictionary, block,
                   threads: Optional[int]) -> list:
     """One stream per image of ``symbols[N, C, H, W]``, in one call over ``threads``;
     ``models`` is one map for all images or one per image (``[N, ...]``)."""
-    return encode_batch(symbols, models, dictionary, block=block, threads=threads)
+    if symbols.shape[0] == 0:
+        return []
+    lanes = 1 if symbols[0].size < _SMALL_LATENT else 4
+    return encode_batch(symbols, models, dictionary, block=block, threads=threads, lanes=lanes,
+                        segment_size=_ONE_SEGMENT)
 
 
 def _decode_batch(strings, models: np.ndarray, dictionary: Dictionary, shape, block,

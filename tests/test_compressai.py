@@ -187,6 +187,27 @@ def test_batch_gives_per_image_strings():
             assert torch.equal(one, x_hat[i:i + 1])
 
 
+
+@pytest.mark.parametrize("local", [False, True])
+def test_an_empty_batch_gives_empty_strings(local):
+    model = make("bmshj2018-hyperprior")
+    patched = ldem.compressai.patch(copy.deepcopy(model), local=local)
+    x = torch.zeros(0, 3, 64, 64)
+    own, _ = round_trip(model, x)
+    out, x_hat = round_trip(patched, x)
+    assert out["strings"] == own["strings"] == [[], []]
+    assert x_hat.shape == (0, 3, 64, 64)
+
+
+def test_each_string_is_one_segment_with_few_states():
+    """A per-image string carries one segment: 4 lanes, or 1 lane for a tiny latent (z)."""
+    model = make("bmshj2018-hyperprior")
+    out, _ = round_trip(ldem.compressai.patch(copy.deepcopy(model)), sample(128, 192))
+    y_string, z_string = out["strings"][0][0], out["strings"][1][0]
+    for string, lanes in ((y_string, 4), (z_string, 1)):
+        assert ldem._core.stream_params(string) == (lanes, 31)  # (lanes, segment size log2)
+
+
 # -- local entropy models ----------------------------------------------------------------------
 def test_local_models_are_smaller_on_the_trained_model(trained):
     x = sample(256, 384)
