@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Cross-architecture CI: the pure C++ core on aarch64 and big-endian s390x under qemu-user.
-#   1. the cross compilers and qemu (apt, only when missing; LDEM_CROSS_APT=0 never installs),
+# Cross-architecture CI: the core and the Python package on aarch64 and big-endian s390x
+# under qemu-user.
+#   1. the cross compilers and qemu (apt, only when missing; LDEM_CROSS_APT=0 never installs);
+#      each architecture's Python and numpy (Debian's packages, unpacked into
+#      BUILD/sysroot-<arch>, only when missing) and, for the host, pybind11's headers and a
+#      pytest for the targets (pure Python, pip --target BUILD/pylib, only when missing),
 #   2. builds: the host (ldem_stream_tool only) and each architecture with
-#      cmake/toolchains/<arch>-linux-gnu.cmake (C++ tests and ldem_stream_tool),
+#      cmake/toolchains/<arch>-linux-gnu.cmake (C++ tests, ldem_stream_tool and the
+#      extension ldem._core for that architecture's Python),
 #   3. a corpus made on the host by the Python package: the core cases of
 #      tests/test_golden.py (6 dictionaries from counts and pmfs at precisions 12..16,
 #      blocks 1x1 to 16x16, escapes up to INT32_MIN/INT32_MAX, 1/4/8/32 lanes, one or
@@ -12,13 +17,18 @@
 #      case, decode the host's streams, re-serialise the dictionaries; every stream and
 #      dictionary must have the SHA-256 recorded in tests/data/golden/manifest.json (larger
 #      cases: the host's bytes), every decode must give the original symbols,
-#   5. the C++ unit tests of each architecture under qemu (ctest).
-# The local-entropy streams and .ldem files of the golden corpus need the Python package
-# and are covered by tests/test_golden.py on the host only.
+#   5. the C++ unit tests of each architecture under qemu (ctest),
+#   6. the whole golden corpus with the real Python package under qemu: tests/test_golden.py
+#      run by each architecture's Python with the ldem sources and its own ldem._core (core
+#      streams at every encoder, every LocalEntropyCoder mode, dictionaries, .ldem files;
+#      each stream encoded there must have the recorded SHA-256 and decode back). Only the
+#      test of the analysis transform, which needs torch, is left out.
 #
 # Run it from any directory with the project's virtual environment active (ldem, numpy and
-# pytest importable); needs cmake, ninja, sha256sum. Settings: LDEM_CROSS_ARCHS (default
-# "aarch64 s390x"), LDEM_CROSS_BUILD (default build-cross), LDEM_CROSS_APT (default 1).
+# pytest importable); needs cmake, ninja, sha256sum, dpkg-deb and apt-get (step 1).
+# Settings: LDEM_CROSS_ARCHS (default "aarch64 s390x"), LDEM_CROSS_BUILD (default
+# build-cross), LDEM_CROSS_APT (default 1), LDEM_CROSS_PYTHON (default 1; 0 skips the
+# Python package: no sysroots, no extension, no step 6).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -45,6 +55,43 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "== tools installed in $((SECONDS - t0)) s"
 fi
 
+# Each architecture's Python, numpy and Python headers: Debian's packages for that
+# architecture, unpacked (not installed) into a sysroot that qemu -L runs python from.
+PYTHON_CROSS=${LDEM_CROSS_PYTHON:-1}
+PYV=3.11  # Debian 12's Python
+deb_arch() { case "$1" in aarch64) echo arm64 ;; *) echo "$1" ;; esac; }
+sysroot() { echo "$BUILD/sysroot-$1"; }
+if [ "$PYTHON_CROSS" = 1 ]; then
+  mkdir -p "$BUILD"
+  for arch in $ARCHS; do
+    root=$(sysroot "$arch")
+    [ -x "$root/usr/bin/python$PYV" ] && [ -d "$root/usr/lib/python3/dist-packages/numpy" ] && continue
+    [ "${LDEM_CROSS_APT:-1}" = 1 ] || { echo "cross.sh: no Python sysroot $root" >&2; exit 1; }
+    t1=$SECONDS
+    da=$(deb_arch "$arch")
+    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+    if ! dpkg --print-foreign-architectures | grep -qx "$da"; then
+      $SUDO dpkg --add-architecture "$da" && $SUDO apt-get update -qq
+    fi
+    debs="$BUILD/debs-$arch"
+    rm -rf "$debs" "$root" && mkdir -p "$debs" "$root"
+    (cd "$debs" && apt-get download -q $(printf "%s:$da " libc6 gcc-12-base libgcc-s1 libstdc++6 \
+       "python$PYV-minimal" "libpython$PYV-minimal" "libpython$PYV-stdlib" "libpython$PYV" \
+       "libpython$PYV-dev" libexpat1 zlib1g libffi8 libbz2-1.0 liblzma5 libssl3 libcrypt1 \
+       libsqlite3-0 libuuid1 libncursesw6 libtinfo6 libreadline8 python3-numpy libblas3 \
+       liblapack3 libgfortran5) >"$debs.log" 2>&1) || { cat "$debs.log"; exit 1; }
+    for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$root"; done
+    for lib in blas/libblas.so.3 lapack/liblapack.so.3; do  # what update-alternatives would link
+      ln -sf "$lib" "$root/usr/lib/$arch-linux-gnu/${lib#*/}"
+    done
+    rm -rf "$debs"
+    echo "== $arch: Python $PYV and numpy unpacked into $root in $((SECONDS - t1)) s"
+  done
+  PYLIB="$BUILD/pylib"  # pure Python: pybind11's CMake files and headers, pytest for the targets
+  [ -d "$PYLIB/pybind11" ] && [ -d "$PYLIB/pytest" ] || "$PY" -m pip install -q --no-warn-conflicts --target "$PYLIB" pybind11 pytest
+  PYBIND11_DIR=$(PYTHONPATH="$PYLIB" "$PY" -c "import pybind11; print(pybind11.get_cmake_dir())")
+fi
+
 # 2. Builds (in parallel; one compile job each while more than one runs).
 configure() {  # configure DIR [cmake args...]
   local dir=$1; shift
@@ -58,7 +105,18 @@ pids=()
 (configure "$BUILD/$HOST" && cmake --build "$BUILD/$HOST" -j 1 --target ldem_stream_tool >"$BUILD/$HOST.build.log" 2>&1 \
    || { cat "$BUILD/$HOST.build.log"; exit 1; }) & pids+=($!)
 for arch in $ARCHS; do
+  pyargs=()  # ldem._core for this architecture's Python
+  if [ "$PYTHON_CROSS" = 1 ]; then
+    root=$(sysroot "$arch")
+    # pyconfig.h is found through <ARCH-linux-gnu/pythonX.Y/pyconfig.h> under the sysroot's
+    # include directory, searched after the cross compiler's own (it holds Python only).
+    pyargs=(-DLDEM_BUILD_PYTHON=ON -Dpybind11_DIR="$PYBIND11_DIR" -DPython_EXECUTABLE="$PY"
+            -DPython_INCLUDE_DIR="$root/usr/include/python$PYV" -DPYTHON_MODULE_DEBUG_POSTFIX=
+            -DPYTHON_MODULE_EXTENSION=".cpython-${PYV/./}-$arch-linux-gnu.so"
+            -DCMAKE_CXX_FLAGS="-idirafter $root/usr/include")
+  fi
   (configure "$BUILD/$arch" -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/toolchains/$arch-linux-gnu.cmake" \
+     ${pyargs[@]+"${pyargs[@]}"} \
      && cmake --build "$BUILD/$arch" -j "$(( JOBS > 2 ? JOBS / 2 : 1 ))" >"$BUILD/$arch.build.log" 2>&1 \
      || { cat "$BUILD/$arch.build.log"; exit 1; }) & pids+=($!)
 done
@@ -171,4 +229,34 @@ for arch in $ARCHS; do
 done
 [ "$failed" = 0 ] || exit 1
 echo "== C++ tests under qemu in $((SECONDS - t1)) s"
+
+# 6. The golden corpus with the Python package of each architecture (tests/test_golden.py).
+if [ "$PYTHON_CROSS" = 1 ]; then
+  t1=$SECONDS
+  pids=()
+  for arch in $ARCHS; do
+    pkg="$BUILD/python-$arch"  # the ldem sources and this architecture's ldem._core
+    rm -rf "$pkg" && mkdir -p "$pkg"
+    cp -r "$ROOT/ldem" "$pkg/ldem"
+    find "$pkg/ldem" \( -name __pycache__ -o -name '*.so' \) -prune -exec rm -rf {} +
+    cp "$BUILD/$arch"/_core.cpython-*.so "$pkg/ldem/"
+    root=$(sysroot "$arch")
+    (cd "$ROOT" && PYTHONPATH="$pkg:$PYLIB" PYTHONDONTWRITEBYTECODE=1 "qemu-$arch" -L "$root" \
+       "$root/usr/bin/python$PYV" -m pytest tests/test_golden.py -q -p no:cacheprovider -rs \
+       --deselect tests/test_golden.py::test_stored_latents_are_the_sample_analysis \
+       >"$pkg.log" 2>&1 && ! grep -q skipped "$pkg.log") & pids+=($!)
+  done
+  set -- "${pids[@]}"
+  for arch in $ARCHS; do
+    if wait "$1"; then
+      echo "== $arch: golden corpus with the Python package: $(tail -n 1 "$BUILD/python-$arch.log")"
+    else
+      cat "$BUILD/python-$arch.log"; echo "== $arch: golden corpus with the Python package FAILED (or a test skipped)"
+      failed=1
+    fi
+    shift
+  done
+  [ "$failed" = 0 ] || exit 1
+  echo "== the Python package under qemu in $((SECONDS - t1)) s"
+fi
 echo "== cross-architecture checks passed in $((SECONDS - t0)) s"
