@@ -128,7 +128,9 @@ echo "== built $HOST (host) and $ARCHS in $((SECONDS - t0)) s"
 CORPUS="$BUILD/corpus"
 rm -rf "$CORPUS"
 mkdir -p "$CORPUS"
-"$PY" - "$ROOT" "$CORPUS" <<'EOF'
+# Run from the corpus folder: in the clone's root, its ldem/ (no compiled core) would shadow
+# the installed package.
+(cd "$CORPUS" && "$PY" - "$ROOT" "$PWD") <<'EOF'
 import hashlib, json, sys
 from pathlib import Path
 import numpy as np
