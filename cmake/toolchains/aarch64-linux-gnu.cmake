@@ -5,14 +5,5 @@
 #     -DLDEM_BUILD_PYTHON=OFF -DLDEM_WITH_CUDA=OFF -DLDEM_BUILD_TESTS=ON
 # The extension ldem._core for this architecture's Python (headers and interpreter unpacked
 # into a sysroot, run as qemu-aarch64 -L SYSROOT SYSROOT/usr/bin/python3.11): .ci/cross.sh.
-set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR aarch64)
-set(LDEM_CROSS_TRIPLE aarch64-linux-gnu)
-set(CMAKE_C_COMPILER ${LDEM_CROSS_TRIPLE}-gcc)
-set(CMAKE_CXX_COMPILER ${LDEM_CROSS_TRIPLE}-g++)
-set(CMAKE_FIND_ROOT_PATH /usr/${LDEM_CROSS_TRIPLE})
-set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
-set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
-set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
-set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
-set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64 -L /usr/${LDEM_CROSS_TRIPLE})
+include(${CMAKE_CURRENT_LIST_DIR}/debian-cross.cmake)
