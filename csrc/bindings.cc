@@ -107,12 +107,13 @@ py::tuple selection_tuple(const Selection& sel) {
                         sel.map_bits);
 }
 
-// A 1-D contiguous bytes-like object as (pointer, size).
-std::pair<const uint8_t*, size_t> byte_span(const py::buffer& data, const char* name) {
+// A 1-D contiguous bytes-like object's buffer, held by the caller while it reads the bytes
+// (a held buffer keeps a bytearray from being resized while the GIL is released).
+py::buffer_info byte_span(const py::buffer& data, const char* name) {
   py::buffer_info info = data.request();
   if (info.ndim != 1 || info.itemsize != 1 || info.strides[0] != 1)
     throw py::type_error(std::string(name) + " must be a contiguous bytes-like object");
-  return {static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.size)};
+  return info;
 }
 
 // A checked private copy of a 1-D array of non-negative integers (any integer dtype).
@@ -479,7 +480,7 @@ PYBIND11_MODULE(_core, m) {
       .def("window", &BlockHistograms::window, py::arg("half"))
       .def("cluster_counts",
            [](const BlockHistograms& h, py::array cluster, int64_t K, int32_t lo, int64_t V) {
-             if (K < 0 || V < 0 || K * V > (int64_t{1} << 31)) arg_error("K * V too large");
+             if (K < 0 || V < 0 || (V > 0 && K > (int64_t{1} << 31) / V)) arg_error("K * V too large");
              const std::vector<int64_t> c = checked_clusters(cluster, h.num_blocks(), K);
              std::vector<int32_t> c32(c.size());
              for (size_t b = 0; b < c.size(); ++b) c32[b] = static_cast<int32_t>(std::max<int64_t>(c[b], -1));
@@ -494,7 +495,7 @@ PYBIND11_MODULE(_core, m) {
            [](const BlockHistograms& h, py::array cluster, int64_t K, int32_t lo, int64_t V, int table_bits,
               int precision, py::array_t<double, py::array::c_style | py::array::forcecast> fixed_best,
               double penalty, int iterations, int threads) -> py::object {
-             if (K < 0 || V < 1 || K * V > (int64_t{1} << 31)) arg_error("K * V too large");
+             if (K < 0 || V < 1 || K > (int64_t{1} << 31) / V) arg_error("K * V too large");
              if (static_cast<int64_t>(lo) + V - 1 > INT32_MAX) arg_error("lo + V must fit in int32");
              if (table_bits < kMinTableBits || table_bits > kMaxTableBits) arg_error("table_bits must be in [4, 16]");
              if (precision < kMinPrecision || precision > kMaxPrecision) arg_error("invalid precision");
@@ -562,9 +563,10 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("read_side_info",
         [](py::buffer side, int64_t num_tables, int64_t num_map_counts, int precision) {
-          const auto [d, n] = byte_span(side, "side");
+          const py::buffer_info info = byte_span(side, "side");
           if (precision < kMinPrecision || precision > kMaxPrecision) arg_error("invalid precision");
-          SideInfo s = read_side_info(d, n, num_tables, num_map_counts, precision);
+          SideInfo s = read_side_info(static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.size),
+                                      num_tables, num_map_counts, precision);
           py::object tables = py::none();
           if (s.tables.size()) tables = py::cast(image_tables_object(std::move(s.tables), std::move(s.models), precision));
           return py::make_tuple(tables, py::array_t<uint64_t>(s.map_counts.size(), s.map_counts.data()));
@@ -589,14 +591,15 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("decode_block_map",
         [](py::buffer data, py::array counts, int64_t num_blocks, int precision) {
-          const auto [d, n] = byte_span(data, "data");
+          const py::buffer_info info = byte_span(data, "data");
           const std::vector<uint64_t> c = checked_counts(counts, "counts");
           if (precision < kMinPrecision || precision > kMaxPrecision) arg_error("invalid precision");
           if (num_blocks < 0) arg_error("num_blocks must be non-negative");
           py::array_t<int32_t> out(num_blocks);
           int32_t* o = out.mutable_data();
           py::gil_scoped_release release;
-          decode_block_map(d, n, c, num_blocks, precision, o);
+          decode_block_map(static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.size), c, num_blocks,
+                           precision, o);
           return out;
         },
         py::arg("data"), py::kw_only(), py::arg("counts"), py::arg("num_blocks"), py::arg("precision"),

@@ -228,11 +228,13 @@ def test_block_histograms_reject_bad_arguments():
         h.cluster_counts(np.ones(8, np.int64), 1, 0, 4)
     with pytest.raises(ValueError, match="too large"):
         h.cluster_counts(np.zeros(8, np.int64), 2**20, 0, 2**20)
+    with pytest.raises(ValueError, match="too large"):  # K * V wraps around int64 to 0
+        h.cluster_counts(np.zeros(8, np.int64), 2**62, 0, 4)
     fit = dict(cluster=np.zeros(8, np.int64), K=1, lo=0, V=4, table_bits=8, precision=16,
                fixed_best=np.full(8, 100.0), penalty=1.0, iterations=2)
     assert h.fit_image_models(**fit) is not None
     for bad, match in [(dict(table_bits=3), "table_bits"), (dict(precision=17), "precision"),
-                       (dict(fixed_best=np.zeros(7)), "fixed_best"), (dict(V=0), "too large"),
+                       (dict(fixed_best=np.zeros(7)), "fixed_best"), (dict(V=0), "too large"), (dict(K=2**62), "too large"),
                        (dict(lo=2**31 - 2), "int32"), (dict(cluster=np.full(8, 1, np.int64)), "out of range")]:
         with pytest.raises(ValueError, match=match):
             h.fit_image_models(**{**fit, **bad})
