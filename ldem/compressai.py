@@ -167,7 +167,12 @@ def _to_int32(tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=np.int32)
 
 
-# The batch is coded image by image here; a batched coder call replaces these two alone.
+def _channel_models(shape):
+    """An EntropyBottleneck's model map and block for a ``[C, H, W]`` latent: table ``c`` codes
+    channel ``c``, one block per channel plane."""
+    return np.arange(shape[0], dtype=np.int32).reshape(shape[0], 1, 1), (max(shape[1], 1), max(shape[2], 1))
+
+
 # Stream layout of one image's latent. CompressAI's coder has one 32-bit state per string;
 # each ldem segment ends with 8 bytes per lane, so per-image strings use one segment (the
 # batch, not the segments, spreads over threads), 4 lanes (the fast path) and a single
@@ -284,8 +289,8 @@ class _Coding:
         if self.local:
             coder = self.local_coder()
             return [coder.encode(y[i]) for i in range(y.shape[0])]
-        models = np.arange(shape[0], dtype=np.int32).reshape(shape[0], 1, 1)
-        return _encode_batch(y, models, d, (max(shape[1], 1), max(shape[2], 1)), self.threads)
+        models, block = _channel_models(shape)
+        return _encode_batch(y, models, d, block, self.threads)
 
     def _decompress_bottleneck(self, strings, size):
         strings = _check_strings(strings)
@@ -307,8 +312,8 @@ class _Coding:
                     raise DecodeError(f"strings[{i}] holds a latent of shape {y.shape}, expected {shape}")
                 values[i] = y
         else:
-            models = np.arange(shape[0], dtype=np.int32).reshape(shape[0], 1, 1)
-            values = _decode_batch(strings, models, d, shape, (max(shape[1], 1), max(shape[2], 1)), self.threads)
+            models, block = _channel_models(shape)
+            values = _decode_batch(strings, models, d, shape, block, self.threads)
         medians = self._medians(len(strings), len(size))
         return self.module.dequantize(self._output(values, output_size), medians, medians.dtype)
 

@@ -200,8 +200,6 @@ def _models_on(models, grid, device):
         m = _check_tensor(models, "models", torch.int32, device=device)
         check_model_map_shape(m.shape, grid)
         return m
-    if isinstance(models, torch.Tensor):
-        models = models.numpy()
     return torch.from_numpy(check_models(models, grid)).to(device)
 
 
