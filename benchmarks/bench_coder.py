@@ -160,7 +160,8 @@ def bench_constriction(wl: Workload, repeats: int):
 
 
 def bench_compressai(wl: Workload, repeats: int):
-    import compressai
+    from ldem_bench.compressai_env import import_compressai
+    compressai = import_compressai()
     from compressai._CXX import pmf_to_quantized_cdf
     from compressai.ans import RansDecoder, RansEncoder
 
