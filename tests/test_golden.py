@@ -193,3 +193,43 @@ def test_stored_latents_are_the_sample_analysis():
         ref = stored[f"q{q}"]
         assert y.shape == ref.shape
         assert np.mean(y == ref) > 0.999 and np.abs(y.astype(np.int64) - ref).max() <= 1
+
+
+# Streams of format version 1 (written by the release before local-stream version 2)
+# still decode: ``tests/data/stream-v1`` holds LocalEntropyCoder streams of
+# local_cases() and .ldem files of the sample's stored latents, as version-1 code wrote
+# them. Each must decode to exactly the latent it was made from.
+V1_FIXTURES = DATA.parent / "stream-v1"
+
+
+def _fixtures(suffix):
+    return sorted(V1_FIXTURES.glob(f"*{suffix}"))
+
+
+def test_fixtures_are_present():
+    assert len(_fixtures(".bin")) == 4 and len(_fixtures(".ldem")) == 6
+
+
+@pytest.mark.parametrize("path", _fixtures(".bin"), ids=lambda p: p.stem)
+def test_version1_local_streams_decode(path):
+    data = path.read_bytes()
+    assert data[:2] == b"LE" and data[2] >> 4 == 1  # written as version 1
+    cases = local_cases()
+    _, y, coder = cases["/".join(path.stem.split("-", 2))]
+    assert np.array_equal(coder.decode(data), y)
+    assert coder.describe(data)["mode"] == path.stem.split("-")[1]
+
+
+@pytest.mark.parametrize("path", _fixtures(".ldem"), ids=lambda p: p.stem)
+def test_version1_ldem_files_decode(path, monkeypatch):
+    try:
+        import torch  # noqa: F401
+    except ImportError:  # the latent's decoding needs numpy only
+        import ldem.codec
+        monkeypatch.setattr(ldem.codec, "_require_codec", lambda: None)
+    from ldem.codec import ImageCodec
+    _, q, mode = path.stem.split("-")
+    y = np.load(LATENTS)[q].astype(np.int32)
+    codec = ImageCodec.pretrained(int(q[1:]))
+    decoded, _ = codec.decode_latent(path.read_bytes())
+    assert np.array_equal(decoded, y)
