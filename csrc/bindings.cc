@@ -31,6 +31,8 @@ using namespace ldem;
 
 // Defined in csrc/emulate_bindings.cc: adds the host emulation of the GPU kernels.
 void register_emulate(py::module_& m);
+// Defined in csrc/context_bindings.cc: context-coded streams.
+void register_context(py::module_& m);
 #ifdef LDEM_WITH_CUDA
 // Defined in csrc/cuda_bindings.cc: adds the GPU entry points to the module.
 void register_cuda(py::module_& m);
@@ -230,16 +232,21 @@ PYBIND11_MODULE(_core, m) {
                   },
                   py::arg("counts"), py::arg("offsets"), py::arg("precision"))
       .def_static("deserialize",
-                  [](py::bytes b) {
+                  [](py::bytes b, bool lookups) {
                     std::string s = b;
                     return std::make_shared<Dictionary>(Dictionary::deserialize(
-                        reinterpret_cast<const uint8_t*>(s.data()), s.size()));
-                  })
+                        reinterpret_cast<const uint8_t*>(s.data()), s.size(), lookups));
+                  },
+                  py::arg("data"), py::arg("lookups") = true)
       .def("serialize",
            [](const Dictionary& d) {
              std::vector<uint8_t> v = d.serialize();
              return py::bytes(reinterpret_cast<const char*>(v.data()), v.size());
            })
+      .def("drop_lookups", &Dictionary::drop_lookups,
+           "Frees the decoder lookup tables: the dictionary then codes context streams only.")
+      .def_property_readonly("has_lookups",
+                             [](const Dictionary& d) { return d.size() == 0 || !d.model(0).lut.empty(); })
       .def_property_readonly("num_models", [](const Dictionary& d) { return d.size(); })
       .def_property_readonly("precision", &Dictionary::precision)
       .def("offset", [](const Dictionary& d, size_t k) {
@@ -679,6 +686,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("_vector_encoder_quads", &vector_encoder_quads,
         "Pairs of quads coded by the AVX-512 encoder so far in this process.");
   register_emulate(m);
+  register_context(m);
 #ifdef LDEM_WITH_CUDA
   register_cuda(m);
 #endif

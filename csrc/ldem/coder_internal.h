@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "ldem/coder.h"
@@ -41,7 +42,9 @@ struct Views {
 };
 
 // REQUIRES: dict outlives the views.
-std::vector<View> make_views(const ModelSet& dict);
+// Throws ArgumentError if a model has no decoder lookup table and `lookup` is asked
+// (Dictionary::drop_lookups: such models code context streams only).
+std::vector<View> make_views(const ModelSet& dict, bool lookup = true);
 
 // Walks [a, b) in raster order as runs of symbols that share one model
 // (forwards, or backwards when reverse), tracking row, channel and block
@@ -180,6 +183,52 @@ struct Range {
 inline Range segment_range(int64_t N, int64_t S, int64_t s) {
   return {format::segment_begin(N, S, s), format::segment_begin(N, S, s + 1)};
 }
+
+// The segments of one stream being encoded, in the calling thread's scratch arena
+// (reused across calls); segment s owns the words below end(s).
+class SegmentArena {
+ public:
+  // Throws ArgumentError unless check_params(params) passes.
+  SegmentArena(int64_t N, const StreamParams& params);
+  int64_t N, S;
+  int lanes;
+  Range range(int64_t s) const { return segment_range(N, S, s); }
+  uint32_t* end(int64_t s) const { return base_ + ends_[s]; }
+  // Records segment s as the words [begin, end(s)).
+  void done(int64_t s, uint32_t* begin);
+  // REQUIRES: done() was called for every segment.
+  EncodedStream finish(bool checksum);
+
+ private:
+  StreamParams params_;
+  std::vector<size_t> ends_;
+  std::vector<uint32_t*> begins_;
+  std::vector<size_t> words_;
+  uint32_t* base_;
+};
+
+// Reads the stream header of a stream of N symbols at `precision`, checks it (and the
+// CRC) and copies the payload to aligned words with kDecodePad padding words; then runs
+// segment(s, range, in, end, lanes) for every segment on up to `threads` threads.
+// Throws DecodeFailure on a bad header.
+constexpr size_t kDecodePad = 8;
+void decode_segments(const uint8_t* data, size_t size, int64_t N, int precision, int threads,
+                     const std::function<void(int64_t, Range, const uint32_t*, const uint32_t*, int)>& segment);
+
+// Reads `lanes` initial states at `in` (advancing it) into st. Throws DecodeFailure if
+// the segment is too short or a state is invalid.
+void read_initial_states(const uint32_t*& in, const uint32_t* end, int lanes, uint64_t* st);
+
+struct DecState {
+  uint64_t x;
+  const uint32_t* in;
+  int32_t value;
+};
+
+// The escaped value after an escape slot of m was decoded (see format.h).
+// Throws DecodeFailure if the payload is truncated or invalid.
+__attribute__((noinline)) DecState get_escape(uint64_t x, const uint32_t* in, const uint32_t* end,
+                                              const View& m);
 
 // The paired-segment vector encoder (encode_avx512.cc).
 // Whether it codes this stream: 4 lanes, S >= 2, blocks of more than one symbol, the

@@ -19,10 +19,6 @@ using rans::kLow;
 
 [[noreturn]] void corrupt(const std::string& msg) { throw DecodeFailure{msg}; }
 
-// Readable words after the last segment's end: dec_one may read 3 words past `end`
-// before its caller's bound check (see dec_one); 8 keeps a margin.
-constexpr size_t kDecodePad = 8;
-
 // Checked refill for the escape path. REQUIRES: in may already be past end.
 inline void refill_checked(uint64_t& x, const uint32_t*& in, const uint32_t* end) {
   if (x < kLow) {
@@ -31,15 +27,12 @@ inline void refill_checked(uint64_t& x, const uint32_t*& in, const uint32_t* end
   }
 }
 
-struct DecState {
-  uint64_t x;
-  const uint32_t* in;
-  int32_t value;
-};
+}  // namespace
+
+namespace detail {
 
 // Cold path: takes and returns the state by value so the hot loop keeps it in registers.
-__attribute__((noinline)) DecState get_escape(uint64_t x, const uint32_t* in, const uint32_t* end,
-                                              const View& m) {
+DecState get_escape(uint64_t x, const uint32_t* in, const uint32_t* end, const View& m) {
   const uint32_t head = rans::get_bits(x, 7);
   refill_checked(x, in, end);
   const int lm1 = head & 63;
@@ -60,6 +53,20 @@ __attribute__((noinline)) DecState get_escape(uint64_t x, const uint32_t* in, co
   if (v < INT32_MIN || v > INT32_MAX) corrupt("escaped value outside int32");
   return {x, in, static_cast<int32_t>(v)};
 }
+
+void read_initial_states(const uint32_t*& in, const uint32_t* end, int lanes, uint64_t* st) {
+  if (end - in < 2 * lanes) corrupt("segment shorter than its initial states");
+  for (int l = 0; l < lanes; ++l) {
+    uint64_t& x = st[l];
+    x = static_cast<uint64_t>(in[0]) | static_cast<uint64_t>(in[1]) << 32;
+    in += 2;
+    if (x < kLow || x >= (1ull << 63)) corrupt("invalid initial coder state");
+  }
+}
+
+}  // namespace detail
+
+namespace {
 
 // Decodes one symbol with a branchless refill that reads the word at `in` whether or
 // not it takes it. Bound: every caller checks `in <= end` after at most 4 calls (after
@@ -196,14 +203,8 @@ bool decode_segment_generic(uint64_t* st, int lanes, const uint32_t*& in, const 
 void decode_segment(const uint32_t* in, const uint32_t* end, int64_t a, int64_t b,
                     const int32_t* models, const Layout& L, const ModelSet& dict,
                     Views views, int lanes, int32_t* out) {
-  if (end - in < 2 * lanes) corrupt("segment shorter than its initial states");
   uint64_t init[kMaxLanes];
-  for (int l = 0; l < lanes; ++l) {
-    uint64_t& x = init[l];
-    x = static_cast<uint64_t>(in[0]) | static_cast<uint64_t>(in[1]) << 32;
-    in += 2;
-    if (x < kLow || x >= (1ull << 63)) corrupt("invalid initial coder state");
-  }
+  read_initial_states(in, end, lanes, init);
   bool ok;
   const bool fast = lanes == kLanes;
   switch (dict.precision) {
@@ -255,17 +256,17 @@ void check_stream_fits(const uint8_t* data, size_t size, int64_t N, int precisio
   if (code != format::kParseOk) header_error(code, data);
 }
 
-void decode(const uint8_t* data, size_t size, const int32_t* models, const Layout& L,
-            const ModelSet& dict, int threads, int32_t* out) {
-  const int64_t N = L.num_symbols();
+void detail::decode_segments(
+    const uint8_t* data, size_t size, int64_t N, int precision, int threads,
+    const std::function<void(int64_t, Range, const uint32_t*, const uint32_t*, int)>& segment) {
   const StreamParams params = read_params(data, size);
   // The segment count is bounded by the stream's size before anything is allocated.
-  const uint32_t fits = format::check_fits(size, N, dict.precision, params);
+  const uint32_t fits = format::check_fits(size, N, precision, params);
   if (fits != format::kParseOk) header_error(fits, data);
   const int64_t S = num_segments(N, params.segment_shift);
   std::vector<uint64_t> starts(static_cast<size_t>(S) + 1);
   format::ParsedStream ps;
-  const uint32_t code = format::parse_stream(data, size, N, dict.precision, &ps, starts.data());
+  const uint32_t code = format::parse_stream(data, size, N, precision, &ps, starts.data());
   if (code != format::kParseOk) header_error(code, data);
   if (S == 0) return;
   const int lanes = 1 << params.lanes_log2;
@@ -284,15 +285,21 @@ void decode(const uint8_t* data, size_t size, const int32_t* models, const Layou
 #endif
   load_le32_words(words.data(), p, payload / 4);  // payload is whole words (parse_stream)
   std::memset(words.data() + payload / 4, 0, kPad * 4);
-  const std::vector<View> view_list = make_views(dict);
-  const Views views{view_list.data(), static_cast<uint32_t>(view_list.size())};
   const uint32_t* word_base = words.data();  // the caller's buffer (thread_local is per thread)
   parallel_for(S, threads, [&](int64_t s) {
-    const Range r = segment_range(N, S, s);
-    const uint32_t* in = word_base + starts[s];
-    decode_segment(in, word_base + starts[s + 1], r.a, r.b, models, L, dict, views, lanes, out);
+    segment(s, segment_range(N, S, s), word_base + starts[s], word_base + starts[s + 1], lanes);
   });
   if (words.size() > (size_t{64} << 20)) std::vector<uint32_t>().swap(words);
+}
+
+void decode(const uint8_t* data, size_t size, const int32_t* models, const Layout& L,
+            const ModelSet& dict, int threads, int32_t* out) {
+  const std::vector<View> view_list = make_views(dict);
+  const Views views{view_list.data(), static_cast<uint32_t>(view_list.size())};
+  decode_segments(data, size, L.num_symbols(), dict.precision, threads,
+                  [&](int64_t, Range r, const uint32_t* in, const uint32_t* end, int lanes) {
+                    decode_segment(in, end, r.a, r.b, models, L, dict, views, lanes, out);
+                  });
 }
 
 }  // namespace ldem

@@ -151,11 +151,11 @@ uint32_t* encode_segment_generic(const int32_t* sym, int64_t a, int64_t b, const
   return put_final_states(out, st, lanes);
 }
 
-// One scratch arena per calling thread, reused across calls (no page faults on
-// repeated calls); segment s owns words [ends[s] - cap_s, ends[s]).
-thread_local std::vector<uint32_t> arena;
-
 }  // namespace
+
+// One scratch arena per calling thread, reused across calls (no page faults on
+// repeated calls): SegmentArena's words.
+static thread_local std::vector<uint32_t> arena;
 
 void check_params(const StreamParams& p) {
   if (p.lanes_log2 < 0 || p.lanes_log2 > kMaxLanesLog2)
@@ -201,32 +201,51 @@ std::vector<uint8_t> encode(const int32_t* symbols, const int32_t* models, const
   return out;
 }
 
+detail::SegmentArena::SegmentArena(int64_t n, const StreamParams& params)
+    : N(n), S(0), lanes(1 << params.lanes_log2), params_(params) {
+  check_params(params);
+  S = num_segments(N, params.segment_shift);
+  ends_.resize(S);
+  size_t total_words = 0;
+  for (int64_t s = 0; s < S; ++s) {
+    const Range r = range(s);
+    total_words += format::segment_capacity_words(r.b - r.a, lanes);
+    ends_[s] = total_words;
+  }
+  if (arena.size() < total_words) arena.resize(total_words);
+  begins_.resize(S);
+  words_.resize(S);
+  base_ = arena.data();
+}
+
+void detail::SegmentArena::done(int64_t s, uint32_t* begin) {
+  begins_[s] = begin;
+  words_[s] = static_cast<size_t>(end(s) - begin);
+}
+
+EncodedStream detail::SegmentArena::finish(bool checksum) {
+  EncodedStream e;
+  e.checksum = checksum;
+  e.header.resize(format::header_bytes(words_.data(), S, checksum));
+  format::write_header(e.header.data(), words_.data(), S, params_, checksum);
+  e.begins.assign(begins_.begin(), begins_.end());
+  e.words = std::move(words_);
+  return e;
+}
+
 EncodedStream encode_stream(const int32_t* symbols, const int32_t* models, const Layout& L,
                             const ModelSet& dict, int threads, bool checksum,
                             const StreamParams& params) {
-  check_params(params);
-  const int lanes = 1 << params.lanes_log2;
-  const int64_t N = L.num_symbols(), S = num_segments(N, params.segment_shift);
-  std::vector<size_t> ends(S);
-  size_t total_words = 0;
-  for (int64_t s = 0; s < S; ++s) {
-    const Range r = segment_range(N, S, s);
-    total_words += format::segment_capacity_words(r.b - r.a, lanes);
-    ends[s] = total_words;
-  }
-  if (arena.size() < total_words) arena.resize(total_words);
-  std::vector<uint32_t*> begins(S);
-  std::vector<size_t> words(S);
+  SegmentArena seg(L.num_symbols(), params);
+  const int lanes = seg.lanes;
+  const int64_t S = seg.S;
   const std::vector<View> view_list = make_views(dict);
   const Views views{view_list.data(), static_cast<uint32_t>(view_list.size())};
-  uint32_t* base = arena.data();
   auto one_segment = [&](int64_t s) {
-    const Range r = segment_range(N, S, s);
-    uint32_t* end = base + ends[s];
-    begins[s] = lanes == kLanes
-                    ? encode_segment(symbols, r.a, r.b, models, L, views, end)
-                    : encode_segment_generic(symbols, r.a, r.b, models, L, views, lanes, end);
-    words[s] = static_cast<size_t>(end - begins[s]);
+    const Range r = seg.range(s);
+    uint32_t* end = seg.end(s);
+    seg.done(s, lanes == kLanes ? encode_segment(symbols, r.a, r.b, models, L, views, end)
+                                : encode_segment_generic(symbols, r.a, r.b, models, L, views, lanes, end));
   };
   // Pairs of segments go to the vector encoder when every thread still gets a pair
   // (blocks of one symbol keep the scalar per-symbol path).
@@ -235,23 +254,16 @@ EncodedStream encode_stream(const int32_t* symbols, const int32_t* models, const
     const int64_t pairs = S / 2;
     parallel_for(pairs + (S & 1), threads, [&](int64_t u) {
       if (u == pairs) return one_segment(S - 1);
-      uint32_t* const end0 = base + ends[2 * u];
-      uint32_t* const end1 = base + ends[2 * u + 1];
-      encode_pair(symbols, models, L, views, dict.precision, segment_range(N, S, 2 * u), end0,
-                  segment_range(N, S, 2 * u + 1), end1, begins[2 * u], begins[2 * u + 1]);
-      words[2 * u] = static_cast<size_t>(end0 - begins[2 * u]);
-      words[2 * u + 1] = static_cast<size_t>(end1 - begins[2 * u + 1]);
+      uint32_t *begin0, *begin1;
+      encode_pair(symbols, models, L, views, dict.precision, seg.range(2 * u), seg.end(2 * u),
+                  seg.range(2 * u + 1), seg.end(2 * u + 1), begin0, begin1);
+      seg.done(2 * u, begin0);
+      seg.done(2 * u + 1, begin1);
     });
   } else {
     parallel_for(S, threads, one_segment);
   }
-  EncodedStream e;
-  e.checksum = checksum;
-  e.header.resize(format::header_bytes(words.data(), S, checksum));
-  format::write_header(e.header.data(), words.data(), S, params, checksum);
-  e.begins.assign(begins.begin(), begins.end());
-  e.words = std::move(words);
-  return e;
+  return seg.finish(checksum);
 }
 
 }  // namespace ldem

@@ -32,6 +32,10 @@ void check_shape(const Layout& L) {
     throw ArgumentError{"shape too large"};
 }
 
+ModelSet::ModelSet(int p, std::vector<const Model*> list) : precision(p), models(std::move(list)) {
+  if (models.empty()) throw ArgumentError{"at least one model is required"};
+}
+
 void check_layout(const Layout& L, const int32_t* models, const ModelSet& dict) {
   check_shape(L);
   const int64_t nb = L.num_blocks();
@@ -48,10 +52,12 @@ void model_index_changed() {
   throw ArgumentError{"models: an index is outside [0, number of models) (was the array written during the call?)"};
 }
 
-std::vector<View> make_views(const ModelSet& dict) {
+std::vector<View> make_views(const ModelSet& dict, bool lookup) {
   std::vector<View> v(dict.size());
   for (size_t k = 0; k < dict.size(); ++k) {
     const Model& m = dict.model(k);
+    if (lookup && m.lut.empty())
+      throw ArgumentError{"model " + std::to_string(k) + " has no decoder lookup table (its dictionary codes context streams only)"};
     v[k] = {m.enc.data(), m.cdf.data(), m.lut.data(), m.fc.data(), static_cast<uint32_t>(m.offset), m.n, &m};
   }
   return v;

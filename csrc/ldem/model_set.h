@@ -22,6 +22,9 @@ struct ModelSet {
   explicit ModelSet(const Dictionary& d);
   // Throws ArgumentError if the list is empty or precisions differ.
   explicit ModelSet(const std::vector<const Dictionary*>& ds);
+  // Any list of models (one may appear more than once). Throws ArgumentError if empty.
+  // REQUIRES: every model has this precision.
+  ModelSet(int precision, std::vector<const Model*> models);
   size_t size() const { return models.size(); }
   const Model& model(size_t k) const { return *models[k]; }
 };

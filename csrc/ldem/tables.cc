@@ -59,7 +59,7 @@ double symbol_cost(const Model& m, int32_t v) {
   return m.cost[m.n] + escape_payload_bits(m.offset, m.n, v);
 }
 
-Model make_model(int32_t offset, const std::vector<uint32_t>& freq, int precision) {
+Model make_model(int32_t offset, const std::vector<uint32_t>& freq, int precision, bool lookup) {
   check_precision(precision);
   const uint64_t M = 1ull << precision;
   if (freq.size() < 2) fail("a model needs at least one support symbol plus the escape");
@@ -88,6 +88,7 @@ Model make_model(int32_t offset, const std::vector<uint32_t>& freq, int precisio
     m.fc[i] = freq[i] | m.cdf[i] << 16;  // freq < 2^P <= 2^16 (the escape has >= 1), start < 2^16
     m.cost[i] = precision - std::log2(static_cast<double>(freq[i]));
   }
+  if (!lookup) return m;
   const int lut_bits = std::min(precision, kLutBits);
   const int lut_shift = precision - lut_bits;
   m.lut.resize(size_t{1} << lut_bits);
@@ -212,7 +213,11 @@ std::vector<uint8_t> Dictionary::serialize() const {
   return out;
 }
 
-Dictionary Dictionary::deserialize(const uint8_t* data, size_t size) {
+void Dictionary::drop_lookups() {
+  for (Model& m : models_) std::vector<uint16_t>().swap(m.lut);
+}
+
+Dictionary Dictionary::deserialize(const uint8_t* data, size_t size, bool lookups) {
   if (size < 14 || std::memcmp(data, "LDMD", 4) != 0) fail("not a serialized ldem dictionary");
   if (data[4] != kDictVersion)
     fail("unsupported dictionary format version " + std::to_string(data[4]));
@@ -234,7 +239,7 @@ Dictionary Dictionary::deserialize(const uint8_t* data, size_t size) {
       fail("truncated or invalid dictionary model");
     std::vector<uint32_t> freq(n + 1);
     for (uint32_t i = 0; i <= n; ++i, pos += 2) freq[i] = uint32_t(data[pos]) | uint32_t(data[pos + 1]) << 8;
-    models.push_back(make_model(offset, freq, precision));
+    models.push_back(make_model(offset, freq, precision, lookups));
   }
   if (pos != end) fail("trailing bytes in dictionary");
   return Dictionary(precision, std::move(models));

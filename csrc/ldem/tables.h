@@ -47,13 +47,14 @@ struct Model {
 // else the escape slot's cost plus escape_payload_bits() (ldem/format.h).
 double symbol_cost(const Model& m, int32_t v);
 
-// Builds a model from exact frequencies.
+// Builds a model from exact frequencies; without `lookup` the decoder lookup table is
+// left empty (the model then codes context streams only, see Dictionary::drop_lookups).
 // REQUIRES: kMinPrecision <= precision <= kMaxPrecision
 // REQUIRES: freq.size() == n + 1 >= 2.
 // REQUIRES: every freq >= 1 and the sum is 2^precision.
 // REQUIRES: offset + n - 1 <= INT32_MAX
 // Throws ArgumentError otherwise.
-Model make_model(int32_t offset, const std::vector<uint32_t>& freq, int precision);
+Model make_model(int32_t offset, const std::vector<uint32_t>& freq, int precision, bool lookup = true);
 
 // Quantizes non-negative weights (n support symbols followed by the escape
 // weight) to frequencies that sum to 2^precision, each >= 1:
@@ -80,13 +81,17 @@ class Dictionary {
   size_t size() const { return models_.size(); }
   const Model& model(size_t k) const { return models_[k]; }
   const std::vector<Model>& models() const { return models_; }
+  // Frees every model's decoder lookup table (4 KiB each at precision >= 11). The
+  // dictionary then codes context streams (ldem/context.h) only; the block coder
+  // refuses it with ArgumentError.
+  void drop_lookups();
 
   // Versioned little-endian serialisation: "LDMD", u8 version, u8 precision,
   // u32 K, per model {i32 offset, u32 n, u16 freq[n + 1]}, u32 crc32 of all before.
   std::vector<uint8_t> serialize() const;
   // Throws ArgumentError on any malformed input; never allocates more than the
-  // input length justifies.
-  static Dictionary deserialize(const uint8_t* data, size_t size);
+  // input length justifies. Without `lookups`, as if drop_lookups() followed.
+  static Dictionary deserialize(const uint8_t* data, size_t size, bool lookups = true);
 
  private:
   int precision_;

@@ -1,0 +1,283 @@
+// Context-coded streams (see context.h): the context rule, the segment coders and the
+// block costs the encoder's search uses.
+#include "ldem/context.h"
+
+#include <algorithm>
+#include <string>
+
+#include "ldem/coder_internal.h"
+#include "ldem/rans.h"
+#include "ldem/thread_pool.h"
+
+namespace ldem {
+namespace {
+
+using namespace detail;
+using rans::kLow;
+
+[[noreturn]] void corrupt(const std::string& msg) { throw DecodeFailure{msg}; }
+
+constexpr int kActivityLevels = 8;
+constexpr uint32_t kActivity[kActivityLevels - 1] = {1, 3, 6, 10, 16, 24, 36};
+constexpr int kLocalLevels = 11;
+constexpr uint32_t kLocal[kLocalLevels - 1] = {1, 2, 3, 4, 6, 9, 14, 22, 32, 48};
+constexpr int kMaxMagnitude = 64;
+static_assert(kLocalLevels * kActivityLevels == kNumContexts, "contexts: local levels x activity levels");
+
+// k for s = 0..48 (s >= 48 gives the last level): the thresholds kLocal reached.
+struct LocalLevels {
+  uint8_t k[49];
+  constexpr LocalLevels() : k() {
+    for (uint32_t s = 0; s <= 48; ++s) {
+      uint8_t n = 0;
+      for (uint32_t t : kLocal) n += s >= t;
+      k[s] = n;
+    }
+  }
+};
+constexpr LocalLevels kLocalLevel;
+
+inline uint32_t magnitude(int32_t v) {
+  const uint32_t m = v < 0 ? 0u - static_cast<uint32_t>(v) : static_cast<uint32_t>(v);
+  return m < kMaxMagnitude ? m : kMaxMagnitude;
+}
+
+// The context state of one segment [a, b): the count of non-zero symbols per plane
+// position over the earlier channels of the segment (kept only when the segment spans
+// more than one plane; otherwise no position repeats and the count is always 0).
+class SegmentContexts {
+ public:
+  SegmentContexts(const Layout& L, int64_t a, int64_t b)
+      : W_(L.W), HW_(L.H * L.W), a_(a), ca_(HW_ ? a / HW_ : 0) {
+    if (HW_ > 0 && b - a > HW_) nonzero_.assign(static_cast<size_t>(HW_), 0);
+  }
+
+  // The context of symbol i = (c, r, x), p = r * W + x, from the values v[j] of the
+  // symbols j in [a, i) (v holds at least those).
+  inline int at(const int32_t* v, int64_t i, int64_t c, int64_t r, int64_t x, int64_t p) const {
+    const int64_t a = a_;
+    uint32_t s = 0;
+    if (x >= 1 && i - 1 >= a) s += 2 * magnitude(v[i - 1]);
+    if (x >= 2 && i - 2 >= a) s += magnitude(v[i - 2]);
+    if (r >= 1) {
+      const int64_t n = i - W_;
+      if (n >= a) s += 2 * magnitude(v[n]);
+      if (x >= 1 && n - 1 >= a) s += magnitude(v[n - 1]);
+      if (x + 1 < W_ && n + 1 >= a) s += magnitude(v[n + 1]);
+      if (r >= 2 && n - W_ >= a) s += magnitude(v[n - W_]);
+    }
+    const int k = kLocalLevel.k[s < 48 ? s : 48];
+    int q = 0;
+    if (!nonzero_.empty()) {
+      const int64_t first = ca_ * HW_ + p >= a ? ca_ : ca_ + 1;  // earliest channel at p in the segment
+      const uint64_t n = static_cast<uint64_t>(c - first);
+      if (n > 0) {
+        const uint64_t z64 = 64 * static_cast<uint64_t>(nonzero_[p]);
+        for (uint32_t t : kActivity) q += z64 >= t * n;
+      }
+    }
+    return k * kActivityLevels + q;
+  }
+
+  inline void add(int64_t p, int32_t value) {
+    if (!nonzero_.empty()) nonzero_[p] += value != 0;
+  }
+
+ private:
+  int64_t W_, HW_, a_, ca_;
+  std::vector<uint32_t> nonzero_;
+};
+
+// Calls f(i, c, r, x, p, block) for i = a .. b-1 in order (block: index into the
+// per-block map).
+template <class F>
+inline void walk(const Layout& L, int64_t a, int64_t b, F&& f) {
+  if (a >= b) return;
+  const int64_t HW = L.H * L.W, nby = L.nby(), nbx = L.nbx();
+  int64_t c = a / HW, p = a % HW, r = p / L.W, x = p % L.W;
+  int64_t row_block = (c * nby + r / L.bh) * nbx, bx = x / L.bw, xb = x % L.bw;
+  for (int64_t i = a; i < b; ++i) {
+    f(i, c, r, x, p, row_block + bx);
+    ++p;
+    if (++x == L.W) {
+      x = 0, bx = 0, xb = 0;
+      if (++r == L.H) r = 0, p = 0, ++c;
+      row_block = (c * nby + r / L.bh) * nbx;
+    } else if (++xb == L.bw) {
+      xb = 0, ++bx;
+    }
+  }
+}
+
+inline int64_t model_of(const int32_t* families, int64_t block, int ctx, uint32_t num_families) {
+  const int32_t f = families[block];
+  if (__builtin_expect(static_cast<uint32_t>(f) >= num_families, 0)) model_index_changed();
+  return static_cast<int64_t>(f) * kNumContexts + ctx;
+}
+
+uint32_t* encode_segment(const int32_t* y, const int32_t* families, const Layout& L, Views views,
+                         int64_t a, int64_t b, int lanes, uint32_t* end) {
+  static thread_local std::vector<uint32_t> model;
+  model.resize(static_cast<size_t>(b - a));
+  SegmentContexts ctx(L, a, b);
+  const uint32_t F = views.K / kNumContexts;
+  walk(L, a, b, [&](int64_t i, int64_t c, int64_t r, int64_t x, int64_t p, int64_t block) {
+    model[i - a] = static_cast<uint32_t>(model_of(families, block, ctx.at(y, i, c, r, x, p), F));
+    ctx.add(p, y[i]);
+  });
+  uint64_t st[kMaxLanes];
+  for (int l = 0; l < lanes; ++l) st[l] = kLow;
+  uint32_t* out = end;
+  for (int64_t i = b - 1; i >= a; --i) {
+    const View& m = views[static_cast<int32_t>(model[i - a])];
+    enc_one(st[(i - a) & (lanes - 1)], out, m.enc, m.offset, m.n, m, y[i]);
+  }
+  return put_final_states(out, st, lanes);
+}
+
+void decode_segment(const uint32_t* in, const uint32_t* end, const int32_t* families, const Layout& L,
+                    Views views, int precision, int64_t a, int64_t b, int lanes, int32_t* out) {
+  uint64_t st[kMaxLanes];
+  read_initial_states(in, end, lanes, st);
+  SegmentContexts ctx(L, a, b);
+  const uint32_t F = views.K / kNumContexts;
+  const uint32_t mask = (1u << precision) - 1;
+  walk(L, a, b, [&](int64_t i, int64_t c, int64_t r, int64_t x, int64_t p, int64_t block) {
+    const View& m = views[static_cast<int32_t>(model_of(families, block, ctx.at(out, i, c, r, x, p), F))];
+    uint64_t& xs = st[(i - a) & (lanes - 1)];
+    const uint32_t slot = static_cast<uint32_t>(xs) & mask;
+    // The symbol s with cdf[s] <= slot < cdf[s + 1] (cdf[n + 1] = 2^P > slot).
+    const uint32_t* cdf = m.cdf;
+    uint32_t s = 0, len = m.n + 1;
+    while (len > 1) {
+      const uint32_t half = len >> 1;
+      s = cdf[s + half] <= slot ? s + half : s;
+      len -= half;
+    }
+    xs = static_cast<uint64_t>(cdf[s + 1] - cdf[s]) * (xs >> precision) + slot - cdf[s];
+    if (xs < kLow) {
+      if (in >= end) corrupt("stream truncated");
+      xs = (xs << 32) | *in++;
+    }
+    int32_t v;
+    if (__builtin_expect(s < m.n, 1)) {
+      v = static_cast<int32_t>(m.offset + s);
+    } else {
+      const DecState e = get_escape(xs, in, end, m);
+      xs = e.x;
+      in = e.in;
+      v = e.value;
+    }
+    out[i] = v;
+    ctx.add(p, v);
+  });
+  for (int l = 0; l < lanes; ++l)
+    if (st[l] != kLow) corrupt("stream does not match the shape, models or dictionary (final state)");
+  if (in != end) corrupt("stream has unread data (wrong shape or trailing bytes)");
+}
+
+}  // namespace
+
+void context_map(const int32_t* y, const Layout& L, const StreamParams& params, int threads, uint8_t* ctx_out) {
+  check_params(params);
+  const int64_t N = L.num_symbols(), S = num_segments(N, params.segment_shift);
+  parallel_for(S, threads, [&](int64_t s) {
+    const Range r = segment_range(N, S, s);
+    SegmentContexts ctx(L, r.a, r.b);
+    walk(L, r.a, r.b, [&](int64_t i, int64_t c, int64_t row, int64_t x, int64_t p, int64_t) {
+      ctx_out[i] = static_cast<uint8_t>(ctx.at(y, i, c, row, x, p));
+      ctx.add(p, y[i]);
+    });
+  });
+}
+
+void check_context_layout(const Layout& L, const int32_t* families, const ModelSet& tables) {
+  check_shape(L);
+  if (tables.size() == 0 || tables.size() % kNumContexts)
+    throw ArgumentError{"context tables: the number of models must be a positive multiple of " +
+                        std::to_string(kNumContexts)};
+  const int64_t F = static_cast<int64_t>(tables.size() / kNumContexts);
+  const int64_t nb = L.num_blocks();
+  for (int64_t i = 0; i < nb; ++i)
+    if (families[i] < 0 || families[i] >= F)
+      throw ArgumentError{"families: index " + std::to_string(families[i]) + " at block " + std::to_string(i) +
+                          " is outside [0, " + std::to_string(F) + ")"};
+}
+
+EncodedStream encode_context_stream(const int32_t* symbols, const int32_t* families, const Layout& L,
+                                    const ModelSet& tables, int threads, bool checksum,
+                                    const StreamParams& params) {
+  SegmentArena seg(L.num_symbols(), params);
+  const std::vector<View> view_list = make_views(tables, false);
+  const Views views{view_list.data(), static_cast<uint32_t>(view_list.size())};
+  parallel_for(seg.S, threads, [&](int64_t s) {
+    const Range r = seg.range(s);
+    seg.done(s, encode_segment(symbols, families, L, views, r.a, r.b, seg.lanes, seg.end(s)));
+  });
+  return seg.finish(checksum);
+}
+
+std::vector<uint8_t> encode_context(const int32_t* symbols, const int32_t* families, const Layout& L,
+                                    const ModelSet& tables, int threads, bool checksum,
+                                    const StreamParams& params) {
+  EncodedStream e = encode_context_stream(symbols, families, L, tables, threads, checksum, params);
+  std::vector<uint8_t> out(e.size());
+  e.write(out.data());
+  return out;
+}
+
+void decode_context(const uint8_t* data, size_t size, const int32_t* families, const Layout& L,
+                    const ModelSet& tables, int threads, int32_t* out) {
+  const std::vector<View> view_list = make_views(tables, false);
+  const Views views{view_list.data(), static_cast<uint32_t>(view_list.size())};
+  decode_segments(data, size, L.num_symbols(), tables.precision, threads,
+                  [&](int64_t, Range r, const uint32_t* in, const uint32_t* end, int lanes) {
+                    decode_segment(in, end, families, L, views, tables.precision, r.a, r.b, lanes, out);
+                  });
+}
+
+void context_block_costs(const int32_t* y, const uint8_t* ctx, const Layout& L, const ModelSet& tables,
+                         bool own_channel, int64_t first, int64_t count, int threads, double* costs) {
+  check_shape(L);
+  const int64_t F = static_cast<int64_t>(tables.size() / kNumContexts);
+  if (tables.size() % kNumContexts) throw ArgumentError{"context tables: not a multiple of the contexts"};
+  if (own_channel ? F < L.C : (first < 0 || count < 0 || first + count > F))
+    throw ArgumentError{"context tables: fewer families than asked for"};
+  const int64_t nby = L.nby(), nbx = L.nbx(), HW = L.H * L.W;
+  parallel_for(L.C * nby, threads, [&](int64_t cb) {
+    const int64_t c = cb / nby, by = cb % nby;
+    std::vector<uint64_t> keys;
+    std::vector<std::pair<uint64_t, uint32_t>> runs;
+    for (int64_t bx = 0; bx < nbx; ++bx) {
+      keys.clear();
+      const int64_t r1 = std::min(L.H, (by + 1) * L.bh), x1 = std::min(L.W, (bx + 1) * L.bw);
+      for (int64_t r = by * L.bh; r < r1; ++r)
+        for (int64_t x = bx * L.bw; x < x1; ++x) {
+          const int64_t i = c * HW + r * L.W + x;
+          keys.push_back(static_cast<uint64_t>(ctx[i]) << 32 | static_cast<uint32_t>(y[i]));
+        }
+      std::sort(keys.begin(), keys.end());
+      runs.clear();
+      for (uint64_t k : keys) {
+        if (!runs.empty() && runs.back().first == k) ++runs.back().second;
+        else runs.push_back({k, 1u});
+      }
+      const int64_t block = cb * nbx + bx;
+      auto cost_under = [&](int64_t family) {
+        double bits = 0;
+        for (const auto& [k, n] : runs) {
+          const Model& m = tables.model(static_cast<size_t>(family * kNumContexts + (k >> 32)));
+          bits += n * symbol_cost(m, static_cast<int32_t>(static_cast<uint32_t>(k)));
+        }
+        return bits;
+      };
+      if (own_channel) {
+        costs[block] = cost_under(c);
+      } else {
+        for (int64_t f = 0; f < count; ++f) costs[block * count + f] = cost_under(first + f);
+      }
+    }
+  });
+}
+
+}  // namespace ldem
