@@ -12,7 +12,8 @@ from ldem.errors import DecodeError
 from ldem.dictionary import Dictionary
 from ldem.coder import (block_costs, block_grid, build_info, cuda_available, decode, decode_batch, encode,
                         encode_batch)
-from ldem.local import LocalEntropyCoder, fit_global_models, learn_dictionary
+from ldem.local import (LocalEntropyCoder, fit_context_models, fit_global_models, learn_context_dictionary,
+                        learn_dictionary)
 
 # The image codec needs the codec extra (torch, Pillow): imported on first use, so that
 # import ldem and the coder above need numpy alone.
@@ -35,5 +36,5 @@ def __dir__():
 __all__ = [
     "__version__", "DecodeError", "Dictionary",
     "encode", "decode", "encode_batch", "decode_batch", "block_costs", "block_grid", "build_info", "cuda_available",
-    "LocalEntropyCoder", "learn_dictionary", "fit_global_models", "ImageCodec", "sample_image_path",
+    "LocalEntropyCoder", "learn_dictionary", "fit_global_models", "fit_context_models", "learn_context_dictionary", "ImageCodec", "sample_image_path",
 ]

@@ -13,14 +13,16 @@ __all__ = ["Dictionary", "DEFAULT_MAX_TABLE_BYTES", "table_bytes"]
 DEFAULT_MAX_TABLE_BYTES = 256 * 2**20  # default cap of Dictionary.from_bytes on the memory of the tables it builds
 _MODEL_BYTES = 4608   # estimated memory of one model: its 2^11-entry decoder lookup and bookkeeping
 _SYMBOL_BYTES = 64    # ... plus per slot: frequency, cumulative, encoder constants, packed entry, cost
+_MODEL_BYTES_NO_LOOKUP = 512  # the same without the lookup table
 
 
-def table_bytes(data, stop_above=None) -> int:
+def table_bytes(data, stop_above=None, lookups: bool = True) -> int:
     """Estimated memory of the tables that ``Dictionary.from_bytes(data)`` builds, read from
     the serialised header without building them: about 4.5 KiB per model plus 64 bytes per
     symbol slot (measured: 4.4 KiB and 52 bytes). Damaged input gives an estimate too; the
     parser then rejects it. With ``stop_above``, the walk stops once the estimate exceeds it
-    (a huge model count costs no time).
+    (a huge model count costs no time). Without ``lookups`` (the decoder lookup table,
+    4 KiB of each model), about 0.5 KiB per model.
 
     >>> import ldem
     >>> d = ldem.Dictionary.from_pmfs([[0.25, 0.5, 0.25]] * 4, offsets=[-1] * 4)
@@ -32,7 +34,7 @@ def table_bytes(data, stop_above=None) -> int:
         return 0
     K = int.from_bytes(data[6:10], "little")
     K = min(K, (len(data) - 14) // 12)  # more than the data holds is refused by the parser
-    total = K * _MODEL_BYTES
+    total = K * (_MODEL_BYTES if lookups else _MODEL_BYTES_NO_LOOKUP)
     pos, end = 10, len(data) - 4
     for _ in range(K):
         if end - pos < 8 or (stop_above is not None and total > stop_above):
@@ -209,14 +211,18 @@ class Dictionary(_CoreTables):
         return list(e.tolist())
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, max_bytes: int = DEFAULT_MAX_TABLE_BYTES) -> "Dictionary":
+    def from_bytes(cls, data: bytes, *, max_bytes: int = DEFAULT_MAX_TABLE_BYTES,
+                   lookups: bool = True) -> "Dictionary":
         """Reads :meth:`to_bytes` output; raises ``ValueError`` on damaged input.
 
         Serialised tables are small (12 bytes for a one-symbol model) but each model built
         from them takes about 4.5 KiB, so input that would need more than ``max_bytes`` of
         tables (estimated by :func:`table_bytes`; 256 MiB by default, about 55,000 small
         models) is refused with ``ValueError`` before anything is built. Raise it to read
-        larger dictionaries from a trusted source.
+        larger dictionaries from a trusted source. ``lookups=False`` leaves out each
+        model's 4 KiB decoder lookup table: such a dictionary codes context streams
+        only (:class:`ldem.LocalEntropyCoder` context families); :func:`ldem.encode`
+        and :func:`ldem.decode` refuse it with ``ValueError``.
 
         >>> import ldem
         >>> d = ldem.Dictionary.from_pmfs([[0.5, 0.5]], [0])
@@ -232,11 +238,11 @@ class Dictionary(_CoreTables):
         if not isinstance(max_bytes, (int, np.integer)) or isinstance(max_bytes, bool):
             raise TypeError(f"max_bytes must be an int, got {type(max_bytes).__name__}")
         data = bytes(data)
-        need = table_bytes(data, stop_above=max_bytes)
+        need = table_bytes(data, stop_above=max_bytes, lookups=lookups)
         if need > max_bytes:
             raise ValueError(f"dictionary tables would take at least {need} bytes (estimated), "
                              f"more than max_bytes={max_bytes}")
-        return cls(_core.Dictionary.deserialize(data))
+        return cls(_core.Dictionary.deserialize(data, bool(lookups)))
 
     @classmethod
     def concat(cls, dictionaries: Iterable["Dictionary"]) -> "Dictionary":

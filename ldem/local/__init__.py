@@ -24,17 +24,37 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from ldem import _core
 from ldem._args import check_symbols
 from ldem.coder import block_grid, decode, encode
 from ldem.dictionary import Dictionary
+from ldem.errors import DecodeError
 from ldem.local import stream
-from ldem.local.learn import fit_global_models, learn_dictionary
-from ldem.local.search import Candidate, SearchSettings, candidate_block_sizes, find_candidates
+from ldem.local.learn import (NUM_CONTEXTS, fit_context_models, fit_global_models, learn_context_dictionary,
+                              learn_dictionary)
+from ldem.local.search import Candidate, SearchSettings, candidate_block_sizes, find_candidates, histograms
 
-__all__ = ["LocalEntropyCoder", "learn_dictionary", "fit_global_models"]
+__all__ = ["LocalEntropyCoder", "learn_dictionary", "fit_global_models", "fit_context_models",
+           "learn_context_dictionary", "NUM_CONTEXTS", "EFFORTS", "DEFAULT_EFFORT", "check_effort"]
 
 # Shown and documented under their public path.
-fit_global_models.__module__ = learn_dictionary.__module__ = __name__
+for _f in (fit_global_models, learn_dictionary, fit_context_models, learn_context_dictionary):
+    _f.__module__ = __name__
+
+
+EFFORTS = (0, 1, 2, 3)
+DEFAULT_EFFORT = 2
+
+
+def check_effort(effort) -> int:
+    """The effort level as an int in :data:`EFFORTS`; ``ValueError`` otherwise.
+
+    >>> check_effort(3)
+    3
+    """
+    if isinstance(effort, bool) or not isinstance(effort, (int, np.integer)) or int(effort) not in EFFORTS:
+        raise ValueError(f"effort must be an int in {EFFORTS[0]}..{EFFORTS[-1]}, got {effort!r}")
+    return int(effort)
 
 
 class LocalEntropyCoder:
@@ -46,6 +66,21 @@ class LocalEntropyCoder:
     ``max_image_models`` models for the image itself and sends them. The encoder tries
     each of ``block_sizes`` and keeps the cheapest; a stream is never more than a few
     bytes larger than ``mode="global"``.
+
+    ``effort`` (0..3, default 2), as in zstd or cwebp ``-m``, trades encoding time for
+    size; decoding time does not depend on it. 0: one block size (the middle of
+    ``block_sizes``), fixed models only; 1: every block size, up to 8 image models, one
+    Lloyd iteration; 2: every block size, ``max_image_models`` and ``lloyd_iterations``
+    as given; 3 (exhaustive): also half the smallest and twice the largest block size,
+    up to 64 image models, at least 4 Lloyd iterations.
+
+    With ``context_models`` (``C * NUM_CONTEXTS`` tables: a *family* per channel, see
+    :func:`fit_context_models`) and optionally ``context_static`` (families learned by
+    :func:`learn_context_dictionary`), streams are context-coded: each symbol is coded
+    with its block's family's table for a causal context of already-coded neighbours
+    (``csrc/ldem/context.h``). ``encode(..., contexts=False)`` writes a context-free
+    stream with the plain models instead; the stream says which it is. Streams of
+    version 1 (the release before contexts) still decode.
 
     Limits (streams are untrusted input): :meth:`decode` refuses a stream that declares
     more than ``max_symbols`` symbols (default 2**26: the decoded int32 array takes
@@ -71,7 +106,8 @@ class LocalEntropyCoder:
                  max_image_models: int = 32, table_bits: int = 8, lloyd_iterations: int = 2,
                  map_codecs: Iterable[str] = ("rans", "deflate"), threads: Optional[int] = 1,
                  seed: int = 0, max_symbols: int = 2**26, max_blocks: int = 2**22,
-                 checksum: bool = True):
+                 checksum: bool = True, context_models: Optional[Dictionary] = None,
+                 context_static: Optional[Dictionary] = None, effort: int = DEFAULT_EFFORT):
         if not isinstance(global_models, Dictionary):
             raise TypeError("global_models must be an ldem.Dictionary with one model per channel")
         if static is not None and not isinstance(static, Dictionary):
@@ -99,6 +135,7 @@ class LocalEntropyCoder:
         self.max_image_models = int(max_image_models)
         self.table_bits = int(table_bits)
         self.lloyd_iterations = int(lloyd_iterations)
+        self.effort = check_effort(effort)
         self.threads = 0 if threads is None else int(threads)
         self.seed = int(seed)
         for name, v in (("max_symbols", max_symbols), ("max_blocks", max_blocks)):
@@ -110,15 +147,64 @@ class LocalEntropyCoder:
         self.precision = global_models.precision
         self._C = global_models.num_models
         self._S = static.num_models if static is not None else 0
+        K = NUM_CONTEXTS
+        for name, d, per in (("context_models", context_models, self._C), ("context_static", context_static, None)):
+            if d is None:
+                continue
+            if not isinstance(d, Dictionary):
+                raise TypeError(f"{name} must be an ldem.Dictionary or None")
+            if d.precision != self.precision:
+                raise ValueError(f"{name} must have the precision of global_models ({self.precision})")
+            if d.num_models % K or (per is not None and d.num_models != per * K):
+                raise ValueError(f"{name} must hold {NUM_CONTEXTS} models per family"
+                                 + (f" and one family per channel ({per * K} models)" if per else ""))
+        if context_static is not None and context_models is None:
+            raise ValueError("context_static needs context_models")
+        # Private copies without decoder lookup tables (the context coder does not use
+        # them; at 4 KiB per table they would dominate the memory).
+        self.context_models, self.context_static = (None if d is None else _context_copy(d)
+                                                    for d in (context_models, context_static))
+        self._S_ctx = 0 if context_static is None else context_static.num_models // K
+        if self._S_ctx and 1 + self._S_ctx + max_image_models > 65535:
+            raise ValueError("too many models for the block map")
         digest = hashlib.blake2b(digest_size=4)
         digest.update(global_models.to_bytes())
         if static is not None:
             digest.update(static.to_bytes())
-        self._digest = digest.digest()
+        digests = {1: digest.digest()}
+        for d in (context_models, context_static):
+            if d is not None:
+                digest.update(d.to_bytes())
+        digests[2] = digest.digest()
+        self._digests = digests
+        self._digest = digests[2]
 
     # ---------------------------------------------------------------------------------
-    def _fixed_dicts(self):
+    def _fixed_dicts(self, contexts: bool):
+        if contexts:
+            return [self.context_models] + ([self.context_static] if self.context_static is not None else [])
         return [self.global_models] + ([self.static] if self.static is not None else [])
+
+    def _num_static(self, contexts: bool) -> int:
+        return self._S_ctx if contexts else self._S
+
+    def _code(self, y, models, dicts, block, contexts: bool) -> bytes:
+        """The data part: an ldem.encode stream, or a context-coded one (image models,
+        after the fixed families, are context-free)."""
+        if not contexts:
+            return encode(y, models, dicts, block=block, threads=self.threads or None)
+        return _core.encode_context(y, models, [d._impl for d in dicts], self._contextual(dicts), block[0],
+                                    block[1], threads=self.threads)
+
+    def _contextual(self, dicts) -> list:
+        """Which of ``dicts`` hold context families (the others are context-free)."""
+        return [d is self.context_models or d is self.context_static for d in dicts]
+
+    def _decode_data(self, data, models, dicts, shape, block, contexts: bool) -> np.ndarray:
+        if not contexts:
+            return decode(data, models, dicts, shape, block=block, threads=self.threads or None)
+        return _core.decode_context(data, models, [d._impl for d in dicts], self._contextual(dicts), *shape,
+                                    block[0], block[1], threads=self.threads)
 
     def _check_latent(self, y) -> np.ndarray:
         y = check_symbols(y, name="y")
@@ -128,29 +214,39 @@ class LocalEntropyCoder:
             raise ValueError(f"y has {y.size} symbols, more than max_symbols={self.max_symbols}")
         return y
 
-    def _header(self, mode: int, map_codec: int, shape) -> bytearray:
-        return stream.write_header(self._digest, self.checksum, mode, map_codec, shape)
+    def _header(self, mode: int, map_codec: int, shape, contexts: bool = False) -> bytearray:
+        return stream.write_header(self._digest, self.checksum, mode, map_codec, shape, contexts)
 
-    def _block_sizes(self, shape) -> list:
-        return candidate_block_sizes(self.block_sizes, shape, self.max_blocks)
+    def _block_sizes(self, shape, effort: int) -> list:
+        sizes = sorted(self.block_sizes, key=lambda b: b[0] * b[1])
+        if effort == 0:
+            sizes = [sizes[len(sizes) // 2]]
+        elif effort == 3:
+            small, large = sizes[0], sizes[-1]
+            sizes = [(max(1, small[0] // 2), max(1, small[1] // 2))] + sizes + [(2 * large[0], 2 * large[1])]
+        return candidate_block_sizes(sizes, shape, self.max_blocks)
 
-    def _settings(self) -> SearchSettings:
-        return SearchSettings(self.global_models, self.static, self.max_image_models, self.table_bits,
-                              self.lloyd_iterations, self.threads, self.seed)
+    def _settings(self, contexts: bool, effort: int) -> SearchSettings:
+        image_models, lloyd = {0: (0, 1), 1: (min(8, self.max_image_models), 1),
+                               2: (self.max_image_models, self.lloyd_iterations),
+                               3: (64, max(4, self.lloyd_iterations))}[effort]
+        return SearchSettings(self.global_models, self.static, image_models, self.table_bits,
+                              lloyd, self.threads, self.seed,
+                              self.context_models if contexts else None, self.context_static if contexts else None)
 
-    def _assemble(self, y, cand: Candidate, mode: int):
-        A = 1 + self._S + cand.num_image_models
+    def _assemble(self, y, cand: Candidate, mode: int, contexts: bool):
+        A = 1 + self._num_static(contexts) + cand.num_image_models
         codec, counts, map_bytes, map_sizes = stream.encode_block_map(cand.categories, A, self.precision,
                                                                       self.map_codecs)
         table_bits = cand.image.bits if cand.image is not None else 0
         side_bytes = stream.write_side_info(cand.image.tables if cand.image is not None else None, counts)
-        out = self._header(mode, codec, y.shape)
+        out = self._header(mode, codec, y.shape, contexts)
         head_bits = 8 * len(out)
         head_bits += 8 * stream.write_local_fields(out, cand.block, cand.num_image_models, side_bytes, map_bytes)
-        dicts = self._fixed_dicts() + ([cand.image.dictionary] if cand.image is not None else [])
+        dicts = self._fixed_dicts(contexts) + ([cand.image.dictionary] if cand.image is not None else [])
         models = stream.model_map(cand.categories, y.shape, cand.block, self._C)
-        data = encode(y, models, dicts, block=cand.block, threads=self.threads or None)
-        stats = dict(mode=stream.MODE_NAMES[mode], block=cand.block, num_image_models=cand.num_image_models,
+        data = self._code(y, models, dicts, cand.block, contexts)
+        stats = dict(mode=stream.MODE_NAMES[mode], contexts=contexts, block=cand.block, num_image_models=cand.num_image_models,
                      map_codec=stream.MAP_CODEC_NAMES[codec],
                      bits_header=head_bits, bits_tables=table_bits,
                      bits_map=8 * len(side_bytes) - table_bits + 8 * len(map_bytes),
@@ -158,17 +254,18 @@ class LocalEntropyCoder:
                      map_bytes_by_codec=map_sizes)
         return bytes(out) + data, stats
 
-    def _global_stream(self, y):
-        out = self._header(0, 0, y.shape)
+    def _global_stream(self, y, contexts: bool):
+        out = self._header(0, 0, y.shape, contexts)
         block, models = stream.global_layout(y.shape)
-        data = encode(y, models, self.global_models, block=block, threads=self.threads or None)
-        stats = dict(mode="global", block=block, num_image_models=0, map_codec=None,
+        data = self._code(y, models, self._fixed_dicts(contexts)[:1], block, contexts)
+        stats = dict(mode="global", contexts=contexts, block=block, num_image_models=0, map_codec=None,
                      bits_header=8 * len(out), bits_tables=0, bits_map=0, bits_data=8 * len(data),
                      model_map=models, categories=np.zeros(models.shape, np.int64))
         return bytes(out) + data, stats
 
     # ---------------------------------------------------------------------------------
-    def encode(self, y: np.ndarray, mode: str = "local", return_stats: bool = False):
+    def encode(self, y: np.ndarray, mode: str = "local", return_stats: bool = False,
+               contexts: Optional[bool] = None, effort: Optional[int] = None):
         """Codes ``y`` (int32 ``[C, H, W]``) and returns the stream (and stats if asked).
 
         ``mode``: ``"global"`` (per-channel models only), ``"static"`` (global ∪ static)
@@ -176,6 +273,9 @@ class LocalEntropyCoder:
         image tables, block map and data, the block size, the number of image models,
         the map codec that won, each block's category (``categories``: 0 global,
         1..S static, S+1.. image) and the coder's block→model map (``model_map``).
+        ``contexts`` (default: whether the coder has context models) picks context-coded
+        or context-free data; ``effort`` (default: the coder's) how hard the encoder
+        searches (see the class).
 
         >>> import numpy as np, ldem
         >>> g = ldem.Dictionary.from_pmfs([[0.25, 0.5, 0.25]], offsets=[-1])
@@ -185,33 +285,49 @@ class LocalEntropyCoder:
         """
         if mode not in stream.MODES:
             raise ValueError(f"mode must be one of {sorted(stream.MODES)}, got {mode!r}")
+        if contexts is None:
+            contexts = self.context_models is not None
+        elif contexts and self.context_models is None:
+            raise ValueError("contexts=True needs a coder made with context_models")
+        contexts = bool(contexts)
+        effort = self.effort if effort is None else check_effort(effort)
         y = self._check_latent(y)
         m = stream.MODES[mode]
-        if m == stream.MODES["static"] and self.static is None:
+        if m == stream.MODES["static"] and self._num_static(contexts) == 0:
             m = stream.MODES["global"]
-        sizes = self._block_sizes(y.shape)
+        sizes = self._block_sizes(y.shape, effort)
         if m == 0 or y.size == 0 or not sizes:
-            data, stats = self._global_stream(y)
+            data, stats = self._global_stream(y, contexts)
         else:
-            cands, global_bits = find_candidates(y, sizes, self._settings(),
+            cands, global_bits = find_candidates(y, sizes, self._settings(contexts, effort),
                                                  with_image_models=m == stream.MODES["local"])
             best = min(cands, key=lambda c: c.est_bits)
-            data, stats = self._assemble(y, best, m)
+            data, stats = self._assemble(y, best, m, contexts)
             stats["candidates"] = [dict(block=c.block, num_image_models=c.num_image_models,
                                         est_bits=c.est_bits, **{f"est_{k}": v for k, v in c.parts.items()})
                                    for c in cands]
             # Never larger than the global mode: unless the global stream is surely
-            # bigger, build it and keep the smaller.
+            # bigger, build it and keep the smaller. With contexts, the context-free
+            # global stream is a candidate too (a latent unlike the training data).
             if len(data) >= self._global_lower_bound(y, global_bits):
-                gdata, gstats = self._global_stream(y)
+                gdata, gstats = self._global_stream(y, contexts)
                 if len(gdata) <= len(data):
                     data, stats = gdata, gstats
+        if contexts and y.size and len(data) >= self._global_lower_bound(y, self._plain_global_bits(y)):
+            gdata, gstats = self._global_stream(y, False)
+            if len(gdata) < len(data):
+                data, stats = gdata, gstats
         if self.checksum:
             data += zlib.crc32(data).to_bytes(4, "little")
             stats["bits_header"] += 32
         stats["requested_mode"] = mode
         stats["bytes"] = len(data)
         return (data, stats) if return_stats else data
+
+    def _plain_global_bits(self, y) -> float:
+        """Exact data bits of y under the context-free global models."""
+        h = histograms(y, (max(y.shape[1], 1), max(y.shape[2], 1)), self.threads)
+        return float(h.channel_costs(self.global_models._impl, self.threads).sum())
 
     def _global_lower_bound(self, y, global_bits: float) -> float:
         """A lower bound on the global stream's size in bytes.
@@ -221,11 +337,11 @@ class LocalEntropyCoder:
         bound subtracts 4 bytes per lane and 1e-5 bytes per symbol to be safe.
         """
         lanes = 4 * max(1, y.size >> 17)
-        return len(self._header(0, 0, y.shape)) + 4 + global_bits / 8 - 4 * lanes - 1 - 1e-5 * y.size
+        return len(self._header(0, 0, y.shape, False)) + 4 + global_bits / 8 - 4 * lanes - 1 - 1e-5 * y.size
 
     def _parse(self, data) -> stream.StreamFields:
         """Checks the header (and checksum) of a stream; returns its fields."""
-        return stream.parse(data, self._digest, self._C, self.max_symbols, self.max_blocks)
+        return stream.parse(data, self._digests, self._C, self.max_symbols, self.max_blocks)
 
     def describe(self, data: bytes) -> dict:
         """Header fields and the bytes of each part of a stream, without decoding it.
@@ -249,18 +365,26 @@ class LocalEntropyCoder:
         [[[1, 1, 1], [1, 1, 1]]]
         """
         f = self._parse(data)
-        data, shape = f.data, f.shape
+        data, shape, ctx = f.data, f.shape, f.contexts
+        if ctx and self.context_models is None:
+            raise DecodeError("stream is context-coded but the coder has no context models")
         if f.mode == 0:
             block, models = stream.global_layout(shape)
-            return decode(data[f.payload_pos:], models, self.global_models, shape, block=block,
-                          threads=self.threads or None)
+            return self._decode_data(memoryview(data)[f.payload_pos:], models, self._fixed_dicts(ctx)[:1], shape,
+                                     block, ctx)
         C = shape[0]
         _, nby, nbx = block_grid(shape, f.block)
-        A = 1 + self._S + f.num_image_models
+        A = 1 + self._num_static(ctx) + f.num_image_models
         image, counts = stream.read_side_info(f.side, f.num_image_models, A if f.codec == stream.MAP_RANS else 0,
                                               self.precision)
         categories = stream.decode_block_map(f.codec, f.map_bytes, counts, C * nby * nbx, A, self.precision)
-        dicts = self._fixed_dicts() + ([Dictionary(image.dictionary)] if image is not None else [])
+        dicts = self._fixed_dicts(ctx) + ([Dictionary(image.dictionary)] if image is not None else [])
         models = stream.model_map(categories, shape, f.block, self._C)  # valid by construction
-        return decode(memoryview(data)[f.payload_pos:], models, dicts, shape, block=f.block,
-                      threads=self.threads or None)
+        return self._decode_data(memoryview(data)[f.payload_pos:], models, dicts, shape, f.block, ctx)
+
+
+def _context_copy(d: Dictionary) -> Dictionary:
+    """A copy of ``d`` without decoder lookup tables (it codes context streams only)."""
+    if not d._impl.has_lookups:
+        return d  # immutable already as it is needed
+    return Dictionary.from_bytes(d.to_bytes(), max_bytes=2**62, lookups=False)  # d is already in memory

@@ -18,7 +18,9 @@ from ldem import _core
 from ldem.dictionary import Dictionary
 from ldem.local.search import histograms, window_half
 
-__all__ = ["fit_global_models", "learn_dictionary"]
+__all__ = ["fit_global_models", "learn_dictionary", "fit_context_models", "learn_context_dictionary"]
+
+NUM_CONTEXTS = _core.NUM_CONTEXTS
 
 
 def _latent_list(latents) -> list[np.ndarray]:
@@ -168,3 +170,174 @@ def _one_hot(B: int, seeds: list[int]) -> np.ndarray:
     c = np.full(B, -1, np.int64)
     c[seeds] = np.arange(len(seeds))
     return c
+
+
+# ----------------------------------------------------------------------------------
+# Context families (stream version 2): a family is NUM_CONTEXTS tables, one per causal
+# context (see csrc/ldem/context.h); model k of a family codes the symbols whose context
+# is k.
+
+def _value_counts(ys, rows, num_rows: int, K: int, half: int):
+    """(counts[num_rows, K, V], lo): counts[r, k, v - lo] of the values in [-half, half)
+    (others are escapes), where ``rows(i, y)`` gives each symbol's row (or -1 to skip
+    it) for latent i."""
+    lo = min(min(int(y.min()), 0) for y in ys if y.size) if any(y.size for y in ys) else 0
+    hi = max(max(int(y.max()), 0) for y in ys if y.size) if any(y.size for y in ys) else 0
+    lo, hi = max(min(lo, -1), -half), min(max(hi, 1), half - 1)
+    V = hi - lo + 1
+    total = np.zeros(num_rows * K * V, np.int64)
+    for i, y in enumerate(ys):
+        r = np.asarray(rows(i, y), np.int64).reshape(-1)
+        ctx = _core.context_map(y).reshape(-1).astype(np.int64)
+        v = y.reshape(-1).astype(np.int64)
+        keep = (r >= 0) & (v >= lo) & (v <= hi)
+        idx = (r[keep] * K + ctx[keep]) * V + (v[keep] - lo)
+        total += np.bincount(idx, minlength=total.size)
+    return total.reshape(num_rows, K, V), lo
+
+
+def _family_tables(counts: np.ndarray, lo: int, precision: int, prior: float, margin: int,
+                   alpha: float = 1e-4) -> Dictionary:
+    """Tables of families ``counts[F, K, V]``: each context's counts plus ``prior``
+    pseudo-counts spread as the family's pooled counts, on the family's support widened
+    by ``margin``; an ``alpha`` floor keeps unseen symbols cheap, the escape the rest."""
+    F, K, V = counts.shape
+    weights, offsets, escapes = [], [], []
+    for f in range(F):
+        pooled = counts[f].sum(0).astype(np.float64)
+        nz = np.flatnonzero(pooled)
+        a, b = (max(int(nz[0]) - margin, 0), min(int(nz[-1]) + margin, V - 1)) if len(nz) else \
+            (max(-lo - 1, 0), min(-lo + 1, V - 1))
+        base = pooled[a:b + 1] + alpha * max(pooled.sum(), 1.0) / (b - a + 1)
+        base /= base.sum()
+        for k in range(K):
+            c = counts[f, k, a:b + 1].astype(np.float64)
+            w = c + prior * base
+            scale = 2**40 / w.sum()
+            weights.append(np.floor(w * scale).astype(np.uint64) + 1)
+            offsets.append(lo + a)
+            escapes.append(int(max(1, alpha * 2**40 / 16)))
+    return Dictionary.from_frequencies(weights, offsets, precision, escape=np.asarray(escapes))
+
+
+def fit_context_models(latents, precision: int = 16, prior: float = 16.0, margin: int = 2) -> Dictionary:
+    """Per-channel context families (the global models of stream version 2): model
+    ``c * NUM_CONTEXTS + k`` codes channel ``c``'s symbols of context ``k``.
+
+    Each table is its context's counts plus ``prior`` pseudo-counts spread as the
+    channel's counts over all contexts, so rare contexts fall back to the channel.
+
+    >>> import numpy as np, ldem
+    >>> y = np.random.default_rng(0).laplace(0, 1, (3, 16, 16)).round().astype(np.int32)
+    >>> ldem.fit_context_models([y]).num_models == 3 * ldem.local.learn.NUM_CONTEXTS
+    True
+    """
+    ys = _latent_list(latents)
+    C = ys[0].shape[0]
+    if any(y.shape[0] != C for y in ys):
+        raise ValueError("all latents must have the same number of channels")
+    K = NUM_CONTEXTS
+    channel = [np.broadcast_to(np.arange(C, dtype=np.int64)[:, None, None], y.shape) for y in ys]
+    counts, lo = _value_counts(ys, lambda i, y: channel[i], C, K, window_half(precision, margin))
+    return _family_tables(counts, lo, precision, prior, margin)
+
+
+def learn_context_dictionary(latents, num_families: int, context_models: Dictionary, block=(16, 16),
+                             seed: int = 0, *, iterations: int = 10, precision: int = 16,
+                             prior: float = 16.0, margin: int = 2, clip: int = 8,
+                             max_blocks: int = 200_000) -> Dictionary:
+    """A static dictionary of ``num_families`` context families learned from training
+    latents: k-means++ seeds and Lloyd iterations over ``block`` histograms of
+    (context, value) (values clipped to ``[-clip, clip]`` while clustering). Blocks that
+    their channel's family in ``context_models`` codes best do not pull the centres.
+
+    >>> import numpy as np, ldem
+    >>> rng = np.random.default_rng(0)
+    >>> ys = [rng.laplace(0, s, (4, 32, 32)).round().astype(np.int32) for s in (0.3, 3.0)]
+    >>> g = ldem.fit_context_models(ys)
+    >>> d = ldem.learn_context_dictionary(ys, 3, g, block=(8, 8))
+    >>> d.num_models % ldem.local.learn.NUM_CONTEXTS, d.num_models <= 3 * ldem.local.learn.NUM_CONTEXTS
+    (0, True)
+    """
+    if not isinstance(num_families, (int, np.integer)) or num_families < 1:
+        raise ValueError("num_families must be a positive int")
+    ys = _latent_list(latents)
+    K, Vc = NUM_CONTEXTS, 2 * clip + 1
+    bh, bw = block
+    # Dense clipped histograms of every block, and the channel family's cost table.
+    hists, chans, shapes = [], [], []
+    for y in ys:
+        C, H, W = y.shape
+        nby, nbx = -(-H // bh), -(-W // bw)
+        ctx = _core.context_map(y).astype(np.int64)
+        b = (np.arange(C)[:, None, None] * nby + (np.arange(H) // bh)[None, :, None]) * nbx \
+            + (np.arange(W) // bw)[None, None, :]
+        idx = (b * K + ctx) * Vc + np.clip(y, -clip, clip) + clip
+        hists.append(np.bincount(idx.ravel(), minlength=C * nby * nbx * K * Vc).reshape(-1, K * Vc))
+        chans.append(np.repeat(np.arange(C), nby * nbx))
+        shapes.append((nby, nbx))
+    h = np.concatenate(hists).astype(np.float32)
+    ch = np.concatenate(chans)
+    v = np.arange(-clip, clip + 1)
+
+    def cost_table(d: Dictionary, first: int, count: int) -> np.ndarray:
+        out = np.empty((count, K * Vc), np.float32)
+        for f in range(count):
+            for k in range(K):
+                m = (first + f) * K + k
+                off, cst = d._impl.offset(m), d._impl.costs(m)
+                i = np.clip(v - off, 0, len(cst) - 1)
+                inside = (v >= off) & (v - off < len(cst) - 1)
+                out[f, k * Vc:(k + 1) * Vc] = np.where(inside, cst[i], cst[-1] + 8)
+        return out
+
+    C = ys[0].shape[0]
+    own_table = cost_table(context_models, 0, C)
+    own = np.einsum("bj,bj->b", h, own_table[ch])
+    rng = np.random.default_rng(seed)
+    pick = np.flatnonzero(h.sum(1) > 0)
+    if len(pick) > max_blocks:
+        pick = np.sort(rng.choice(pick, max_blocks, replace=False))
+    hs, owns = h[pick], own[pick]
+    pooled = hs.sum(0).reshape(K, Vc) + 1e-3
+    prior_t = prior * pooled / pooled.sum(1, keepdims=True)
+
+    def centres(assign, F):
+        cnt = np.zeros((F, K * Vc), np.float64)
+        np.add.at(cnt, assign[assign >= 0], hs[assign >= 0])
+        p = cnt.reshape(F, K, Vc) + prior_t[None]
+        return (-np.log2(p / p.sum(-1, keepdims=True))).reshape(F, K * Vc).astype(np.float32)
+
+    # k-means++ seeding by the bits the channel families waste on a block.
+    seeds = [int(rng.choice(len(hs), p=owns / owns.sum()))] if owns.sum() > 0 else []
+    if not seeds:
+        raise ValueError("latents have no symbols to learn from")
+    best = np.minimum(owns, hs @ centres(_one_hot(len(hs), seeds), 1)[0])
+    while len(seeds) < num_families:
+        gain = best
+        if gain.sum() <= 0:
+            break
+        seeds.append(int(rng.choice(len(hs), p=gain / gain.sum())))
+        one = np.full(len(hs), -1, np.int64)
+        one[seeds[-1]] = 0
+        best = np.minimum(best, hs @ centres(one, 1)[0])
+    assign = _one_hot(len(hs), seeds)
+    F = len(seeds)
+    for _ in range(iterations):
+        costs = hs @ centres(assign, F).T
+        new = np.where(costs.min(1) < owns, costs.argmin(1), -1)
+        if np.array_equal(new, assign):
+            break
+        assign = new
+    used = np.unique(assign[assign >= 0])
+    # Final tables from the full-range counts of each family's member blocks.
+    family = np.full(len(h), -1, np.int64)
+    family[pick] = np.where(assign >= 0, np.searchsorted(used, assign), -1)
+    starts = np.cumsum([0] + [len(x) for x in hists])
+    rows = []
+    for i, y in enumerate(ys):
+        nby, nbx = shapes[i]
+        f = family[starts[i]:starts[i + 1]].reshape(y.shape[0], nby, nbx)
+        rows.append(np.repeat(np.repeat(f, bh, axis=1), bw, axis=2)[:, :y.shape[1], :y.shape[2]])
+    counts, lo = _value_counts(ys, lambda i, y: rows[i], len(used), K, window_half(precision, margin))
+    return _family_tables(counts, lo, precision, prior, margin)

@@ -102,10 +102,28 @@ class SearchSettings:
     lloyd_iterations: int = 2
     threads: int = 1  # 0: every core
     seed: int = 0
+    context_models: Optional[Dictionary] = None  # per-channel context families: the stream is context-coded
+    context_static: Optional[Dictionary] = None  # static context families
 
     @property
     def precision(self) -> int:
         return self.global_models.precision
+
+    def fixed_costs(self, y: np.ndarray, h: "_core.BlockHistograms", level, ctx: Optional[np.ndarray]) -> np.ndarray:
+        """Exact bits [B, 1 + S] of each block under its channel's global model (or
+        context family) and under each static model (or family)."""
+        if ctx is None:
+            fixed = [h.channel_costs(self.global_models._impl, self.threads)[:, None]]
+            if self.static is not None:
+                fixed.append(h.costs(self.static._impl, self.threads))
+            return np.hstack(fixed)
+        fixed = [_core.context_block_costs(y, ctx, [self.context_models._impl], [True], level[0], level[1],
+                                           own_channel=True, threads=self.threads)[:, None]]
+        if self.context_static is not None:
+            S = self.context_static.num_models // _core.NUM_CONTEXTS
+            fixed.append(_core.context_block_costs(y, ctx, [self.context_static._impl], [True], level[0], level[1],
+                                                   own_channel=False, first=0, count=S, threads=self.threads))
+        return np.hstack(fixed)
 
 
 def image_models(h: "_core.BlockHistograms", fixed_best: np.ndarray, A_fixed: int, s: SearchSettings):
@@ -149,7 +167,8 @@ def image_models(h: "_core.BlockHistograms", fixed_best: np.ndarray, A_fixed: in
 def find_candidates(y: np.ndarray, sizes: list, s: SearchSettings, with_image_models: bool):
     """Candidates over the block ``sizes`` and image-model counts, and the global data bits.
 
-    Block costs are additive, so when every candidate block size is a multiple of
+    With ``s.context_models``, the global and static costs are those of the context
+    families (image models stay context-free). Block costs are additive, so when every candidate block size is a multiple of
     the smallest one, costs are computed once at the smallest size and summed to
     the larger ones; image models are clustered at the smallest size.
     """
@@ -158,13 +177,11 @@ def find_candidates(y: np.ndarray, sizes: list, s: SearchSettings, with_image_mo
     groups = [(base, sizes)] if nested else [(b, [b]) for b in sizes]
     cands = []
     global_bits = None
+    ctx = _core.context_map(y, s.threads) if s.context_models is not None else None
     for level, blocks in groups:
         h = histograms(y, level, s.threads)
         grid = block_grid(y.shape, level)
-        fixed = [h.channel_costs(s.global_models._impl, s.threads)[:, None]]
-        if s.static is not None:
-            fixed.append(h.costs(s.static._impl, s.threads))
-        fixed = np.hstack(fixed)
+        fixed = s.fixed_costs(y, h, level, ctx)
         global_bits = float(fixed[:, 0].sum())
         factors = {b: (b[0] // level[0], b[1] // level[1]) for b in blocks}
 

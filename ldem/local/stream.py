@@ -3,12 +3,15 @@
 Layout (little endian):
 
 * ``b"LE"``, u8 ``version << 4 | checksum << 3 | mode << 1 | map_codec`` (mode 0
-  global, 1 static, 2 local; map codec 0 rANS, 1 raw DEFLATE), 4-byte digest of the
-  coder's dictionaries, varints ``C, H, W``.
+  global, 1 static, 2 local; map codec 0 rANS, 1 raw DEFLATE); version 2 then has u8
+  ``features`` (bit 0: context-coded data; the other bits are 0); a 4-byte digest of
+  the coder's dictionaries, varints ``C, H, W``.
 * modes 1 and 2: varints ``bh, bw``, the number of image models ``I``, the length and
   bytes of the side bits (image tables; category counts for the rANS map codec, see
   ``csrc/ldem/side_info.h``), and the length and bytes of the coded block map.
-* the data: an :func:`ldem.encode` stream.
+* the data: an :func:`ldem.encode` stream, or with the context feature a context-coded
+  stream (``csrc/ldem/context.h``: the same layout, each symbol coded with its block's
+  *family* of tables indexed by a causal context).
 * with the checksum flag (the default): the CRC-32 of everything before it, as u32.
   Without it, damage is still detected with high probability by the coder's
   final-state check, but not in the raw payload bits of escaped values.
@@ -16,13 +19,17 @@ Layout (little endian):
 The block map holds one *category* per block: 0 for the channel's global model,
 ``1..S`` for the static dictionary, ``S+1..`` for the image models. The coder's
 *model map* (:func:`model_map`) turns categories into model indices into
-``[global models, static dictionary, image models]``.
+``[global models, static dictionary, image models]`` (with contexts: family indices
+into ``[global families, static families, image models]``; an image model is
+context-free, the same table for every context).
+
+Version 1 (no features byte, never context-coded) is still read.
 
 >>> import numpy as np
 >>> from ldem.local import stream
->>> head = stream.write_header(b"1234", True, stream.MODES["local"], stream.MAP_RANS, (2, 16, 16))
+>>> head = stream.write_header(b"1234", True, stream.MODES["local"], stream.MAP_RANS, (2, 16, 16), True)
 >>> bytes(head[:2]), len(head)
-(b'LE', 10)
+(b'LE', 11)
 >>> model_map(np.array([0, 1, 0, 2]), (2, 2, 2), (2, 1), num_channels=2).tolist()
 [[[0, 2]], [[1, 3]]]
 """
@@ -41,21 +48,25 @@ from ldem.coder import block_grid
 from ldem.errors import DecodeError
 
 MAGIC = b"LE"
-VERSION = 1
+VERSION = 2
+READ_VERSIONS = (1, 2)
+FEATURE_CONTEXTS = 1
 MODES = {"global": 0, "static": 1, "local": 2}
 MODE_NAMES = {v: k for k, v in MODES.items()}
 MAP_RANS, MAP_DEFLATE = 0, 1
 MAP_CODEC_NAMES = {MAP_RANS: "rans", MAP_DEFLATE: "deflate"}
 
 
-def write_header(digest: bytes, checksum: bool, mode: int, map_codec: int, shape) -> bytearray:
-    """The stream's first fields: magic, flags, dictionary digest and ``C, H, W``.
+def write_header(digest: bytes, checksum: bool, mode: int, map_codec: int, shape,
+                 contexts: bool = False) -> bytearray:
+    """The stream's first fields: magic, flags, features, dictionary digest and ``C, H, W``.
 
-    >>> bytes(write_header(b"\\0" * 4, False, 0, 0, (1, 2, 3)))
-    b'LE\\x10\\x00\\x00\\x00\\x00\\x01\\x02\\x03'
+    >>> bytes(write_header(b"\\0" * 4, False, 0, 0, (1, 2, 3), contexts=True))
+    b'LE \\x01\\x00\\x00\\x00\\x00\\x01\\x02\\x03'
     """
     out = bytearray(MAGIC)
     out.append(VERSION << 4 | bool(checksum) << 3 | mode << 1 | map_codec)
+    out.append(FEATURE_CONTEXTS if contexts else 0)
     out += digest
     for v in shape:
         put_varint(out, int(v))
@@ -94,15 +105,20 @@ class StreamFields:
     side: bytes = b""
     map_bytes: bytes = b""
     payload_pos: int = 0  # where the ldem.encode data starts in ``data``
+    version: int = VERSION
+    contexts: bool = False  # the data is context-coded
 
 
-def parse(data, digest: bytes, num_channels: int, max_symbols: int, max_blocks: int) -> StreamFields:
-    """Checks a stream's header (and checksum) against the coder's ``digest`` and
-    limits; returns its fields. Raises :class:`ldem.DecodeError` on any mismatch.
 
-    >>> f = parse(bytes(write_header(b"abcd", False, 0, 0, (1, 4, 4))), b"abcd", 1, 2**26, 2**22)
-    >>> f.mode, f.shape
-    (0, (1, 4, 4))
+
+def parse(data, digests, num_channels: int, max_symbols: int, max_blocks: int) -> StreamFields:
+    """Checks a stream's header (and checksum) against the coder's digests (``{version:
+    digest}``) and limits; returns its fields. Raises :class:`ldem.DecodeError` on any
+    mismatch.
+
+    >>> f = parse(bytes(write_header(b"abcd", False, 0, 0, (1, 4, 4))), {2: b"abcd"}, 1, 2**26, 2**22)
+    >>> f.mode, f.shape, f.contexts
+    (0, (1, 4, 4), False)
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
@@ -112,8 +128,10 @@ def parse(data, digest: bytes, num_channels: int, max_symbols: int, max_blocks: 
     if r.take(2) != MAGIC:
         raise DecodeError("not an ldem local-entropy stream (bad magic)")
     flags = r.u8()
-    if flags >> 4 != VERSION:
-        raise DecodeError(f"unsupported local stream version {flags >> 4}")
+    version = flags >> 4
+    if version not in READ_VERSIONS:
+        raise DecodeError(f"unsupported local stream version {version} (this release reads "
+                          f"{', '.join(map(str, READ_VERSIONS))})")
     mode, codec = (flags >> 1) & 3, flags & 1
     if flags & 8:
         if len(data) < 7 or zlib.crc32(data[:-4]) != int.from_bytes(data[-4:], "little"):
@@ -122,14 +140,18 @@ def parse(data, digest: bytes, num_channels: int, max_symbols: int, max_blocks: 
         r.data = data
     if mode not in MODE_NAMES:
         raise DecodeError("invalid mode in stream")
-    if r.take(4) != digest:
+    features = r.u8() if version >= 2 else 0
+    if features & ~FEATURE_CONTEXTS:
+        raise DecodeError(f"unknown stream features {features:#x}")
+    if r.take(4) != digests.get(version):
         raise DecodeError("stream was made with other dictionaries (digest mismatch)")
     C, H, W = r.varint(2**31), r.varint(2**31), r.varint(2**31)
     if C != num_channels:
         raise DecodeError(f"stream has {C} channels, the coder's global models have {num_channels}")
     if C * H * W > max_symbols:
         raise DecodeError(f"stream declares {C * H * W} symbols, more than max_symbols={max_symbols}")
-    f = StreamFields(data=data, total=total, checksum=bool(flags & 8), mode=mode, codec=codec, shape=(C, H, W))
+    f = StreamFields(data=data, total=total, checksum=bool(flags & 8), mode=mode, codec=codec, shape=(C, H, W),
+                     version=version, contexts=bool(features & FEATURE_CONTEXTS))
     if mode != 0:
         bh, bw = r.varint(max(H, 1)), r.varint(max(W, 1))
         if bh < 1 or bw < 1:
@@ -151,7 +173,8 @@ def describe(f: StreamFields) -> dict:
     """Header fields and the bytes of each part of a parsed stream (see
     :meth:`ldem.LocalEntropyCoder.describe`)."""
     payload = len(f.data) - f.payload_pos
-    return {"mode": MODE_NAMES[f.mode], "shape": f.shape, "block": f.block,
+    return {"version": f.version, "contexts": f.contexts, "mode": MODE_NAMES[f.mode], "shape": f.shape,
+            "block": f.block,
             "num_image_models": f.num_image_models,
             "map_codec": MAP_CODEC_NAMES[f.codec] if f.mode else None, "bytes": f.total,
             "bytes_side_tables_and_map_counts": len(f.side), "bytes_block_map": len(f.map_bytes),
