@@ -91,7 +91,7 @@ def cmd_compress(args) -> int:
     codec = ImageCodec.load(args.model or pretrained_path(), args.quality, max_pixels=args.max_pixels,
                             max_model_bytes=args.max_model_bytes)
     data, stats = codec.compress(image, entropy=args.entropy, return_stats=True,
-                                 progress=_progress(not args.quiet, "analysis"))
+                                 progress=_progress(not args.quiet, "analysis"), effort=args.effort)
     write_atomic(args.output, data, force=args.force, inputs=[args.input])
     _say(args, f"{args.output}: {len(data)} bytes, {stats['bpp']:.4f} bpp ({image.width}×{image.height}, "
                f"quality {args.quality}, entropy {stats['mode']}"
@@ -206,12 +206,13 @@ def _entropy_line(info: dict) -> str:
     mode = info["latent_mode"]
     if not info["latent_block"]:
         return (f"{mode}: one model per latent channel, no block map (chosen by --entropy global, or by "
-                f"static/local when it is smaller)")
+                f"static/local when it is smaller)" + ("; causal contexts" if info.get("latent_contexts") else ""))
     from ldem.coder import block_grid
     (bh, bw), shape = info["latent_block"], info["latent_shape"]
     C, nby, nbx = block_grid(shape, (bh, bw))
     return (f"{mode}, blocks of {bh}×{bw} latent samples: {nby}×{nbx} per channel, {C * nby * nbx} in all; "
-            f"{info['latent_num_image_models']} image models; block map by {info['latent_map_codec']}")
+            f"{info['latent_num_image_models']} image models; block map by {info['latent_map_codec']}"
+            + ("; causal contexts" if info.get("latent_contexts") else ""))
 
 
 def cmd_demo(args) -> int:
@@ -259,7 +260,9 @@ ENTROPY_HELP = """entropy modes (the decoded pixels are the same in every mode; 
   global   one fixed model per latent channel: the baseline, no side information
   static   each block takes the cheapest of the global models and a dictionary learned offline
   local    (default) as static, plus models built for this image and sent in the file
-static and local write the global stream instead when it is smaller (tiny images)."""
+static and local write the global stream instead when it is smaller (tiny images).
+With a model that has context families (the shipped one does), every mode codes each
+latent value with a table chosen by its already-coded neighbours (causal contexts)."""
 
 
 def _quality_percent(text: str) -> int:
@@ -285,6 +288,7 @@ def _positive_int(text: str) -> int:
 def _parser():
     from ldem._version import __version__
     from ldem.codec import DEFAULT_MAX_PIXELS, ENTROPY_MODES
+    from ldem.local import DEFAULT_EFFORT, EFFORTS
     from ldem.model_file import DEFAULT_MAX_BYTES
     ap = argparse.ArgumentParser(prog="ldem", description="Learned image compression with local entropy models.")
     ap.add_argument("--version", action="version", version=f"ldem {__version__}")
@@ -314,6 +318,9 @@ def _parser():
                         "another --model has its own range (default 3)")
     p.add_argument("--entropy", choices=ENTROPY_MODES, default="local",
                    help="entropy mode (default local; see below)")
+    p.add_argument("--effort", type=int, choices=EFFORTS, default=DEFAULT_EFFORT,
+                   help=f"entropy coder's search effort, 0 (fastest) to 3 (exhaustive); smaller files for more "
+                        f"compression time, decompression time unchanged (default {DEFAULT_EFFORT})")
     limits(p)
     p.set_defaults(func=cmd_compress)
 

@@ -36,7 +36,7 @@ from ldem.container import FORMAT_VERSION, MAGIC, MAX_SIDE, READ_VERSIONS, make_
 from ldem.errors import DecodeError
 from ldem.images import (DEFAULT_MAX_PIXELS, declared_size, image_to_array, open_image,  # noqa: F401
                          sample_image_path)
-from ldem.local import LocalEntropyCoder
+from ldem.local import DEFAULT_EFFORT, LocalEntropyCoder
 from ldem.metrics import psnr  # noqa: F401
 from ldem.model_file import DEFAULT_MAX_BYTES, MODEL_FILE_FORMAT, ModelBundle, _bundle, pretrained_path  # noqa: F401
 from ldem.tiling import DEFAULT_TILE, analysis_tiled, check_tile, pad_to_16, synthesis_tiled
@@ -79,6 +79,9 @@ class ImageCodec:
     ``max_pixels`` bounds the images it codes and the files it reads (see the module
     docs); ``tile`` is the side, in pixels, of the tiles the transforms run on (memory
     grows with the tile, not the image; an image within one tile is one call).
+    ``effort`` (0..3, default 2) is the entropy coder's search effort
+    (:class:`ldem.LocalEntropyCoder`): more effort, smaller files, slower compression;
+    decompression time does not depend on it.
 
     >>> import ldem, numpy as np
     >>> codec = ldem.ImageCodec.pretrained(quality=1)
@@ -89,7 +92,7 @@ class ImageCodec:
     """
 
     def __init__(self, bundle: ModelBundle, quality: int, *, threads: Optional[int] = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, tile: int = DEFAULT_TILE):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, tile: int = DEFAULT_TILE, effort: int = DEFAULT_EFFORT):
         _require_codec()
         if not isinstance(quality, (int, np.integer)) or isinstance(quality, bool) or \
                 not 1 <= quality <= bundle.num_qualities:
@@ -105,10 +108,12 @@ class ImageCodec:
         self.latent_channels = int(bundle.configs[self._transforms]["M"])
         level = bundle.levels[self.quality - 1]
         g, s = bundle.tables[self.quality]
+        cg, cs = bundle.context_tables[self.quality]
         self.coder = LocalEntropyCoder(
             g, s, block_sizes=[tuple(b) for b in level.get("block_sizes", [[16, 16], [32, 32]])],
             max_image_models=int(level.get("max_image_models", 32)), threads=threads,
-            max_symbols=max_latent_symbols(self.latent_channels, self.max_pixels))
+            max_symbols=max_latent_symbols(self.latent_channels, self.max_pixels),
+            context_models=cg, context_static=cs, effort=effort)
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -159,14 +164,17 @@ class ImageCodec:
         y = y.clamp(-2.0**31, 2.0**31 - 1).to(torch.int64).numpy().astype(np.int32)
         return y, (H, W)
 
-    def compress(self, image, entropy: str = "local", return_stats: bool = False, progress=None):
+    def compress(self, image, entropy: str = "local", return_stats: bool = False, progress=None,
+                 effort: Optional[int] = None):
         """Image -> ``.ldem`` bytes (with the entropy coder's stats if ``return_stats``).
 
-        ``progress(done, total)``, if given, is called as the tiles of the analysis finish."""
+        ``progress(done, total)``, if given, is called as the tiles of the analysis finish;
+        ``effort`` overrides the codec's for this call."""
         y, size = self.latent(image, progress=progress)
-        return self.compress_latent(y, size, entropy, return_stats)
+        return self.compress_latent(y, size, entropy, return_stats, effort=effort)
 
-    def compress_latent(self, y, size, entropy: str = "local", return_stats: bool = False):
+    def compress_latent(self, y, size, entropy: str = "local", return_stats: bool = False,
+                        effort: Optional[int] = None):
         """A latent from :meth:`latent` and the image's (H, W) -> ``.ldem`` bytes.
 
         Lets one analysis serve several entropy modes.
@@ -178,7 +186,7 @@ class ImageCodec:
         if np.shape(y) != expect:
             raise ValueError(f"y: latent of shape {np.shape(y)} does not fit a {W}×{H} image (expected {expect})")
         self._check_pixels(W, H)
-        stream, stats = self.coder.encode(y, mode=entropy, return_stats=True)
+        stream, stats = self.coder.encode(y, mode=entropy, return_stats=True, effort=effort)
         head = make_header(self.bundle.model_id, self.quality, W, H)
         data = head + stream
         if return_stats:
@@ -188,7 +196,7 @@ class ImageCodec:
 
     def _check_header(self, data) -> dict:
         h = read_header(data)
-        if h["model_id"] != self.model_id or h["quality"] != self.quality:
+        if not self.bundle.reads(bytes.fromhex(h["model_id"])) or h["quality"] != self.quality:
             raise DecodeError(
                 f"file was made by model {h['model_id']} at quality {h['quality']}; this codec is model "
                 f"{self.model_id} at quality {self.quality} (use ImageCodec.for_file or the matching model)")
@@ -233,7 +241,7 @@ class ImageCodec:
         _require_codec()
         h = read_header(data)
         bundle = _bundle(str(Path(model).resolve() if model else pretrained_path()), max_model_bytes)
-        if h["model_id"] != bundle.model_id.hex():
+        if not bundle.reads(bytes.fromhex(h["model_id"])):
             raise DecodeError(f"file was made by model {h['model_id']}, not by "
                               f"{'the shipped model' if model is None else model} ({bundle.model_id.hex()})")
         if h["quality"] > bundle.num_qualities:

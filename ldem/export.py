@@ -36,7 +36,7 @@ import numpy as np
 from ldem.files import check_output
 from ldem.model_file import table_members, transform_members, write_model_file
 from ldem.dictionary import Dictionary
-from ldem.local import learn_dictionary
+from ldem.local import NUM_CONTEXTS, fit_context_models, learn_context_dictionary, learn_dictionary
 from ldem._optional import require
 from ldem.images import image_to_array, list_images, open_image
 from ldem.tiling import pad_to_16
@@ -127,9 +127,19 @@ def _increasing(chosen, first: int, last: int, what: str) -> list:
     return chosen
 
 
-def _copy_model_file(path, qualities, t_first: int, q_first: int):
-    """Arrays, transforms configs, training notes and level dicts of the chosen qualities of
-    model file ``path``, renumbered from transforms ``t_first`` and quality ``q_first``."""
+def context_tables(ys, static_families: int):
+    """(per-channel context families, static context families) learned from training latents."""
+    cg = fit_context_models(ys)
+    cs = learn_context_dictionary(ys, static_families, cg) if static_families > 0 else None
+    return cg, cs
+
+
+def _copy_model_file(path, qualities, t_first: int, q_first: int, contexts: str = "auto", paths=None,
+                     static_families: int = 64):
+    """Arrays, transforms configs, training notes, level dicts and the bundle of the chosen
+    qualities of model file ``path``, renumbered from transforms ``t_first`` and quality
+    ``q_first``. ``contexts``: "keep" the context tables as they are, "learn" them again
+    from the images ``paths`` with the file's transforms, or "auto" (learn missing ones)."""
     from ldem.model_file import ModelBundle
     bundle = ModelBundle(path)  # validates the file
     chosen = _increasing(range(1, bundle.num_qualities + 1) if qualities is None else qualities,
@@ -146,17 +156,28 @@ def _copy_model_file(path, qualities, t_first: int, q_first: int):
         t, l = bundle.level_of(q)
         new_q = q_first + i
         g, s = bundle.tables[q]  # the checked tables; to_bytes gives the bytes stored
-        arrays.update(table_members(new_q, g, s))
-        levels.append(dict(bundle.levels[q - 1], quality=new_q, transforms=renumber[t], level=l))
+        cg, cs = bundle.context_tables[q]
+        if contexts == "learn" or (contexts == "auto" and cg is None):
+            if not paths:
+                raise ValueError(f"{path}: learning context tables needs training images (--data)")
+            cg, cs = context_tables(training_latents(bundle.net(t), paths, l), static_families)
+        arrays.update(table_members(new_q, g, s, cg, cs))
+        level = dict(bundle.levels[q - 1], quality=new_q, transforms=renumber[t], level=l)
+        if cs is not None:
+            level["static_context_families"] = cs.num_models // NUM_CONTEXTS
+        levels.append(level)
     configs = [bundle.configs[t] for t in used]
     training = [dict(notes[t], model_file=Path(path).name,
                      qualities_in_file=[q for q in chosen if bundle.level_of(q)[0] == t]) for t in used]
-    return arrays, configs, training, levels
+    # Its .ldem files stay readable when every quality is copied unchanged, in place.
+    same = q_first == 1 and t_first == 0 and chosen == list(range(1, bundle.num_qualities + 1))
+    compatible = [bundle.model_id, *bundle.compatible_model_ids] if same else []
+    return arrays, configs, training, levels, compatible
 
 
 def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes=((8, 8), (16, 16), (32, 32)),
                  max_image_models: int = 32, max_images: int = 64, levels=None, progress: bool = True,
-                 force: bool = False) -> dict:
+                 force: bool = False, static_families: int = 64, contexts: str = "auto") -> dict:
     """Writes the model file ``out`` from training checkpoints and the training images in ``data``.
 
     ``checkpoints`` is one path or a list of paths; each checkpoint's transforms are stored
@@ -165,10 +186,18 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
     with one such list (or ``None``: all) per checkpoint. Qualities are numbered 1, 2, ...
     in that order, so list the checkpoints and levels from the smallest files up.
 
+    Each quality also gets context families (stream version 2): one per channel
+    (:func:`ldem.fit_context_models`) and ``static_families`` static ones
+    (:func:`ldem.learn_context_dictionary`), learned from the same training latents.
+
     A source may also be a model file (``.npz`` from an earlier export): its chosen
     qualities (here **1-based quality numbers**, all by default) are copied as they are,
     with their transforms, integer tables and dictionaries. This adds, for example, levels
     of a high-rate network to an existing model without retraining or re-deriving the rest.
+    ``contexts`` says what happens to a copied quality's context families: ``"keep"``
+    them, ``"learn"`` them again from ``data`` with the file's transforms, or ``"auto"``
+    (learn those missing). A model file copied whole and in place keeps reading the
+    ``.ldem`` files of the source (its id goes to ``compatible_model_ids``).
 
     ``out`` is written atomically; it may not be one of the sources, and an existing file
     is replaced only with ``force``. Both are checked before any work.
@@ -181,26 +210,39 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
         if not checkpoints or len(levels) != len(checkpoints):
             raise ValueError(f"levels: one list per checkpoint ({len(checkpoints)}), got {len(levels)}")
     check_output(out, force=force, inputs=checkpoints)
-    arrays, out_levels, configs, training = {}, [], [], []
+    if contexts not in ("auto", "keep", "learn"):
+        raise ValueError(f"contexts must be 'auto', 'keep' or 'learn', got {contexts!r}")
+    arrays, out_levels, configs, training, compatible = {}, [], [], [], []
     t0 = time.time()
     q = 0
     paths = None
+
+    def images():
+        found = list_images(data)[:max_images] if data is not None else []
+        if not found:
+            raise ValueError(f"no training images in {data}")
+        return found
+
     for checkpoint, chosen in zip(checkpoints, levels):
         t = len(configs)
         if not Path(checkpoint).is_file():
             raise FileNotFoundError(f"no checkpoint or model file at {checkpoint}")
         if str(checkpoint).endswith(".npz"):
-            a, c, tr, lv = _copy_model_file(checkpoint, chosen, t, q + 1)
+            need = contexts == "learn" or contexts == "auto"
+            a, c, tr, lv, ids = _copy_model_file(checkpoint, chosen, t, q + 1, contexts,
+                                                 (paths := paths or images()) if need and data else None,
+                                                 static_families)
             arrays.update(a)
             configs += c
             training += tr
             out_levels += lv
+            compatible += ids
             q += len(lv)
+            if progress:
+                print(f"{checkpoint}: {len(lv)} qualities copied ({time.time() - t0:.0f} s)", file=sys.stderr)
             continue
         if paths is None:
-            paths = list_images(data)[:max_images]
-            if not paths:
-                raise ValueError(f"no training images in {data}")
+            paths = images()
         net, state, ck = _load_checkpoint(checkpoint)
         chosen = _increasing(range(net.num_levels) if chosen is None else chosen, 0, net.num_levels - 1,
                              f"{checkpoint}: levels")
@@ -215,14 +257,17 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
             ys = training_latents(net, paths, l)
             s = learn_dictionary(ys, static_models, block=(16, 16), global_models=g, seed=0,
                                  progress=progress)
-            arrays.update(table_members(q, g, s))
+            cg, cs = context_tables(ys, static_families)
+            arrays.update(table_members(q, g, s, cg, cs))
             out_levels.append({"quality": q, "transforms": t, "level": l, "lambda": lam,
                                "block_sizes": [list(b) for b in block_sizes],
-                               "max_image_models": max_image_models, "static_models": s.num_models})
+                               "max_image_models": max_image_models, "static_models": s.num_models,
+                               "static_context_families": 0 if cs is None else cs.num_models // NUM_CONTEXTS})
             if progress:
                 print(f"quality {q}: transforms {t} level {l + 1}, λ={lam}: tables and {s.num_models} static models "
                       f"({time.time() - t0:.0f} s)", file=sys.stderr)
-    return write_model_file(out, arrays, configs, out_levels, training, force=force, inputs=checkpoints)
+    return write_model_file(out, arrays, configs, out_levels, training, force=force, inputs=checkpoints,
+                            compatible_model_ids=compatible)
 
 
 def _parse_levels(values, sources) -> list:
@@ -300,6 +345,11 @@ def main(argv=None) -> int:
     ap.add_argument("--data", required=True, help="training images (for the static dictionaries)")
     ap.add_argument("--static-models", type=int, default=64, metavar="K",
                     help="models in the static dictionary learned for each quality from the training latents")
+    ap.add_argument("--static-families", type=int, default=64, metavar="K",
+                    help="static context families learned for each quality (0: none)")
+    ap.add_argument("--contexts", choices=("auto", "keep", "learn"), default="auto",
+                    help="context families of qualities copied from model files: keep them, learn them again "
+                         "from --data with the file's transforms, or learn only those missing")
     ap.add_argument("--max-images", type=int, default=64, metavar="N",
                     help="training images used to learn the static dictionaries (the first N by path)")
     ap.add_argument("--levels", nargs="+", metavar="LIST",
@@ -314,7 +364,8 @@ def main(argv=None) -> int:
     one = len(args.checkpoints) == 1
     meta = export_model(args.checkpoints[0] if one else args.checkpoints, args.out, args.data,
                         static_models=args.static_models, max_images=args.max_images,
-                        levels=levels[0] if one else levels, force=args.force)
+                        levels=levels[0] if one else levels, force=args.force,
+                        static_families=args.static_families, contexts=args.contexts)
     print(json.dumps(meta["levels"], indent=1) if args.json else _summary(meta, args.out))
     return 0
 

@@ -49,6 +49,7 @@ import numpy as np
 
 from ldem.dictionary import Dictionary, table_bytes
 from ldem.files import write_atomic
+from ldem.local.learn import NUM_CONTEXTS
 
 __all__ = ["ModelBundle", "MODEL_FILE_FORMAT", "pretrained_path", "check_meta", "check_config", "transform_shapes",
            "ARCH", "MAX_CHANNELS", "MAX_LEVELS", "DEFAULT_MAX_BYTES",
@@ -65,6 +66,7 @@ MAX_DIRECTORY_BYTES = 2**20       # zip central directory (about 10,000 members)
 MAX_BLOCK_SIZES = 16              # entries of a quality's block_sizes
 MAX_BLOCK_SIDE = 4096
 MAX_IMAGE_MODELS = 64             # what ldem.LocalEntropyCoder accepts
+MAX_COMPATIBLE_IDS = 32           # entries of compatible_model_ids
 
 _WEIGHT_DTYPES = (np.dtype("<f2"), np.dtype("<f4"), np.dtype("<f8"))
 _DENSITY_FLOATS = 43  # floats of one channel's FactorizedDensity (filters 3, 3, 3)
@@ -216,7 +218,10 @@ def check_meta(meta) -> tuple:
     ``levels`` the per-quality dicts as stored, each checked: ``transforms`` (default 0)
     names an existing set, ``level`` (default quality − 1) one of its λ values,
     ``block_sizes`` (optional) is 1..16 pairs of ints in 1..4096 and ``max_image_models``
-    (optional) an int in 0..64. Raises ``ValueError`` naming the first bad field.
+    (optional) an int in 0..64. ``compatible_model_ids`` (optional) lists up to 32 model
+    ids (16 hex digits) of earlier model files whose ``.ldem`` files this one decodes
+    exactly: it holds their transforms and tables unchanged, at the same qualities.
+    Raises ``ValueError`` naming the first bad field.
 
     >>> cfg = {"arch": "gained-factorized-v1", "N": 8, "M": 12, "lambdas": [0.01, 0.1]}
     >>> configs, levels = check_meta({"format": 2, "transforms": [cfg], "levels": [{"level": 1}]})
@@ -244,6 +249,11 @@ def check_meta(meta) -> tuple:
             checked.append(check_config(cfg))
         except ValueError as e:
             raise ValueError(f"transforms[{t}]: {e}" if fmt == 2 else str(e)) from None
+    ids = meta.get("compatible_model_ids", [])
+    if not isinstance(ids, list) or len(ids) > MAX_COMPATIBLE_IDS or not all(
+            isinstance(v, str) and len(v) == 16 and all(ch in "0123456789abcdef" for ch in v) for v in ids):
+        raise ValueError(f"compatible_model_ids must be a list of at most {MAX_COMPATIBLE_IDS} ids of 16 hex "
+                         f"digits, got {_short(ids)}")
     levels = meta.get("levels")
     if not isinstance(levels, list) or not 1 <= len(levels) <= MAX_QUALITIES:
         raise ValueError(f"levels must be a list of 1..{MAX_QUALITIES} qualities, got {_short(levels)}")
@@ -460,6 +470,8 @@ class ModelBundle:
                 state[k] = a
             self.states.append(state)
         self.tables = {}
+        self.context_tables = {}  # quality -> (context families per channel, static context families)
+        self.compatible_model_ids = tuple(bytes.fromhex(v) for v in meta.get("compatible_model_ids", []))
         for q in range(1, len(levels) + 1):
             t, _ = self.level_of(q)
             g = self._dictionary(archive, f"level{q}/global")
@@ -472,17 +484,30 @@ class ModelBundle:
             if s is not None and 1 + s.num_models + int(levels[q - 1].get("max_image_models", 32)) > 65535:
                 raise ValueError(f"level{q}/static: too many models ({s.num_models})")
             self.tables[q] = (g, s)
+            cg = cs = None
+            if archive.has(f"level{q}/context_global"):
+                cg = self._dictionary(archive, f"level{q}/context_global", lookups=False)
+                if cg.num_models != g.num_models * NUM_CONTEXTS or cg.precision != g.precision:
+                    raise ValueError(f"level{q}/context_global must hold {NUM_CONTEXTS} tables per channel at "
+                                     f"the precision of level{q}/global")
+                if archive.has(f"level{q}/context_static"):
+                    cs = self._dictionary(archive, f"level{q}/context_static", lookups=False)
+                    if cs.num_models % NUM_CONTEXTS or cs.precision != g.precision or \
+                            1 + cs.num_models // NUM_CONTEXTS + MAX_IMAGE_MODELS > 65535:
+                        raise ValueError(f"level{q}/context_static must hold {NUM_CONTEXTS} tables per family at "
+                                         f"the precision of level{q}/global")
+            self.context_tables[q] = (cg, cs)
 
     @staticmethod
-    def _dictionary(archive: _Archive, name: str) -> Dictionary:
+    def _dictionary(archive: _Archive, name: str, lookups: bool = True) -> Dictionary:
         data = archive.read(name, (np.dtype("u1"),))
         if data.ndim != 1:
             raise ValueError(f"{name} must be a 1-D byte array")
         data = data.tobytes()
-        need = table_bytes(data, stop_above=archive.budget[0])
+        need = table_bytes(data, stop_above=archive.budget[0], lookups=lookups)
         archive.charge(need, f"the tables of {name}")
         try:
-            return Dictionary.from_bytes(data, max_bytes=need)
+            return Dictionary.from_bytes(data, max_bytes=need, lookups=lookups)
         except ValueError as e:
             raise ValueError(f"{name}: {e}") from None
 
@@ -494,6 +519,11 @@ class ModelBundle:
     @property
     def num_qualities(self) -> int:
         return len(self.levels)
+
+    def reads(self, model_id: bytes) -> bool:
+        """Whether ``.ldem`` files of the model ``model_id`` decode with this file: its own
+        id, or one of :attr:`compatible_model_ids`."""
+        return model_id == self.model_id or model_id in self.compatible_model_ids
 
     def level_of(self, quality: int) -> tuple:
         """(index of the transforms, trained level of those transforms) behind ``quality``."""
@@ -568,29 +598,34 @@ def transform_members(t: int, state: dict) -> dict:
     return {f"param{t}/{k}": v for k, v in state.items()}
 
 
-def table_members(quality: int, global_models: Dictionary, static=None) -> dict:
+def table_members(quality: int, global_models: Dictionary, static=None, context_models=None,
+                  context_static=None) -> dict:
     """The members of one quality's integer tables: its global models and, if any, its
-    static dictionary, stored as :meth:`ldem.Dictionary.to_bytes` gives them.
+    static dictionary, its per-channel context families and its static context families,
+    stored as :meth:`ldem.Dictionary.to_bytes` gives them.
 
     >>> d = Dictionary.from_pmfs([[0.5, 0.5]], [0])
     >>> sorted(table_members(2, d, d))
     ['level2/global', 'level2/static']
     """
-    out = {f"level{quality}/global": np.frombuffer(global_models.to_bytes(), np.uint8)}
-    if static is not None:
-        out[f"level{quality}/static"] = np.frombuffer(static.to_bytes(), np.uint8)
+    out = {}
+    for name, d in (("global", global_models), ("static", static), ("context_global", context_models),
+                    ("context_static", context_static)):
+        if d is not None:
+            out[f"level{quality}/{name}"] = np.frombuffer(d.to_bytes(), np.uint8)
     return out
 
 
 def write_model_file(path, members: dict, transforms: list, levels: list, training: list, *,
-                     force: bool = False, inputs=()) -> dict:
+                     force: bool = False, inputs=(), compatible_model_ids=()) -> dict:
     """Writes a model file of the current format atomically (see :func:`ldem.files.write_atomic`
     for ``force`` and ``inputs``) and returns its meta.
 
     ``members`` are those of :func:`transform_members` and :func:`table_members`, in the
     order they are stored; ``transforms`` the configs of the sets of transforms, ``levels``
-    one dict per quality (``quality``, ``transforms``, ``level``, coder settings) and
-    ``training`` one dict of notes per set of transforms.
+    one dict per quality (``quality``, ``transforms``, ``level``, coder settings),
+    ``training`` one dict of notes per set of transforms and ``compatible_model_ids`` the
+    ids (bytes) of earlier files whose ``.ldem`` files this one decodes (see :func:`check_meta`).
 
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.npz"
@@ -600,6 +635,8 @@ def write_model_file(path, members: dict, transforms: list, levels: list, traini
     if len(levels) > MAX_QUALITIES:
         raise ValueError(f"{len(levels)} qualities: a .ldem header holds at most {MAX_QUALITIES}")
     meta = {"format": MODEL_FILE_FORMAT, "transforms": transforms, "levels": levels, "training": training}
+    if compatible_model_ids:
+        meta["compatible_model_ids"] = sorted({bytes(v).hex() for v in compatible_model_ids})
     arrays = dict(members)
     arrays["meta.json"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     path = Path(path)
