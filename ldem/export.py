@@ -15,6 +15,7 @@ Weights are stored in float16 (the per-level gains in float32). Usage::
     ldem export run/checkpoint.pt model.npz --data TRAIN_IMAGES
     ldem export low/checkpoint.pt high/checkpoint.pt model.npz --data TRAIN_IMAGES --levels 1,2,3,4 2,3
     ldem export old.npz high/checkpoint.pt model.npz --data TRAIN_IMAGES --levels all 2,3
+    ldem export old.npz new.npz --data TRAIN_PHOTOS TRAIN_SIMPLE --contexts learn
 
 Sources: a model file (``.npz``) is read by the hardened loader
 (:class:`ldem.model_file.ModelBundle`) and may come from an untrusted source. A training
@@ -178,7 +179,8 @@ def _copy_model_file(path, qualities, t_first: int, q_first: int, contexts: str 
 def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes=((8, 8), (16, 16), (32, 32)),
                  max_image_models: int = 32, max_images: int = 64, levels=None, progress: bool = True,
                  force: bool = False, static_families: int = 64, contexts: str = "auto") -> dict:
-    """Writes the model file ``out`` from training checkpoints and the training images in ``data``.
+    """Writes the model file ``out`` from training checkpoints and the training images in ``data``
+    (a folder or a list of folders; the first ``max_images`` images of each are used).
 
     ``checkpoints`` is one path or a list of paths; each checkpoint's transforms are stored
     once. ``levels`` picks which trained levels (0-based, smallest files first) become
@@ -218,9 +220,10 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
     paths = None
 
     def images():
-        found = list_images(data)[:max_images] if data is not None else []
+        folders = [] if data is None else [data] if isinstance(data, (str, Path)) else list(data)
+        found = [p for folder in folders for p in list_images(folder)[:max_images]]
         if not found:
-            raise ValueError(f"no training images in {data}")
+            raise ValueError(f"no training images in {', '.join(map(str, folders)) or 'no folder'}")
         return found
 
     for checkpoint, chosen in zip(checkpoints, levels):
@@ -342,7 +345,8 @@ def main(argv=None) -> int:
                          "qualities follow their order (smallest files first)")
     ap.add_argument("out", help="model file to write (.npz); written atomically, never over a source")
     ap.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
-    ap.add_argument("--data", required=True, help="training images (for the static dictionaries)")
+    ap.add_argument("--data", required=True, nargs="+", metavar="DIR",
+                    help="folders of training images (for the static dictionaries and context families)")
     ap.add_argument("--static-models", type=int, default=64, metavar="K",
                     help="models in the static dictionary learned for each quality from the training latents")
     ap.add_argument("--static-families", type=int, default=64, metavar="K",
@@ -351,7 +355,7 @@ def main(argv=None) -> int:
                     help="context families of qualities copied from model files: keep them, learn them again "
                          "from --data with the file's transforms, or learn only those missing")
     ap.add_argument("--max-images", type=int, default=64, metavar="N",
-                    help="training images used to learn the static dictionaries (the first N by path)")
+                    help="training images used from each --data folder (the first N by path)")
     ap.add_argument("--levels", nargs="+", metavar="LIST",
                     help="what to ship, counted from 1: a checkpoint's trained levels (1 = smallest λ, smallest "
                          "files) or a model file's qualities; default: all. With several sources one comma list "

@@ -11,6 +11,9 @@ module picks the images, normalises them and writes a cache::
       dev/simple/*.png       low-complexity images (screenshots, maps, plots, flat graphics,
                              text pages), at most 768 px on the longer side, never recompressed
       train/*.jpg            every other natural photo, longer side <= 1024, JPEG quality 95
+      train_simple/*.png     more low-complexity images of the same sources as dev/simple
+                             (the next ones by sha256; never the development images), for
+                             the entropy models only, prepared like dev/simple
       manifest.json          one entry per image: package, version, path, licence, sha256, size
 
 The cache is ``$LDEM_DATA`` if set, else ``~/.cache/ldem/data``. Build it once with::
@@ -74,8 +77,8 @@ __all__ = [
     "license_for",
 ]
 
-#: The three splits a manifest entry can belong to.
-SPLITS = ("train", "dev_photos", "dev_simple")
+#: The splits a manifest entry can belong to.
+SPLITS = ("train", "dev_photos", "dev_simple", "train_simple")
 #: The command that builds the cache (named in error messages).
 FETCH_COMMAND = "python benchmarks/fetch_data.py fetch"
 MANIFEST_NAME = "manifest.json"
@@ -91,6 +94,9 @@ SIMPLE_MIN_SIDE = 256
 #: Screenshots, maps and plots must have at least this fraction of pixels equal to their
 #: left neighbour; this drops the sky photographs and FITS frames among the screenshots.
 SIMPLE_MIN_FLAT = 0.85
+#: Low-complexity training images per limited simple source: the ones after the
+#: development images in sha256 order.
+TRAIN_SIMPLE_PER_SOURCE = 12
 #: Photos whose 64-bit difference hashes differ in at most this many bits are one photo.
 NEAR_DUPLICATE_BITS = 4
 
@@ -104,7 +110,8 @@ class Source:
     ``include``/``exclude`` are :func:`fnmatch.fnmatch` patterns on the path inside the package
     (``*`` also matches ``/``). ``kind`` is ``"photo"`` (natural photographs: train and
     dev_photos) or ``"simple"`` (low-complexity images: dev_simple). For simple sources,
-    ``limit`` keeps that many images, the first by sha256 of the source bytes; ``pdf_pages``
+    ``limit`` keeps that many images, the first by sha256 of the source bytes (up to
+    ``TRAIN_SIMPLE_PER_SOURCE`` more, the next ones, go to train_simple); ``pdf_pages``
     renders that many pages of each matching PDF (only if ``pypdfium2`` is importable).
     """
 
@@ -644,7 +651,12 @@ def _collect_package(deb: Path, sources: list[Source], progress: bool) -> list[_
                 lic = _sibling_licence(root / rel) or license_for(ctext, rel)
                 found.append(_Item(package, version, rel, lic, sha, im, source.kind))
             if source.limit is not None:
-                found = sorted(found, key=lambda it: it.source_sha256)[: source.limit]
+                found = sorted(found, key=lambda it: it.source_sha256)
+                extra = found[source.limit: source.limit + TRAIN_SIMPLE_PER_SOURCE]
+                found = found[: source.limit]
+                if source.kind == "simple":
+                    items.extend(_Item(it.package, it.version, it.source_path, it.license, it.source_sha256,
+                                       it.image, "simple_train") for it in extra)
             items.extend(found)
     _log(progress, f"  {package} {version}: {len(items)} image(s)")
     return items
@@ -808,12 +820,15 @@ def _fetch(cache: Path, progress: bool, python_packages: bool) -> dict:
                      key=lambda it: (it.package, it.source_path)):
         simple_by_sha.setdefault(it.source_sha256, it)
     simple = list(simple_by_sha.values())
+    simple_train = sorted((it for it in items if it.kind == "simple_train" and it.source_sha256 not in simple_by_sha),
+                          key=lambda it: (it.package, it.source_path))
+    simple_train = list({it.source_sha256: it for it in simple_train}.values())
     dev_shas = _choose_dev(photos, DEV_PHOTO_COUNT)
     if len(dev_shas) < DEV_PHOTO_COUNT:
         _warn(f"only {len(dev_shas)} development photos (wanted {DEV_PHOTO_COUNT})")
 
     # write outputs
-    for sub in ("dev/photos", "dev/simple", "train"):
+    for sub in ("dev/photos", "dev/simple", "train", "train_simple"):
         d = cache / sub
         if d.exists():
             shutil.rmtree(d)
@@ -845,6 +860,9 @@ def _fetch(cache: Path, progress: bool, python_packages: bool) -> dict:
     for it, name in zip(simple, _names(simple, ".png")):
         im = _fit_simple(it.image)
         emit(it, "dev_simple", f"dev/simple/{name}", _png_bytes(im), im)
+    for it, name in zip(simple_train, _names(simple_train, ".png")):
+        im = _fit_simple(it.image)
+        emit(it, "train_simple", f"train_simple/{name}", _png_bytes(im), im)
 
     entries.sort(key=lambda e: (SPLITS.index(e["split"]), e["file"]))
     manifest = {"format": MANIFEST_FORMAT, "images": entries}
