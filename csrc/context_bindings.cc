@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -77,22 +78,35 @@ void register_context(py::module_& m) {
 
   m.def("encode_context",
         [](py::array symbols, py::array families, py::sequence dicts, const std::vector<bool>& contextual,
-           int64_t bh, int64_t bw, int threads, bool checksum) {
+           int64_t bh, int64_t bw, int threads, bool checksum, int lanes_log2, int segment_shift,
+           std::optional<py::array_t<uint8_t, py::array::c_style>> contexts) {
           const ModelSet tables = context_tables(dicts, contextual);
           const int32_t* y = int32_data(symbols, "symbols", 3);
           const Layout L = shape_layout(symbols.shape(0), symbols.shape(1), symbols.shape(2), bh, bw);
           const int32_t* f = checked_families(families, L, tables);
+          const StreamParams params{lanes_log2, segment_shift};
+          check_params(params);
+          const uint8_t* known = nullptr;
+          if (contexts) {
+            if (contexts->ndim() != 3 || contexts->shape(0) != L.C || contexts->shape(1) != L.H ||
+                contexts->shape(2) != L.W)
+              arg_error("contexts must have the shape of symbols");
+            known = contexts->data();  // each read is checked against NUM_CONTEXTS by the coder
+          }
           EncodedStream e;
           {
             py::gil_scoped_release release;
-            e = encode_context_stream(y, f, L, tables, threads, checksum);
+            e = encode_context_stream(y, f, L, tables, threads, checksum, params, known);
           }
           py::bytes out(nullptr, e.size());
           e.write(reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(out.ptr())));
           return out;
         },
         py::arg("symbols"), py::arg("families"), py::arg("dictionaries"), py::arg("contextual"),
-        py::arg("bh"), py::arg("bw"), py::arg("threads") = 1, py::arg("checksum") = false);
+        py::arg("bh"), py::arg("bw"), py::arg("threads") = 1, py::arg("checksum") = false,
+        py::arg("lanes_log2") = 2, py::arg("segment_shift") = 17, py::arg("contexts") = py::none(),
+        "contexts: context_map(symbols, segment_shift=segment_shift), if already computed (not checked: "
+        "other contexts give a stream that decodes to other values).");
 
   m.def("decode_context",
         [](py::buffer data, py::array families, py::sequence dicts, const std::vector<bool>& contextual,

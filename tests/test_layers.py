@@ -18,7 +18,7 @@ PACKAGE = Path(ldem.__file__).resolve().parent
 LAYERS = [
     {"ldem._version", "ldem._native", "ldem._core", "ldem._optional", "ldem.errors", "ldem.files", "ldem.bitio"},
     {"ldem.dictionary", "ldem._args", "ldem.coder", "ldem.cuda"},
-    {"ldem.local", "ldem.local.stream", "ldem.local.search", "ldem.local.learn"},
+    {"ldem.local", "ldem.local.stream", "ldem.local.search", "ldem.local.learn", "ldem.local.quadtree"},
     {"ldem.compressai"},
     {"ldem.container", "ldem.images", "ldem.metrics", "ldem.model_file", "ldem.transforms", "ldem.tiling",
      "ldem.testing", "ldem.reference"},

@@ -70,7 +70,7 @@ def test_bytes_do_not_depend_on_threads(trained):
                                  context_models=coder.context_models, context_static=coder.context_static)
     many = ldem.LocalEntropyCoder(coder.global_models, coder.static, block_sizes=coder.block_sizes, threads=3,
                                   context_models=coder.context_models, context_static=coder.context_static)
-    tall = np.tile(y, (1, 8, 4))  # 24 x 256 x 160: 983,040 symbols, 7 segments of 2^17
+    tall = np.tile(y, (1, 8, 4))  # 24 x 256 x 160: 983,040 symbols, 3 segments of 2^18
     for lat in (y, tall):
         a, b = one.encode(lat), many.encode(lat)
         assert a == b

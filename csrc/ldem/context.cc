@@ -115,16 +115,24 @@ inline int64_t model_of(const int32_t* families, int64_t block, int ctx, uint32_
   return static_cast<int64_t>(f) * kNumContexts + ctx;
 }
 
-uint32_t* encode_segment(const int32_t* y, const int32_t* families, const Layout& L, Views views,
-                         int64_t a, int64_t b, int lanes, uint32_t* end) {
+uint32_t* encode_segment(const int32_t* y, const uint8_t* known, const int32_t* families, const Layout& L,
+                         Views views, int64_t a, int64_t b, int lanes, uint32_t* end) {
   static thread_local std::vector<uint32_t> model;
   model.resize(static_cast<size_t>(b - a));
-  SegmentContexts ctx(L, a, b);
   const uint32_t F = views.K / kNumContexts;
-  walk(L, a, b, [&](int64_t i, int64_t c, int64_t r, int64_t x, int64_t p, int64_t block) {
-    model[i - a] = static_cast<uint32_t>(model_of(families, block, ctx.at(y, i, c, r, x, p), F));
-    ctx.add(p, y[i]);
-  });
+  if (known) {
+    walk(L, a, b, [&](int64_t i, int64_t, int64_t, int64_t, int64_t, int64_t block) {
+      const int k = known[i];
+      if (__builtin_expect(k >= kNumContexts, 0)) model_index_changed();
+      model[i - a] = static_cast<uint32_t>(model_of(families, block, k, F));
+    });
+  } else {
+    SegmentContexts ctx(L, a, b);
+    walk(L, a, b, [&](int64_t i, int64_t c, int64_t r, int64_t x, int64_t p, int64_t block) {
+      model[i - a] = static_cast<uint32_t>(model_of(families, block, ctx.at(y, i, c, r, x, p), F));
+      ctx.add(p, y[i]);
+    });
+  }
   uint64_t st[kMaxLanes];
   for (int l = 0; l < lanes; ++l) st[l] = kLow;
   uint32_t* out = end;
@@ -146,13 +154,21 @@ void decode_segment(const uint32_t* in, const uint32_t* end, const int32_t* fami
     const View& m = views[static_cast<int32_t>(model_of(families, block, ctx.at(out, i, c, r, x, p), F))];
     uint64_t& xs = st[(i - a) & (lanes - 1)];
     const uint32_t slot = static_cast<uint32_t>(xs) & mask;
-    // The symbol s with cdf[s] <= slot < cdf[s + 1] (cdf[n + 1] = 2^P > slot).
+    // The symbol s with cdf[s] <= slot < cdf[s + 1] (cdf[n + 1] = 2^P > slot): value 0,
+    // the common case, is tried first, then a binary search.
     const uint32_t* cdf = m.cdf;
-    uint32_t s = 0, len = m.n + 1;
-    while (len > 1) {
-      const uint32_t half = len >> 1;
-      s = cdf[s + half] <= slot ? s + half : s;
-      len -= half;
+    const uint32_t zero = 0u - m.offset;  // slot index of value 0 (>= n if 0 is outside the support)
+    uint32_t s;
+    if (zero < m.n && cdf[zero] <= slot && slot < cdf[zero + 1]) {
+      s = zero;
+    } else {
+      s = 0;
+      uint32_t len = m.n + 1;
+      while (len > 1) {
+        const uint32_t half = len >> 1;
+        s = cdf[s + half] <= slot ? s + half : s;
+        len -= half;
+      }
     }
     xs = static_cast<uint64_t>(cdf[s + 1] - cdf[s]) * (xs >> precision) + slot - cdf[s];
     if (xs < kLow) {
@@ -206,21 +222,21 @@ void check_context_layout(const Layout& L, const int32_t* families, const ModelS
 
 EncodedStream encode_context_stream(const int32_t* symbols, const int32_t* families, const Layout& L,
                                     const ModelSet& tables, int threads, bool checksum,
-                                    const StreamParams& params) {
+                                    const StreamParams& params, const uint8_t* contexts) {
   SegmentArena seg(L.num_symbols(), params);
   const std::vector<View> view_list = make_views(tables, false);
   const Views views{view_list.data(), static_cast<uint32_t>(view_list.size())};
   parallel_for(seg.S, threads, [&](int64_t s) {
     const Range r = seg.range(s);
-    seg.done(s, encode_segment(symbols, families, L, views, r.a, r.b, seg.lanes, seg.end(s)));
+    seg.done(s, encode_segment(symbols, contexts, families, L, views, r.a, r.b, seg.lanes, seg.end(s)));
   });
   return seg.finish(checksum);
 }
 
 std::vector<uint8_t> encode_context(const int32_t* symbols, const int32_t* families, const Layout& L,
                                     const ModelSet& tables, int threads, bool checksum,
-                                    const StreamParams& params) {
-  EncodedStream e = encode_context_stream(symbols, families, L, tables, threads, checksum, params);
+                                    const StreamParams& params, const uint8_t* contexts) {
+  EncodedStream e = encode_context_stream(symbols, families, L, tables, threads, checksum, params, contexts);
   std::vector<uint8_t> out(e.size());
   e.write(out.data());
   return out;
@@ -237,45 +253,75 @@ void decode_context(const uint8_t* data, size_t size, const int32_t* families, c
 }
 
 void context_block_costs(const int32_t* y, const uint8_t* ctx, const Layout& L, const ModelSet& tables,
-                         bool own_channel, int64_t first, int64_t count, int threads, double* costs) {
+                         bool own_channel, int64_t first, int64_t count_arg, int threads, double* costs) {
   check_shape(L);
   const int64_t F = static_cast<int64_t>(tables.size() / kNumContexts);
   if (tables.size() % kNumContexts) throw ArgumentError{"context tables: not a multiple of the contexts"};
-  if (own_channel ? F < L.C : (first < 0 || count < 0 || first + count > F))
+  if (own_channel ? F < L.C : (first < 0 || count_arg < 0 || first + count_arg > F))
     throw ArgumentError{"context tables: fewer families than asked for"};
+  // Dense costs of the values in [-R, R] for every context, families innermost:
+  // dense[(k * V + v + R) * G + g] (G families; own_channel: one row per channel).
+  // (For one family per block, the channel's, the direct lookups are cheaper.)
+  constexpr int R = 7, V = 2 * R + 1;
+  const int64_t G = own_channel ? 0 : count_arg, base = first;
+  std::vector<double> dense(static_cast<size_t>(kNumContexts) * V * G);
+  parallel_for(G, threads, [&](int64_t g) {
+    for (int k = 0; k < kNumContexts; ++k) {
+      const Model& m = tables.model(static_cast<size_t>((base + g) * kNumContexts + k));
+      for (int v = -R; v <= R; ++v) dense[(static_cast<size_t>(k) * V + v + R) * G + g] = symbol_cost(m, v);
+    }
+  });
   const int64_t nby = L.nby(), nbx = L.nbx(), HW = L.H * L.W;
   parallel_for(L.C * nby, threads, [&](int64_t cb) {
     const int64_t c = cb / nby, by = cb % nby;
-    std::vector<uint64_t> keys;
-    std::vector<std::pair<uint64_t, uint32_t>> runs;
+    // Counts of the (context, value) pairs of one block: in-window pairs in a dense array
+    // (only the touched entries are reset), the rest (escapes) in a short list.
+    std::vector<uint32_t> count(static_cast<size_t>(kNumContexts) * V, 0);
+    std::vector<uint32_t> touched;
+    struct Wide {
+      int32_t value;
+      uint8_t ctx;
+    };
+    std::vector<Wide> wide;
     for (int64_t bx = 0; bx < nbx; ++bx) {
-      keys.clear();
+      touched.clear();
+      wide.clear();
       const int64_t r1 = std::min(L.H, (by + 1) * L.bh), x1 = std::min(L.W, (bx + 1) * L.bw);
-      for (int64_t r = by * L.bh; r < r1; ++r)
+      for (int64_t r = by * L.bh; r < r1; ++r) {
+        const int64_t row = c * HW + r * L.W;
         for (int64_t x = bx * L.bw; x < x1; ++x) {
-          const int64_t i = c * HW + r * L.W + x;
-          keys.push_back(static_cast<uint64_t>(ctx[i]) << 32 | static_cast<uint32_t>(y[i]));
+          const int32_t v = y[row + x];
+          const uint8_t k = ctx[row + x];
+          if (v >= -R && v <= R) {
+            const uint32_t key = static_cast<uint32_t>(k * V + v + R);
+            if (count[key]++ == 0) touched.push_back(key);
+          } else {
+            wide.push_back({v, k});
+          }
         }
-      std::sort(keys.begin(), keys.end());
-      runs.clear();
-      for (uint64_t k : keys) {
-        if (!runs.empty() && runs.back().first == k) ++runs.back().second;
-        else runs.push_back({k, 1u});
       }
       const int64_t block = cb * nbx + bx;
-      auto cost_under = [&](int64_t family) {
-        double bits = 0;
-        for (const auto& [k, n] : runs) {
-          const Model& m = tables.model(static_cast<size_t>(family * kNumContexts + (k >> 32)));
-          bits += n * symbol_cost(m, static_cast<int32_t>(static_cast<uint32_t>(k)));
-        }
-        return bits;
-      };
       if (own_channel) {
-        costs[block] = cost_under(c);
+        double bits = 0;
+        for (uint32_t key : touched) {
+          const Model& m = tables.model(static_cast<size_t>(c * kNumContexts + key / V));
+          bits += count[key] * symbol_cost(m, static_cast<int32_t>(key % V) - R);
+        }
+        for (const Wide& w : wide) bits += symbol_cost(tables.model(static_cast<size_t>(c * kNumContexts + w.ctx)), w.value);
+        costs[block] = bits;
       } else {
-        for (int64_t f = 0; f < count; ++f) costs[block * count + f] = cost_under(first + f);
+        double* out = costs + block * count_arg;
+        std::fill(out, out + count_arg, 0.0);
+        for (uint32_t key : touched) {
+          const double* row = dense.data() + static_cast<size_t>(key) * G;
+          const double n = count[key];
+          for (int64_t f = 0; f < count_arg; ++f) out[f] += n * row[f];
+        }
+        for (const Wide& w : wide)
+          for (int64_t f = 0; f < count_arg; ++f)
+            out[f] += symbol_cost(tables.model(static_cast<size_t>((first + f) * kNumContexts + w.ctx)), w.value);
       }
+      for (uint32_t key : touched) count[key] = 0;
     }
   });
 }

@@ -43,17 +43,20 @@ void context_map(const int32_t* y, const Layout& L, const StreamParams& params, 
 // REQUIRES: families has L.num_blocks() entries.
 void check_context_layout(const Layout& L, const int32_t* families, const ModelSet& tables);
 
-// Encodes y with per-block families. Output is independent of threads.
+// Encodes y with per-block families. Output is independent of threads. `contexts`, if
+// given, is context_map() of y for these params (saves computing it again).
 // REQUIRES: check_context_layout(L, families, tables) passed.
-// REQUIRES: symbols has L.num_symbols() entries.
-// Throws ArgumentError unless check_params(params) passes, or if a family index read
-// during the call left its range (the arrays were written by another thread).
+// REQUIRES: symbols (and contexts, if given) have L.num_symbols() entries.
+// REQUIRES: contexts, if given, equals context_map(symbols, L, params) (else the stream
+//           decodes to other values).
+// Throws ArgumentError unless check_params(params) passes, or if a family index or
+// context read during the call left its range (the arrays were written by another thread).
 EncodedStream encode_context_stream(const int32_t* symbols, const int32_t* families, const Layout& L,
                                     const ModelSet& tables, int threads, bool checksum,
-                                    const StreamParams& params = {});
+                                    const StreamParams& params = {}, const uint8_t* contexts = nullptr);
 std::vector<uint8_t> encode_context(const int32_t* symbols, const int32_t* families, const Layout& L,
                                     const ModelSet& tables, int threads, bool checksum,
-                                    const StreamParams& params = {});
+                                    const StreamParams& params = {}, const uint8_t* contexts = nullptr);
 
 // Decodes a stream of encode_context(). Throws DecodeFailure on any inconsistency; reads
 // only [data, data + size) whatever the bytes (the same checks as decode()).

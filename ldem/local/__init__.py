@@ -67,12 +67,13 @@ class LocalEntropyCoder:
     each of ``block_sizes`` and keeps the cheapest; a stream is never more than a few
     bytes larger than ``mode="global"``.
 
-    ``effort`` (0..3, default 2), as in zstd or cwebp ``-m``, trades encoding time for
-    size; decoding time does not depend on it. 0: one block size (the middle of
-    ``block_sizes``), fixed models only; 1: every block size, up to 8 image models, one
-    Lloyd iteration; 2: every block size, ``max_image_models`` and ``lloyd_iterations``
-    as given; 3 (exhaustive): also half the smallest and twice the largest block size,
-    up to 64 image models, at least 4 Lloyd iterations.
+    ``effort`` (0..3), as in zstd or cwebp ``-m``, trades encoding time for size;
+    decoding time does not depend on it. 0: one block size (the middle of
+    ``block_sizes``), fixed models only; 1: every block size and quadtree partitions
+    over them (when they nest by powers of two), fixed models only; 2: as 1, plus up to
+    ``max_image_models`` image models fitted with ``lloyd_iterations``; 3 (exhaustive):
+    also half the smallest and twice the largest block size, up to 64 image models, at
+    least 4 Lloyd iterations.
 
     With ``context_models`` (``C * NUM_CONTEXTS`` tables: a *family* per channel, see
     :func:`fit_context_models`) and optionally ``context_static`` (families learned by
@@ -188,13 +189,15 @@ class LocalEntropyCoder:
     def _num_static(self, contexts: bool) -> int:
         return self._S_ctx if contexts else self._S
 
-    def _code(self, y, models, dicts, block, contexts: bool) -> bytes:
+    def _code(self, y, models, dicts, block, contexts: bool, context_map=None) -> bytes:
         """The data part: an ldem.encode stream, or a context-coded one (image models,
-        after the fixed families, are context-free)."""
+        after the fixed families, are context-free). ``context_map``: the search's
+        contexts of y (computed again if None)."""
         if not contexts:
             return encode(y, models, dicts, block=block, threads=self.threads or None)
         return _core.encode_context(y, models, [d._impl for d in dicts], self._contextual(dicts), block[0],
-                                    block[1], threads=self.threads)
+                                    block[1], threads=self.threads, segment_shift=stream.CONTEXT_SEGMENT_SHIFT,
+                                    contexts=context_map)
 
     def _contextual(self, dicts) -> list:
         """Which of ``dicts`` hold context families (the others are context-free)."""
@@ -227,26 +230,32 @@ class LocalEntropyCoder:
         return candidate_block_sizes(sizes, shape, self.max_blocks)
 
     def _settings(self, contexts: bool, effort: int) -> SearchSettings:
-        image_models, lloyd = {0: (0, 1), 1: (min(8, self.max_image_models), 1),
-                               2: (self.max_image_models, self.lloyd_iterations),
+        image_models, lloyd = {0: (0, 1), 1: (0, 1), 2: (self.max_image_models, self.lloyd_iterations),
                                3: (64, max(4, self.lloyd_iterations))}[effort]
         return SearchSettings(self.global_models, self.static, image_models, self.table_bits,
                               lloyd, self.threads, self.seed,
-                              self.context_models if contexts else None, self.context_static if contexts else None)
+                              self.context_models if contexts else None, self.context_static if contexts else None,
+                              partitions=effort >= 1)
 
     def _assemble(self, y, cand: Candidate, mode: int, contexts: bool):
         A = 1 + self._num_static(contexts) + cand.num_image_models
-        codec, counts, map_bytes, map_sizes = stream.encode_block_map(cand.categories, A, self.precision,
-                                                                      self.map_codecs)
+        if cand.tree is not None:
+            codec, counts, map_bytes, map_sizes = stream.encode_partition(cand.tree, A, self.precision,
+                                                                          self.map_codecs)
+        else:
+            codec, counts, map_bytes, map_sizes = stream.encode_block_map(cand.categories, A, self.precision,
+                                                                          self.map_codecs)
         table_bits = cand.image.bits if cand.image is not None else 0
         side_bytes = stream.write_side_info(cand.image.tables if cand.image is not None else None, counts)
         out = self._header(mode, codec, y.shape, contexts)
         head_bits = 8 * len(out)
-        head_bits += 8 * stream.write_local_fields(out, cand.block, cand.num_image_models, side_bytes, map_bytes)
+        head_bits += 8 * stream.write_local_fields(out, cand.block, cand.depth, cand.num_image_models, side_bytes,
+                                                   map_bytes)
         dicts = self._fixed_dicts(contexts) + ([cand.image.dictionary] if cand.image is not None else [])
         models = stream.model_map(cand.categories, y.shape, cand.block, self._C)
-        data = self._code(y, models, dicts, cand.block, contexts)
-        stats = dict(mode=stream.MODE_NAMES[mode], contexts=contexts, block=cand.block, num_image_models=cand.num_image_models,
+        data = self._code(y, models, dicts, cand.block, contexts, cand.contexts)
+        stats = dict(mode=stream.MODE_NAMES[mode], contexts=contexts, block=cand.block, partition_depth=cand.depth,
+                     num_image_models=cand.num_image_models,
                      map_codec=stream.MAP_CODEC_NAMES[codec],
                      bits_header=head_bits, bits_tables=table_bits,
                      bits_map=8 * len(side_bytes) - table_bits + 8 * len(map_bytes),
@@ -258,7 +267,7 @@ class LocalEntropyCoder:
         out = self._header(0, 0, y.shape, contexts)
         block, models = stream.global_layout(y.shape)
         data = self._code(y, models, self._fixed_dicts(contexts)[:1], block, contexts)
-        stats = dict(mode="global", contexts=contexts, block=block, num_image_models=0, map_codec=None,
+        stats = dict(mode="global", contexts=contexts, partition_depth=0, block=block, num_image_models=0, map_codec=None,
                      bits_header=8 * len(out), bits_tables=0, bits_map=0, bits_data=8 * len(data),
                      model_map=models, categories=np.zeros(models.shape, np.int64))
         return bytes(out) + data, stats
@@ -303,7 +312,7 @@ class LocalEntropyCoder:
                                                  with_image_models=m == stream.MODES["local"])
             best = min(cands, key=lambda c: c.est_bits)
             data, stats = self._assemble(y, best, m, contexts)
-            stats["candidates"] = [dict(block=c.block, num_image_models=c.num_image_models,
+            stats["candidates"] = [dict(block=c.block, partition_depth=c.depth, num_image_models=c.num_image_models,
                                         est_bits=c.est_bits, **{f"est_{k}": v for k, v in c.parts.items()})
                                    for c in cands]
             # Never larger than the global mode: unless the global stream is surely
@@ -375,9 +384,14 @@ class LocalEntropyCoder:
         C = shape[0]
         _, nby, nbx = block_grid(shape, f.block)
         A = 1 + self._num_static(ctx) + f.num_image_models
-        image, counts = stream.read_side_info(f.side, f.num_image_models, A if f.codec == stream.MAP_RANS else 0,
+        image, counts = stream.read_side_info(f.side, f.num_image_models,
+                                              2 * f.depth + (A if f.codec == stream.MAP_RANS else 0),
                                               self.precision)
-        categories = stream.decode_block_map(f.codec, f.map_bytes, counts, C * nby * nbx, A, self.precision)
+        if f.depth:
+            categories = stream.decode_partition(f.codec, f.map_bytes, counts, (C, nby, nbx), f.depth, A,
+                                                 self.precision)
+        else:
+            categories = stream.decode_block_map(f.codec, f.map_bytes, counts, C * nby * nbx, A, self.precision)
         dicts = self._fixed_dicts(ctx) + ([Dictionary(image.dictionary)] if image is not None else [])
         models = stream.model_map(categories, shape, f.block, self._C)  # valid by construction
         return self._decode_data(memoryview(data)[f.payload_pos:], models, dicts, shape, f.block, ctx)

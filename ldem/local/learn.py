@@ -17,6 +17,7 @@ import numpy as np
 from ldem import _core
 from ldem.dictionary import Dictionary
 from ldem.local.search import histograms, window_half
+from ldem.local.stream import CONTEXT_SEGMENT_SHIFT
 
 __all__ = ["fit_global_models", "learn_dictionary", "fit_context_models", "learn_context_dictionary"]
 
@@ -188,7 +189,7 @@ def _value_counts(ys, rows, num_rows: int, K: int, half: int):
     total = np.zeros(num_rows * K * V, np.int64)
     for i, y in enumerate(ys):
         r = np.asarray(rows(i, y), np.int64).reshape(-1)
-        ctx = _core.context_map(y).reshape(-1).astype(np.int64)
+        ctx = _core.context_map(y, segment_shift=CONTEXT_SEGMENT_SHIFT).reshape(-1).astype(np.int64)
         v = y.reshape(-1).astype(np.int64)
         keep = (r >= 0) & (v >= lo) & (v <= hi)
         idx = (r[keep] * K + ctx[keep]) * V + (v[keep] - lo)
@@ -269,7 +270,7 @@ def learn_context_dictionary(latents, num_families: int, context_models: Diction
     for y in ys:
         C, H, W = y.shape
         nby, nbx = -(-H // bh), -(-W // bw)
-        ctx = _core.context_map(y).astype(np.int64)
+        ctx = _core.context_map(y, segment_shift=CONTEXT_SEGMENT_SHIFT).astype(np.int64)
         b = (np.arange(C)[:, None, None] * nby + (np.arange(H) // bh)[None, :, None]) * nbx \
             + (np.arange(W) // bw)[None, None, :]
         idx = (b * K + ctx) * Vc + np.clip(y, -clip, clip) + clip

@@ -26,6 +26,8 @@ import numpy as np
 from ldem import _core
 from ldem.coder import block_grid
 from ldem.dictionary import Dictionary
+from ldem.local import quadtree
+from ldem.local.stream import CONTEXT_SEGMENT_SHIFT
 
 WINDOW = 2048  # centres are dense over [-2048, 2048); rarer values are escapes
 
@@ -80,12 +82,16 @@ class ImageTables:
 
 @dataclass
 class Candidate:
-    """One coding of the latent: a block size, the image models and each block's category."""
+    """One coding of the latent: a block size (the leaf size of a partition), the image
+    models and each block's category."""
     block: tuple
     image: Optional[ImageTables]
     categories: np.ndarray  # per block: 0 global, 1..S static, S+1.. image
     est_bits: float
     parts: dict = field(default_factory=dict)
+    depth: int = 0  # partition levels over the blocks (0: fixed blocks)
+    tree: Optional[quadtree.Tree] = None
+    contexts: Optional[np.ndarray] = None  # the latent's context map, when context-coded
 
     @property
     def num_image_models(self) -> int:
@@ -104,6 +110,7 @@ class SearchSettings:
     seed: int = 0
     context_models: Optional[Dictionary] = None  # per-channel context families: the stream is context-coded
     context_static: Optional[Dictionary] = None  # static context families
+    partitions: bool = True  # also try quadtree partitions when the block sizes nest by powers of 2
 
     @property
     def precision(self) -> int:
@@ -164,6 +171,19 @@ def image_models(h: "_core.BlockHistograms", fixed_best: np.ndarray, A_fixed: in
         yield ImageTables(tables), costs
 
 
+def _partition_depth(level, blocks) -> int:
+    """Levels of the quadtree from ``level`` to the largest of ``blocks`` when every size
+    is ``level`` times a power of two (the same in both directions) and there are at
+    least two sizes; else 0."""
+    ks = []
+    for b in blocks:
+        fy, fx = b[0] // level[0], b[1] // level[1]
+        if fy != fx or fy & (fy - 1) or b[0] % level[0] or b[1] % level[1]:
+            return 0
+        ks.append(fy.bit_length() - 1)
+    return min(max(ks), quadtree.MAX_DEPTH) if len(blocks) > 1 else 0
+
+
 def find_candidates(y: np.ndarray, sizes: list, s: SearchSettings, with_image_models: bool):
     """Candidates over the block ``sizes`` and image-model counts, and the global data bits.
 
@@ -177,24 +197,33 @@ def find_candidates(y: np.ndarray, sizes: list, s: SearchSettings, with_image_mo
     groups = [(base, sizes)] if nested else [(b, [b]) for b in sizes]
     cands = []
     global_bits = None
-    ctx = _core.context_map(y, s.threads) if s.context_models is not None else None
+    ctx = _core.context_map(y, s.threads, segment_shift=CONTEXT_SEGMENT_SHIFT) if s.context_models is not None else None
     for level, blocks in groups:
         h = histograms(y, level, s.threads)
         grid = block_grid(y.shape, level)
         fixed = s.fixed_costs(y, h, level, ctx)
         global_bits = float(fixed[:, 0].sum())
         factors = {b: (b[0] // level[0], b[1] // level[1]) for b in blocks}
+        depth = _partition_depth(level, blocks) if s.partitions else 0
 
         def consider(image, image_costs):
             # Every block size at once: costs at `level` are pooled to each size in C++.
             jobs = [(fixed, image_costs, *grid, *factors[b]) for b in blocks]
             best = math.inf
             selections = _core.select_blocks(jobs, s.precision, threads=s.threads)
+            tbits = 0 if image is None else image.bits
             for b, (categories, data_bits, map_bits) in zip(blocks, selections):
-                tbits = 0 if image is None else image.bits
                 est = data_bits + map_bits + tbits
                 cands.append(Candidate(b, image, categories.astype(np.int64), est,
-                                       dict(data=data_bits, map=map_bits, tables=float(tbits))))
+                                       dict(data=data_bits, map=map_bits, tables=float(tbits)), contexts=ctx))
+                best = min(best, est)
+            if depth:
+                costs = fixed if image_costs is None else np.hstack([fixed, image_costs])
+                tree = quadtree.select(costs.reshape(*grid, -1), depth, s.precision)
+                est = tree.data_bits + tree.map_bits + tbits + 2 * depth  # + the flag counts
+                cands.append(Candidate(level, image, tree.leaf_map.reshape(-1), est,
+                                       dict(data=tree.data_bits, map=tree.map_bits, tables=float(tbits)),
+                                       depth, tree, ctx))
                 best = min(best, est)
             return best
 

@@ -1,0 +1,194 @@
+"""Variable block partitions: a quadtree per top block of each channel plane.
+
+Each channel plane is cut into top blocks of ``leaf << depth`` latent samples; each node
+of a top block's quadtree either is a leaf (its samples take one category, as a fixed
+block would) or splits into its four children, down to ``leaf`` blocks. A node splits
+only when it covers more than one leaf block of the plane (edge nodes are clipped).
+
+Node order (the stream's, and the decoder's): nodes of level ``k`` (size
+``leaf << k``) form the grid ``[C, ceil(nby / 2^k), ceil(nbx / 2^k)]`` over the leaf
+grid ``[C, nby, nbx]``; a node exists when it is a top node or its parent split. The
+split flags are listed level by level from the top, each level in raster order of its
+existing, splittable nodes; the leaves' categories follow, level by level from the top,
+in raster order. The encoder chooses the partition bottom-up by exact data bits plus
+estimated index and flag bits (:func:`select`).
+
+>>> import numpy as np
+>>> from ldem.local import quadtree
+>>> costs = np.zeros((1, 2, 2, 2)); costs[0, 0, 0] = [0, 50]  # one corner wants category 0
+>>> costs[..., 0] += 20; costs[0, 0, 0, 0] = 0
+>>> t = quadtree.select(costs, depth=1, precision=12)
+>>> t.flags, t.leaves.tolist(), t.leaf_map.tolist()
+([array([1], dtype=uint8)], [0, 1, 1, 1], [[[0, 1], [1, 1]]])
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ldem import _core
+from ldem.errors import DecodeError
+
+MAX_DEPTH = 6
+
+
+def _grid(shape, k: int):
+    C, ny, nx = shape
+    return C, -(-ny // (1 << k)), -(-nx // (1 << k))
+
+
+def _pool(a: np.ndarray) -> np.ndarray:
+    """Sums 2x2 groups over axes 1 and 2 (a group cut by the edge sums what it has)."""
+    ny, nx = a.shape[1], a.shape[2]
+    out = a[:, 0::2, 0::2].copy()
+    out[:, :ny // 2] += a[:, 1::2, 0::2]
+    out[:, :, :nx // 2] += a[:, 0::2, 1::2]
+    out[:, :ny // 2, :nx // 2] += a[:, 1::2, 1::2]
+    return out
+
+
+def _expand(a: np.ndarray, shape) -> np.ndarray:
+    """The parent value of every node of the child grid ``shape``."""
+    return np.repeat(np.repeat(a, 2, axis=1), 2, axis=2)[:, :shape[1], :shape[2]]
+
+
+def splittable(leaf_shape, depth: int) -> list:
+    """Per level k (0..depth): which nodes cover more than one leaf block."""
+    C, ny, nx = leaf_shape
+    out = []
+    for k in range(depth + 1):
+        _, gy, gx = _grid(leaf_shape, k)
+        h = np.minimum((np.arange(gy) + 1) << k, ny) - (np.arange(gy) << k)
+        w = np.minimum((np.arange(gx) + 1) << k, nx) - (np.arange(gx) << k)
+        out.append(np.broadcast_to((h[:, None] * w[None, :] > 1)[None], (C, gy, gx)))
+    return out
+
+
+@dataclass
+class Tree:
+    """A partition: split flags per level (top first), leaf categories (stream order),
+    the category of every leaf block, and the estimated bits."""
+    flags: list
+    leaves: np.ndarray
+    leaf_map: np.ndarray
+    data_bits: float = 0.0
+    map_bits: float = 0.0
+
+
+def _index_costs(counts: np.ndarray, precision: int) -> np.ndarray:
+    """Bits of each symbol under the map coder's table for ``counts`` (escape weight 0)."""
+    f = _core.quantize_counts(np.append(counts.astype(np.uint64), np.uint64(0)), precision)[:-1]
+    return precision - np.log2(f.astype(np.float64))
+
+
+def select(costs: np.ndarray, depth: int, precision: int, rounds: int = 1) -> Tree:
+    """The partition of the leaf grid ``costs[C, nby, nbx, A]`` (exact bits of each leaf
+    block under each category) into quadtrees of ``depth`` levels with the fewest bits:
+    data, plus index bits of each leaf's category and flag bits of each split decision
+    under tables re-estimated ``rounds`` times from the counts (as the coder's tables)."""
+    C, ny, nx, A = costs.shape
+    levels = [costs]
+    for _ in range(depth):
+        levels.append(_pool(levels[-1]))
+    can = splittable((C, ny, nx), depth)
+    idx = np.full(A, math.log2(max(A, 1)))
+    fbits = [np.array([1.0, 1.0]) for _ in range(depth + 1)]
+    for r in range(rounds + 1):
+        best, choice, split = [], [], []
+        for k in range(depth + 1):
+            total = levels[k] + idx
+            c = total.argmin(-1)
+            leafc = np.take_along_axis(total, c[..., None], -1)[..., 0]
+            if k == 0:
+                s = np.zeros(leafc.shape, bool)
+                b = leafc
+            else:
+                sp = _pool(best[-1]) + fbits[k][1]
+                stay = leafc + np.where(can[k], fbits[k][0], 0.0)
+                s = can[k] & (sp < stay)
+                b = np.where(s, sp, stay)
+            best.append(b)
+            choice.append(c)
+            split.append(s)
+        # Walk down from the top: which nodes exist, their flags and leaves.
+        exists = np.ones(levels[depth].shape[:3], bool)
+        flags, leaves, flag_counts = [], [], []
+        leaf_map = np.full(levels[depth].shape[:3], -1, np.int64)
+        for k in range(depth, -1, -1):
+            if k > 0:
+                f = split[k][exists & can[k]]
+                flags.append(f.astype(np.uint8))
+                flag_counts.append(np.bincount(f, minlength=2))
+            is_leaf = exists & ~split[k]
+            leaves.append(choice[k][is_leaf])
+            leaf_map = np.where(is_leaf, choice[k], leaf_map)
+            if k > 0:
+                child = levels[k - 1].shape[:3]
+                exists = _expand(exists & split[k], child)
+                leaf_map = _expand(leaf_map, child)
+        leaves = np.concatenate(leaves).astype(np.int64)
+        counts = np.bincount(leaves, minlength=A)
+        if r == rounds:
+            break
+        idx = _index_costs(counts, precision)
+        for i, k in enumerate(range(depth, 0, -1)):
+            fbits[k] = _index_costs(flag_counts[i], precision) if flag_counts[i].sum() else np.array([1.0, 1.0])
+    data = float(np.take_along_axis(costs, leaf_map[..., None], -1).sum())
+    idx = _index_costs(counts, precision)
+    map_bits = float(idx[leaves].sum())
+    for i, k in enumerate(range(depth, 0, -1)):
+        if len(flags[i]):
+            map_bits += float(_index_costs(flag_counts[i], precision)[flags[i]].sum())
+    return Tree(flags, leaves, leaf_map, data, map_bits)
+
+
+def leaves_from_flags(leaf_shape, depth: int, flags: list) -> tuple:
+    """(number of leaves per level from the top, existence masks) implied by the flags;
+    raises :class:`ldem.DecodeError` if a level has the wrong number of flags."""
+    can = splittable(leaf_shape, depth)
+    exists = np.ones(_grid(leaf_shape, depth), bool)
+    counts, masks = [], []
+    for i, k in enumerate(range(depth, -1, -1)):
+        split = np.zeros(exists.shape, bool)
+        if k > 0:
+            where = exists & can[k]
+            if len(flags[i]) != int(where.sum()):
+                raise DecodeError("block partition: wrong number of split flags")
+            split[where] = flags[i].astype(bool)
+        is_leaf = exists & ~split
+        counts.append(int(is_leaf.sum()))
+        masks.append(is_leaf)
+        if k > 0:
+            exists = _expand(exists & split, _grid(leaf_shape, k - 1))
+    return counts, masks
+
+
+def leaf_map_from(leaf_shape, depth: int, flags: list, leaves: np.ndarray) -> np.ndarray:
+    """The category of every leaf block from a partition's flags and leaf categories."""
+    counts, masks = leaves_from_flags(leaf_shape, depth, flags)
+    if len(leaves) != sum(counts):
+        raise DecodeError("block partition: wrong number of leaves")
+    out = np.full(masks[0].shape, -1, np.int64)
+    pos = 0
+    for i, k in enumerate(range(depth, -1, -1)):
+        out[masks[i]] = leaves[pos:pos + counts[i]]
+        pos += counts[i]
+        if k > 0:
+            out = _expand(out, _grid(leaf_shape, k - 1))
+    return out
+
+
+def flag_count(leaf_shape, depth: int, flags_so_far: list) -> int:
+    """How many split flags the next level (after ``flags_so_far``, from the top) has."""
+    can = splittable(leaf_shape, depth)
+    exists = np.ones(_grid(leaf_shape, depth), bool)
+    for i, k in enumerate(range(depth, 0, -1)):
+        where = exists & can[k]
+        if i == len(flags_so_far):
+            return int(where.sum())
+        split = np.zeros(exists.shape, bool)
+        split[where] = flags_so_far[i].astype(bool)
+        exists = _expand(exists & split, _grid(leaf_shape, k - 1))
+    return 0
