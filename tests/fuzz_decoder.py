@@ -28,6 +28,11 @@ Besides those classes it grows crafted cases for the hostile-input bugs found so
   and on, with the CRC recomputed after a field is changed): damaged headers, shapes,
   block sizes, image-model counts, side tables, block maps of both codecs; each is also
   given to ``describe``. These coders use ``max_symbols=2**20`` to keep cases fast;
+* version-2 local streams: context-coded data (context families learned on other
+  latents), quadtree partitions of 2-3 levels, and context-free v2 streams; damaged
+  features bytes and partition depths, flags and leaves;
+* context-coded core streams (``_core.decode_context``) under random families, with
+  image models as context-free families;
 * serialised dictionaries (``Dictionary.from_bytes``) with fields changed and the CRC
   recomputed;
 * coder streams also decoded by the CPU emulation of the CUDA kernels
@@ -147,6 +152,27 @@ class LocalBase:
         return self.coder.decode(data)
 
 
+class ContextBase:
+    """One context-coded core stream (_core.decode_context) under random families."""
+
+    kind = "context"
+
+    def __init__(self, name, symbols, families, dicts, contextual, block, segment_shift=17):
+        self.name, self.symbols, self.shape = name, symbols, symbols.shape
+        self.families, self.dicts, self.contextual, self.block = families, dicts, contextual, block
+        self.checksum = False
+        self.data = _core.encode_context(symbols, families, dicts, contextual, *block, threads=2,
+                                         segment_shift=segment_shift)
+        self.payload_at = len(self.data)
+        self.varints_at = self.varints_end = 4
+        if not np.array_equal(self.decode(self.data, 1), symbols):
+            raise AssertionError(f"{name}: the undamaged stream does not round-trip")
+
+    def decode(self, data, threads):
+        return _core.decode_context(data, self.families, self.dicts, self.contextual, *self.shape, *self.block,
+                                    threads=threads)
+
+
 class DictBase:
     """One serialised dictionary (Dictionary.from_bytes); CRC-protected."""
 
@@ -259,6 +285,47 @@ def make_bases(rng):
     local("local-global", (2, 8, 8), False, False, mode="global")
     local("local-narrow-1x1", (2, 6, 9), True, False, block_sizes=((1, 1),), precision=12)
     local("local-checksum", (2, 16, 16), True, True)
+
+    # Version-2 local streams: context families and quadtree partitions.
+    def local_contexts(name, shape, checksum, mode="local", effort=2, block_sizes=((4, 4), (8, 8), (16, 16))):
+        def latent(seed_shape):  # 16x16 regions of very different scales, some 4x4 tiles apart
+            C, H, W = seed_shape
+            coarse = rng.choice([0.02, 4.0], size=(C, -(-H // 16), -(-W // 16)))
+            scale = np.repeat(np.repeat(coarse, 4, 1), 4, 2)[:, :-(-H // 4), :-(-W // 4)]
+            odd = rng.random(scale.shape) < 0.15
+            scale = np.where(odd, 4.02 - scale, scale)
+            scale = np.repeat(np.repeat(scale, 4, 1), 4, 2)[:, :H, :W]
+            return rng.laplace(0, scale).round().astype(np.int32)
+        train = [latent(shape) for _ in range(3)]
+        g = ldem.fit_global_models(train)
+        cg = ldem.fit_context_models(train)
+        cs = ldem.learn_context_dictionary(train, 3, cg, block=(4, 4))
+        coder = ldem.LocalEntropyCoder(g, None, block_sizes=block_sizes, max_image_models=4, lloyd_iterations=1,
+                                       checksum=checksum, max_symbols=2**20, max_blocks=2**14,
+                                       context_models=cg, context_static=cs, effort=effort)
+        y = latent(shape)
+        y.flat[rng.integers(y.size, size=3)] = [INT32_MIN, INT32_MAX, 5000]
+        base = LocalBase(name, coder, y, mode)
+        info = coder.describe(base.data)
+        if not info["contexts"] or (mode != "global" and effort and not info["partition_depth"]):
+            raise AssertionError(f"{name}: expected a context-coded, partitioned stream, got {info}")
+        bases.append(base)
+
+    local_contexts("v2-contexts-partition", (4, 32, 32), False)
+    local_contexts("v2-contexts-partition-crc", (3, 32, 28), True)
+    local_contexts("v2-contexts-global", (3, 12, 12), False, mode="global")
+
+    # Context-coded core streams under random families (image models context-free).
+    def context(name, shape, block, precision, F, segment_shift=17):
+        K = _core.NUM_CONTEXTS
+        fams = _dictionary(rng, precision, F * K, n_max=10)
+        image = _dictionary(rng, precision, 2, n_max=10)
+        y = _symbols(rng, shape, fams, 0.05)
+        m = _models(rng, shape, block, F + 2)
+        bases.append(ContextBase(name, y, m, [fams._impl, image._impl], [True, False], block, segment_shift))
+
+    context("context-families", (3, 12, 16), (4, 4), 14, 2)
+    context("context-segments", (4, 16, 16), (1, 3), 12, 2, segment_shift=8)
 
     # Serialised dictionaries.
     bases.append(DictBase("dictionary-p12", _dictionary(rng, 12, 4)))
@@ -404,11 +471,14 @@ def _local_fields(b):
     data = b.data[:-4] if b.checksum else b.data
     r = ldem.bitio.ByteReader(data)
     try:
-        magic, flags, digest = r.take(2), r.u8(), r.take(4)
+        magic, flags = r.take(2), r.u8()
+        features = r.u8() if flags >> 4 >= 2 else None
+        digest = r.take(4)
         shape = [r.varint(), r.varint(), r.varint()]
-        f = dict(magic=magic, flags=flags, digest=digest, shape=shape)
+        f = dict(magic=magic, flags=flags, features=features, digest=digest, shape=shape)
         if (flags >> 1) & 3:
             f["block"] = [r.varint(), r.varint()]
+            f["depth"] = r.varint() if features is not None else None
             f["I"] = r.varint()
             f["side"] = r.take(r.varint())
             f["map"] = r.take(r.varint())
@@ -419,11 +489,14 @@ def _local_fields(b):
 
 
 def _local_join(f, checksum):
-    out = bytearray(f["magic"] + bytes([f["flags"]]) + f["digest"])
+    out = bytearray(f["magic"] + bytes([f["flags"]]))
+    if f["features"] is not None:
+        out.append(f["features"] & 255)
+    out += f["digest"]
     for v in f["shape"]:
         out += _varint(v)
     if "block" in f:
-        for v in f["block"] + [f["I"]]:
+        for v in f["block"] + ([f["depth"]] if f["depth"] is not None else []) + [f["I"]]:
             out += _varint(v)
         out += _varint(len(f["side"])) + f["side"] + _varint(len(f["map"])) + f["map"]
     out += f["payload"]
@@ -442,11 +515,15 @@ def m_local_fields(rng, b, bases):
     f = _local_fields(b)
     if f is None:
         return m_bitflip(rng, b, bases)
-    which = rng.choice(["shape", "block", "I", "side", "map", "payload", "flags", "swap"])
+    which = rng.choice(["shape", "block", "I", "side", "map", "payload", "flags", "swap", "features", "depth"])
     if which == "shape":
         f["shape"][int(rng.integers(3))] = _big(rng)
     elif which == "block" and "block" in f:
         f["block"][int(rng.integers(2))] = _big(rng) if rng.random() < 0.5 else 1
+    elif which == "features" and f["features"] is not None:
+        f["features"] ^= 1 << int(rng.integers(0, 8))
+    elif which == "depth" and f.get("depth") is not None:
+        f["depth"] = int(rng.integers(0, 9)) if rng.random() < 0.8 else _big(rng)
     elif which == "I" and "block" in f:
         f["I"] = int(rng.integers(0, 70))
     elif which in ("side", "map") and "block" in f:
@@ -467,7 +544,7 @@ def m_local_fields(rng, b, bases):
         other = [o for o in bases if o.kind == "local" and o is not b]
         g = _local_fields(other[int(rng.integers(len(other)))])
         if g:
-            for k in ("side", "map", "payload", "block", "I"):
+            for k in ("side", "map", "payload", "block", "I", "depth", "features"):
                 if k in g and k in f and rng.random() < 0.5:
                     f[k] = g[k]
     return _local_join(f, b.checksum)
