@@ -34,7 +34,7 @@ def model_arrays(seed=0, N=N, M=M, lambdas=LAMBDAS, max_image_models=4):
         levels.append({"quality": q, "transforms": 0, "level": q - 1, "lambda": lambdas[q - 1],
                        "block_sizes": [[8, 8], [16, 16]], "max_image_models": max_image_models,
                        "static_models": 2})
-    meta = {"format": 2, "transforms": [{"arch": "gained-factorized-v1", "N": N, "M": M, "lambdas": lambdas}],
+    meta = {"format": 2, "transforms": [{"arch": "gained-factorized-v1", "N": N, "M": M, "lambdas": list(lambdas)}],
             "levels": levels, "training": [{}]}
     return arrays, meta
 
@@ -429,3 +429,74 @@ def test_table_members_without_static():
     g = Dictionary.from_pmfs([[0.5, 0.5]], [0])
     m = table_members(3, g)
     assert list(m) == ["level3/global"] and m["level3/global"].tobytes() == g.to_bytes()
+
+
+# ---------------------------------------------------------------------------------------
+# Context families and compatible model ids
+# ---------------------------------------------------------------------------------------
+def _context_arrays(extra_static=True):
+    from ldem.local import NUM_CONTEXTS
+    arrays, meta = model_arrays()
+    fam = Dictionary.from_pmfs([[0.1, 0.8, 0.1]] * (M * NUM_CONTEXTS), offsets=[-1] * (M * NUM_CONTEXTS))
+    stat = Dictionary.from_pmfs([[0.3, 0.4, 0.3]] * (2 * NUM_CONTEXTS), offsets=[-1] * (2 * NUM_CONTEXTS))
+    for q in (1, 2):
+        arrays[f"level{q}/context_global"] = np.frombuffer(fam.to_bytes(), np.uint8)
+        if extra_static:
+            arrays[f"level{q}/context_static"] = np.frombuffer(stat.to_bytes(), np.uint8)
+    return arrays, meta, fam, stat
+
+
+def test_context_families_are_loaded_without_lookups_and_used(tmp_path):
+    arrays, meta, fam, stat = _context_arrays()
+    b = load_bytes(tmp_path, npz_bytes(arrays, meta))
+    cg, cs = b.context_tables[1]
+    assert cg == fam and cs == stat and not cg._impl.has_lookups
+    codec = ldem.ImageCodec(b, 1)
+    assert codec.coder.context_models is cg
+    y = np.zeros((M, 3, 4), np.int32)
+    y[0, 1, 1] = 5
+    data = codec.coder.encode(y)
+    assert codec.coder.describe(data)["contexts"] and np.array_equal(codec.coder.decode(data), y)
+    # A file without them codes context-free streams.
+    plain = load_bytes(tmp_path, npz_bytes(*model_arrays()), name="plain.npz")
+    assert plain.context_tables[1] == (None, None)
+
+
+@pytest.mark.parametrize("member, bad", [
+    ("context_global", "one family too few"),
+    ("context_global", "other precision"),
+    ("context_static", "not whole families"),
+])
+def test_bad_context_families_are_refused(tmp_path, member, bad):
+    from ldem.local import NUM_CONTEXTS
+    arrays, meta, fam, _ = _context_arrays()
+    n = {"one family too few": (M - 1) * NUM_CONTEXTS, "not whole families": NUM_CONTEXTS + 1}.get(bad, M * NUM_CONTEXTS)
+    d = Dictionary.from_pmfs([[0.1, 0.8, 0.1]] * n, offsets=[-1] * n, precision=12 if bad == "other precision" else 16)
+    arrays[f"level1/{member}"] = np.frombuffer(d.to_bytes(), np.uint8)
+    refused(tmp_path, npz_bytes(arrays, meta), member)
+
+
+@pytest.mark.parametrize("value", [["abc"], "00" * 8, ["0" * 15 + "g"], ["0" * 16] * 33, [1234]])
+def test_compatible_model_ids_are_checked(tmp_path, value):
+    arrays, meta = model_arrays()
+    meta["compatible_model_ids"] = value
+    refused(tmp_path, npz_bytes(arrays, meta), "compatible_model_ids")
+
+
+def test_files_of_a_compatible_model_decode(tmp_path):
+    old_path = tmp_path / "old.npz"
+    old_path.write_bytes(npz_bytes(*model_arrays()))
+    old = ModelBundle(old_path)
+    img = (np.arange(16 * 24 * 3) % 251).astype(np.uint8).reshape(16, 24, 3)
+    data = ldem.ImageCodec(old, 1).compress(img)
+    arrays, meta, _, _ = _context_arrays()
+    new_path = tmp_path / "new.npz"
+    new_path.write_bytes(npz_bytes(arrays, meta))
+    with pytest.raises(ldem.DecodeError, match="made by model"):
+        ldem.ImageCodec.for_file(data, new_path)
+    meta["compatible_model_ids"] = [old.model_id.hex()]
+    new_path.write_bytes(npz_bytes(arrays, meta))
+    new = ModelBundle(new_path)
+    assert new.reads(old.model_id) and new.reads(new.model_id) and not new.reads(b"\0" * 8)
+    codec = ldem.ImageCodec.for_file(data, new_path)
+    assert np.array_equal(codec.decompress_array(data), ldem.ImageCodec(old, 1).decompress_array(data))

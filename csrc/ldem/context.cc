@@ -69,12 +69,9 @@ class SegmentContexts {
     const int k = kLocalLevel.k[s < 48 ? s : 48];
     int q = 0;
     if (!nonzero_.empty()) {
-      const int64_t first = ca_ * HW_ + p >= a ? ca_ : ca_ + 1;  // earliest channel at p in the segment
-      const uint64_t n = static_cast<uint64_t>(c - first);
-      if (n > 0) {
-        const uint64_t z64 = 64 * static_cast<uint64_t>(nonzero_[p]);
-        for (uint32_t t : kActivity) q += z64 >= t * n;
-      }
+      if (c != cached_c_) cache_levels(c);
+      const bool late = ca_ * HW_ + p < a;  // position p of the segment's first channel lies before a
+      q = (late ? q_late_ : q_early_)[nonzero_[p]];
     }
     return k * kActivityLevels + q;
   }
@@ -84,8 +81,26 @@ class SegmentContexts {
   }
 
  private:
+  // The activity level q of every count z for channel c: n = c - ca earlier channels at
+  // positions of the segment's first channel (n - 1 where that position lies before a).
+  void cache_levels(int64_t c) const {
+    auto fill = [](std::vector<uint8_t>& t, int64_t n) {
+      t.assign(static_cast<size_t>(std::max<int64_t>(n, 0)) + 1, 0);
+      for (int64_t z = 0; z <= n && n > 0; ++z) {
+        int q = 0;
+        for (uint32_t th : kActivity) q += 64 * static_cast<uint64_t>(z) >= th * static_cast<uint64_t>(n);
+        t[static_cast<size_t>(z)] = static_cast<uint8_t>(q);
+      }
+    };
+    fill(q_early_, c - ca_);
+    fill(q_late_, c - ca_ - 1);
+    cached_c_ = c;
+  }
+
   int64_t W_, HW_, a_, ca_;
   std::vector<uint32_t> nonzero_;
+  mutable int64_t cached_c_ = -1;
+  mutable std::vector<uint8_t> q_early_, q_late_;
 };
 
 // Calls f(i, c, r, x, p, block) for i = a .. b-1 in order (block: index into the

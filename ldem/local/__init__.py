@@ -172,13 +172,13 @@ class LocalEntropyCoder:
         digest.update(global_models.to_bytes())
         if static is not None:
             digest.update(static.to_bytes())
-        digests = {1: digest.digest()}
+        # A stream names the dictionaries its data uses: context-free streams (versions 1
+        # and 2) the global and static models, context-coded ones the context families too.
+        plain = digest.digest()
         for d in (context_models, context_static):
             if d is not None:
                 digest.update(d.to_bytes())
-        digests[2] = digest.digest()
-        self._digests = digests
-        self._digest = digests[2]
+        self._digests = {(1, False): plain, (2, False): plain, (2, True): digest.digest()}
 
     # ---------------------------------------------------------------------------------
     def _fixed_dicts(self, contexts: bool):
@@ -218,7 +218,8 @@ class LocalEntropyCoder:
         return y
 
     def _header(self, mode: int, map_codec: int, shape, contexts: bool = False) -> bytearray:
-        return stream.write_header(self._digest, self.checksum, mode, map_codec, shape, contexts)
+        return stream.write_header(self._digests[(stream.VERSION, contexts)], self.checksum, mode, map_codec,
+                                   shape, contexts)
 
     def _block_sizes(self, shape, effort: int) -> list:
         sizes = sorted(self.block_sizes, key=lambda b: b[0] * b[1])

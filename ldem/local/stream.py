@@ -126,11 +126,11 @@ class StreamFields:
 
 
 def parse(data, digests, num_channels: int, max_symbols: int, max_blocks: int) -> StreamFields:
-    """Checks a stream's header (and checksum) against the coder's digests (``{version:
-    digest}``) and limits; returns its fields. Raises :class:`ldem.DecodeError` on any
-    mismatch.
+    """Checks a stream's header (and checksum) against the coder's digests (``{(version,
+    context-coded): digest}``) and limits; returns its fields. Raises
+    :class:`ldem.DecodeError` on any mismatch.
 
-    >>> f = parse(bytes(write_header(b"abcd", False, 0, 0, (1, 4, 4))), {2: b"abcd"}, 1, 2**26, 2**22)
+    >>> f = parse(bytes(write_header(b"abcd", False, 0, 0, (1, 4, 4))), {(2, False): b"abcd"}, 1, 2**26, 2**22)
     >>> f.mode, f.shape, f.contexts
     (0, (1, 4, 4), False)
     """
@@ -157,7 +157,7 @@ def parse(data, digests, num_channels: int, max_symbols: int, max_blocks: int) -
     features = r.u8() if version >= 2 else 0
     if features & ~FEATURE_CONTEXTS:
         raise DecodeError(f"unknown stream features {features:#x}")
-    if r.take(4) != digests.get(version):
+    if r.take(4) != digests.get((version, bool(features & FEATURE_CONTEXTS))):
         raise DecodeError("stream was made with other dictionaries (digest mismatch)")
     C, H, W = r.varint(2**31), r.varint(2**31), r.varint(2**31)
     if C != num_channels:
