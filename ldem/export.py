@@ -170,8 +170,14 @@ def _copy_model_file(path, qualities, t_first: int, q_first: int, contexts: str 
     configs = [bundle.configs[t] for t in used]
     training = [dict(notes[t], model_file=Path(path).name,
                      qualities_in_file=[q for q in chosen if bundle.level_of(q)[0] == t]) for t in used]
-    # Its .ldem files stay readable when every quality is copied unchanged, in place.
-    same = q_first == 1 and t_first == 0 and chosen == list(range(1, bundle.num_qualities + 1))
+    # Its .ldem files stay readable when every quality is copied in place with the tables
+    # they were coded with: all of them, and the context families unless relearned
+    # (files of a source without context families are context-free).
+    relearned = contexts == "learn" or (contexts == "auto" and any(bundle.context_tables[q][0] is None
+                                                                    for q in chosen))
+    had_contexts = any(bundle.context_tables[q][0] is not None for q in chosen)
+    same = q_first == 1 and t_first == 0 and chosen == list(range(1, bundle.num_qualities + 1)) and \
+        not (relearned and had_contexts)
     compatible = [bundle.model_id, *bundle.compatible_model_ids] if same else []
     return arrays, configs, training, levels, compatible
 
@@ -199,7 +205,8 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
     ``contexts`` says what happens to a copied quality's context families: ``"keep"``
     them, ``"learn"`` them again from ``data`` with the file's transforms, or ``"auto"``
     (learn those missing). A model file copied whole and in place keeps reading the
-    ``.ldem`` files of the source (its id goes to ``compatible_model_ids``).
+    ``.ldem`` files of the source (its id goes to ``compatible_model_ids``) unless context
+    families it had are learned again (its context-coded files need them).
 
     ``out`` is written atomically; it may not be one of the sources, and an existing file
     is replaced only with ``force``. Both are checked before any work.

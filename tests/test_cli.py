@@ -379,3 +379,17 @@ def test_every_command_without_the_codec_extra_gives_one_line(png, tmp_path):
         assert r.stderr.startswith("ldem: error: ") and "needs the codec extra: pip install 'ldem[codec]'" in \
             r.stderr, (args, r.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt", "in.png", "x.ldem"]
+
+
+def test_compress_effort(tmp_path, png, capsys):
+    """--effort changes the search, not the pixels; a bad value is one line."""
+    sizes = {}
+    for effort in ("0", "3"):
+        out = tmp_path / f"e{effort}.ldem"
+        assert main(["compress", str(png), str(out), "-q", "3", "--effort", effort, "--quiet"]) == 0
+        sizes[effort] = out.read_bytes()
+    codec = ldem.ImageCodec.pretrained(3)
+    assert np.array_equal(codec.decompress_array(sizes["0"]), codec.decompress_array(sizes["3"]))
+    with pytest.raises(SystemExit):
+        main(["compress", str(png), str(tmp_path / "x.ldem"), "--effort", "7"])
+    assert "--effort" in capsys.readouterr().err
