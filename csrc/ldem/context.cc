@@ -42,7 +42,9 @@ inline uint32_t magnitude(int32_t v) {
   return m < kMaxMagnitude ? m : kMaxMagnitude;
 }
 
-// The context state of one segment [a, b): the count of non-zero symbols per plane
+// The context state of one segment [a, b), visited in order: the magnitudes of the
+// current and the two previous rows of the channel (zero-padded, and zero before a, so
+// the local sum needs no bounds checks), and the count of non-zero symbols per plane
 // position over the earlier channels of the segment (kept only when the segment spans
 // more than one plane; otherwise no position repeats and the count is always 0).
 class SegmentContexts {
@@ -50,40 +52,50 @@ class SegmentContexts {
   SegmentContexts(const Layout& L, int64_t a, int64_t b)
       : W_(L.W), HW_(L.H * L.W), a_(a), ca_(HW_ ? a / HW_ : 0) {
     if (HW_ > 0 && b - a > HW_) nonzero_.assign(static_cast<size_t>(HW_), 0);
+    const size_t row = static_cast<size_t>(W_) + 3;  // 2 zeros before x = 0, 1 after W - 1
+    rows_.assign(3 * row, 0);
+    cur_ = rows_.data() + 2;
+    up1_ = cur_ + row;
+    up2_ = up1_ + row;
   }
 
-  // The context of symbol i = (c, r, x), p = r * W + x, from the values v[j] of the
-  // symbols j in [a, i) (v holds at least those).
-  inline int at(const int32_t* v, int64_t i, int64_t c, int64_t r, int64_t x, int64_t p) const {
-    const int64_t a = a_;
-    uint32_t s = 0;
-    if (x >= 1 && i - 1 >= a) s += 2 * magnitude(v[i - 1]);
-    if (x >= 2 && i - 2 >= a) s += magnitude(v[i - 2]);
-    if (r >= 1) {
-      const int64_t n = i - W_;
-      if (n >= a) s += 2 * magnitude(v[n]);
-      if (x >= 1 && n - 1 >= a) s += magnitude(v[n - 1]);
-      if (x + 1 < W_ && n + 1 >= a) s += magnitude(v[n + 1]);
-      if (r >= 2 && n - W_ >= a) s += magnitude(v[n - W_]);
+  // Called before the first symbol of each row (c, r) the segment visits.
+  inline void start_row(int64_t c, int64_t r) {
+    const size_t row = static_cast<size_t>(W_) + 3;
+    if (r == 0 || c != row_c_) {  // a new channel: no rows above
+      std::fill(rows_.begin(), rows_.end(), 0);
+    } else {
+      uint32_t* t = up2_;  // up2 <- up1 <- cur <- (the old up2, cleared)
+      up2_ = up1_;
+      up1_ = cur_;
+      cur_ = t;
+      std::fill(cur_ - 2, cur_ - 2 + row, 0);
     }
+    row_c_ = c;
+    if (!nonzero_.empty() && c != cached_c_) cache_levels(c);
+  }
+
+  // The context of the symbol at (c, x) of the current row, at plane position p.
+  inline int at(int64_t x, int64_t p) const {
+    const uint32_t s = 2 * cur_[x - 1] + cur_[x - 2] + 2 * up1_[x] + up1_[x - 1] + up1_[x + 1] + up2_[x];
     const int k = kLocalLevel.k[s < 48 ? s : 48];
     int q = 0;
     if (!nonzero_.empty()) {
-      if (c != cached_c_) cache_levels(c);
-      const bool late = ca_ * HW_ + p < a;  // position p of the segment's first channel lies before a
+      const bool late = ca_ * HW_ + p < a_;  // position p of the segment's first channel lies before a
       q = (late ? q_late_ : q_early_)[nonzero_[p]];
     }
     return k * kActivityLevels + q;
   }
 
-  inline void add(int64_t p, int32_t value) {
+  inline void add(int64_t x, int64_t p, int32_t value) {
+    cur_[x] = magnitude(value);
     if (!nonzero_.empty()) nonzero_[p] += value != 0;
   }
 
  private:
   // The activity level q of every count z for channel c: n = c - ca earlier channels at
   // positions of the segment's first channel (n - 1 where that position lies before a).
-  void cache_levels(int64_t c) const {
+  void cache_levels(int64_t c) {
     auto fill = [](std::vector<uint8_t>& t, int64_t n) {
       t.assign(static_cast<size_t>(std::max<int64_t>(n, 0)) + 1, 0);
       for (int64_t z = 0; z <= n && n > 0; ++z) {
@@ -99,25 +111,29 @@ class SegmentContexts {
 
   int64_t W_, HW_, a_, ca_;
   std::vector<uint32_t> nonzero_;
-  mutable int64_t cached_c_ = -1;
-  mutable std::vector<uint8_t> q_early_, q_late_;
+  std::vector<uint32_t> rows_;
+  uint32_t *cur_, *up1_, *up2_;
+  int64_t row_c_ = -1, cached_c_ = -1;
+  std::vector<uint8_t> q_early_, q_late_;
 };
 
-// Calls f(i, c, r, x, p, block) for i = a .. b-1 in order (block: index into the
-// per-block map).
-template <class F>
-inline void walk(const Layout& L, int64_t a, int64_t b, F&& f) {
+// Calls row(c, r) before the first symbol of each row and f(i, x, p, block) for
+// i = a .. b-1 in order (p: position in the plane; block: index into the per-block map).
+template <class Row, class F>
+inline void walk(const Layout& L, int64_t a, int64_t b, Row&& row, F&& f) {
   if (a >= b) return;
   const int64_t HW = L.H * L.W, nby = L.nby(), nbx = L.nbx();
   int64_t c = a / HW, p = a % HW, r = p / L.W, x = p % L.W;
   int64_t row_block = (c * nby + r / L.bh) * nbx, bx = x / L.bw, xb = x % L.bw;
+  row(c, r);
   for (int64_t i = a; i < b; ++i) {
-    f(i, c, r, x, p, row_block + bx);
+    f(i, x, p, row_block + bx);
     ++p;
     if (++x == L.W) {
       x = 0, bx = 0, xb = 0;
       if (++r == L.H) r = 0, p = 0, ++c;
       row_block = (c * nby + r / L.bh) * nbx;
+      if (i + 1 < b) row(c, r);
     } else if (++xb == L.bw) {
       xb = 0, ++bx;
     }
@@ -136,17 +152,18 @@ uint32_t* encode_segment(const int32_t* y, const uint8_t* known, const int32_t* 
   model.resize(static_cast<size_t>(b - a));
   const uint32_t F = views.K / kNumContexts;
   if (known) {
-    walk(L, a, b, [&](int64_t i, int64_t, int64_t, int64_t, int64_t, int64_t block) {
+    walk(L, a, b, [](int64_t, int64_t) {}, [&](int64_t i, int64_t, int64_t, int64_t block) {
       const int k = known[i];
       if (__builtin_expect(k >= kNumContexts, 0)) model_index_changed();
       model[i - a] = static_cast<uint32_t>(model_of(families, block, k, F));
     });
   } else {
     SegmentContexts ctx(L, a, b);
-    walk(L, a, b, [&](int64_t i, int64_t c, int64_t r, int64_t x, int64_t p, int64_t block) {
-      model[i - a] = static_cast<uint32_t>(model_of(families, block, ctx.at(y, i, c, r, x, p), F));
-      ctx.add(p, y[i]);
-    });
+    walk(L, a, b, [&](int64_t c, int64_t r) { ctx.start_row(c, r); },
+         [&](int64_t i, int64_t x, int64_t p, int64_t block) {
+           model[i - a] = static_cast<uint32_t>(model_of(families, block, ctx.at(x, p), F));
+           ctx.add(x, p, y[i]);
+         });
   }
   uint64_t st[kMaxLanes];
   for (int l = 0; l < lanes; ++l) st[l] = kLow;
@@ -165,8 +182,9 @@ void decode_segment(const uint32_t* in, const uint32_t* end, const int32_t* fami
   SegmentContexts ctx(L, a, b);
   const uint32_t F = views.K / kNumContexts;
   const uint32_t mask = (1u << precision) - 1;
-  walk(L, a, b, [&](int64_t i, int64_t c, int64_t r, int64_t x, int64_t p, int64_t block) {
-    const View& m = views[static_cast<int32_t>(model_of(families, block, ctx.at(out, i, c, r, x, p), F))];
+  walk(L, a, b, [&](int64_t c, int64_t r) { ctx.start_row(c, r); },
+       [&](int64_t i, int64_t x, int64_t p, int64_t block) {
+    const View& m = views[static_cast<int32_t>(model_of(families, block, ctx.at(x, p), F))];
     uint64_t& xs = st[(i - a) & (lanes - 1)];
     const uint32_t slot = static_cast<uint32_t>(xs) & mask;
     // The symbol s with cdf[s] <= slot < cdf[s + 1] (cdf[n + 1] = 2^P > slot): value 0,
@@ -200,7 +218,7 @@ void decode_segment(const uint32_t* in, const uint32_t* end, const int32_t* fami
       v = e.value;
     }
     out[i] = v;
-    ctx.add(p, v);
+    ctx.add(x, p, v);
   });
   for (int l = 0; l < lanes; ++l)
     if (st[l] != kLow) corrupt("stream does not match the shape, models or dictionary (final state)");
@@ -215,10 +233,11 @@ void context_map(const int32_t* y, const Layout& L, const StreamParams& params, 
   parallel_for(S, threads, [&](int64_t s) {
     const Range r = segment_range(N, S, s);
     SegmentContexts ctx(L, r.a, r.b);
-    walk(L, r.a, r.b, [&](int64_t i, int64_t c, int64_t row, int64_t x, int64_t p, int64_t) {
-      ctx_out[i] = static_cast<uint8_t>(ctx.at(y, i, c, row, x, p));
-      ctx.add(p, y[i]);
-    });
+    walk(L, r.a, r.b, [&](int64_t c, int64_t row) { ctx.start_row(c, row); },
+         [&](int64_t i, int64_t x, int64_t p, int64_t) {
+           ctx_out[i] = static_cast<uint8_t>(ctx.at(x, p));
+           ctx.add(x, p, y[i]);
+         });
   });
 }
 
