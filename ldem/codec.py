@@ -174,10 +174,11 @@ class ImageCodec:
         return self.compress_latent(y, size, entropy, return_stats, effort=effort)
 
     def compress_latent(self, y, size, entropy: str = "local", return_stats: bool = False,
-                        effort: Optional[int] = None):
+                        effort: Optional[int] = None, contexts: Optional[bool] = None):
         """A latent from :meth:`latent` and the image's (H, W) -> ``.ldem`` bytes.
 
-        Lets one analysis serve several entropy modes.
+        Lets one analysis serve several entropy modes. ``contexts=False`` writes
+        context-free data (default: context-coded when the model has context families).
         """
         if entropy not in ENTROPY_MODES:
             raise ValueError(f"entropy must be one of {ENTROPY_MODES}, got {entropy!r}")
@@ -186,7 +187,7 @@ class ImageCodec:
         if np.shape(y) != expect:
             raise ValueError(f"y: latent of shape {np.shape(y)} does not fit a {W}×{H} image (expected {expect})")
         self._check_pixels(W, H)
-        stream, stats = self.coder.encode(y, mode=entropy, return_stats=True, effort=effort)
+        stream, stats = self.coder.encode(y, mode=entropy, return_stats=True, effort=effort, contexts=contexts)
         head = make_header(self.bundle.model_id, self.quality, W, H)
         data = head + stream
         if return_stats:

@@ -25,6 +25,7 @@ from ldem.images import load_rgb
 __all__ = ["plot_rd_curves", "plot_rate_reduction", "plot_block_maps", "make_figures", "bd_method_name"]
 
 _STYLE = {
+    "ldem-plain": dict(color="tab:cyan", marker="x", ls=":"),
     "ldem-global": dict(color="tab:blue", marker="o", ls="-"),
     "ldem-static": dict(color="tab:green", marker="s", ls="-"),
     "ldem-local": dict(color="tab:red", marker="^", ls="-", lw=2),

@@ -39,7 +39,7 @@ _INT_COLUMNS = {"width", "height", "setting", "bytes", "msssim_scales", "num_ima
 _FLOAT_COLUMNS = {"bpp", "psnr", "msssim", "msssim_db", "side_share", "encode_s"}
 _PSNR_CAP = 100.0       # dB used for lossless images when averaging
 _LATENT_STRIDE = 16     # image pixels per latent sample (ImageCodec.latent pads to a multiple of 16)
-_LDEM = tuple(f"ldem-{m}" for m in ENTROPY_MODES)
+_LDEM = tuple(f"ldem-{m}" for m in ENTROPY_MODES) + ("ldem-plain",)
 _FILES = {"csv": "results.csv", "json": "summary.json", "maps": "block_maps.npz"}
 
 
@@ -189,10 +189,11 @@ def bd_rates(curves, test: str = "ldem-local", anchors: Optional[Iterable[str]] 
     return out
 
 
-def local_vs_global(rows) -> dict:
-    """Rate reduction of ``ldem-local`` against ``ldem-global`` (same image, same
-    quality, same pixels) and the side-information share of the local stream: per image,
-    per quality (mean, median, min, max, and of the total bytes) and over everything.
+def local_vs_global(rows, baseline: str = "ldem-global") -> dict:
+    """Rate reduction of ``ldem-local`` against ``baseline`` (``ldem-global``, or
+    ``ldem-plain``: the global tables without contexts; same image, same quality, same
+    pixels) and the side-information share of the local stream: per image, per quality
+    (mean, median, min, max, and of the total bytes) and over everything.
 
     >>> rows = [{"image": "a", "codec": c, "setting": 1, "bytes": n, "bpp": n / 8, "side_share": s}
     ...         for c, n, s in [("ldem-global", 100, 0.0), ("ldem-local", 90, 0.05), ("ldem-static", 95, 0.01)]]
@@ -206,9 +207,9 @@ def local_vs_global(rows) -> dict:
             by.setdefault((r["image"], r["setting"]), {})[r["codec"]] = r
     per_image, per_q = {}, {}
     for (image, q), g in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        if "ldem-global" not in g or "ldem-local" not in g:
+        if baseline not in g or "ldem-local" not in g:
             continue
-        gl, lo = g["ldem-global"], g["ldem-local"]
+        gl, lo = g[baseline], g["ldem-local"]
         red = 100.0 * (1.0 - lo["bytes"] / gl["bytes"])
         st = g.get("ldem-static")
         per_image.setdefault(image, {})[str(q)] = round(red, 6)

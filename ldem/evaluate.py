@@ -7,7 +7,8 @@ sweep of quality settings. It writes into the output folder:
 
 ``results.csv``
     one row per image × codec × setting (:data:`CSV_COLUMNS`). ``codec`` is
-    ``ldem-global``, ``ldem-static``, ``ldem-local``, ``jpeg-420``, ``jpeg-444``,
+    ``ldem-global``, ``ldem-static``, ``ldem-local``, ``ldem-plain`` (the global tables
+    without contexts: the learned codec's own entropy model), ``jpeg-420``, ``jpeg-444``,
     ``webp`` or ``avif``; ``setting`` the ldem quality or the reference's quality
     setting. ldem rows also give the mode the encoder kept (``mode_used``: local falls
     back to global when that is smaller), the block size in latent samples, the number
@@ -164,14 +165,19 @@ def _ldem_rows(img, name, codecs, maps, index, pixels_check=True):
             t = time.perf_counter()
             streams[mode], stats[mode] = codec.compress_latent(y, size, entropy=mode, return_stats=True)
             seconds[mode] = analysis_s + time.perf_counter() - t
+        # The learned codec's own entropy model: its global tables, no contexts.
+        t = time.perf_counter()
+        streams["plain"], stats["plain"] = codec.compress_latent(y, size, entropy="global", return_stats=True,
+                                                                 contexts=False)
+        seconds["plain"] = analysis_s + time.perf_counter() - t
         if pixels_check:  # identical latents decode to identical pixels
             ref, _ = codec.decode_latent(streams["local"])
-            for mode in ("global", "static"):
+            for mode in ("global", "static", "plain"):
                 y, _ = codec.decode_latent(streams[mode])
                 if not np.array_equal(y, ref):
                     raise RuntimeError(f"{name}, quality {q}: the {mode} stream decodes to another latent")
         metrics = _metric_fields(img, codec.decompress_array(streams["local"]))
-        for mode in ENTROPY_MODES:
+        for mode in ENTROPY_MODES + ("plain",):
             st, n = stats[mode], len(streams[mode])
             rows.append({
                 "image": name, "width": W, "height": H, "codec": f"ldem-{mode}", "setting": q, "bytes": n,
@@ -303,7 +309,9 @@ def evaluate_folder(folder, qualities: Optional[Sequence[int]] = None, out=None,
                                                                     "a cubic polynomial fit (VCEG-M33)")
                        + ", integrated over the overlapping quality interval; points dominated by a "
                          "cheaper or equal-rate better point are dropped first",
-            "rate_reduction": "100·(1 - bytes_local / bytes_global) per image and quality (identical pixels)",
+            "rate_reduction": "100·(1 - bytes_local / bytes_global) per image and quality (identical pixels); "
+                              "local_vs_plain: the same against ldem-plain, the global tables without contexts "
+                              "(the learned codec's own entropy model)",
             "side_share": "(bits of image tables + bits of block map) / bits of the local file",
         },
         "block_maps": {"file": _FILES["maps"], "latent_stride": _LATENT_STRIDE,
@@ -312,7 +320,8 @@ def evaluate_folder(folder, qualities: Optional[Sequence[int]] = None, out=None,
                        "categories": "0 = global model, 1..S = static dictionary, S+1.. = the image's own"},
     }
     curves = mean_curves(rows)
-    summary.update(curves=curves, bd_rate=bd_rates(curves, method=bd_method), local_vs_global=local_vs_global(rows))
+    summary.update(curves=curves, bd_rate=bd_rates(curves, method=bd_method), local_vs_global=local_vs_global(rows),
+                   local_vs_plain=local_vs_global(rows, baseline="ldem-plain"))
     summary["elapsed_s"] = round(time.time() - t0, 3)
     _write_json(out / _FILES["json"], summary)
     if figures:
@@ -353,9 +362,13 @@ def _parser():
 
 def _report(summary) -> str:
     lines = [f"{len(summary['images'])} image(s), qualities {summary['qualities']}"]
+    plain = {p["quality"]: p for p in summary.get("local_vs_plain", {}).get("per_quality", [])}
     for p in summary["local_vs_global"]["per_quality"]:
+        vs_plain = (f", vs global without contexts {-plain[p['quality']]['mean_reduction_pct']:+.2f} %"
+                    if p["quality"] in plain else "")
         lines.append(f"  q{p['quality']}: local vs global {-p['mean_reduction_pct']:+.2f} % "
-                     f"(median {-p['median_reduction_pct']:+.2f} %), side info {p['mean_side_share_pct']:.2f} %")
+                     f"(median {-p['median_reduction_pct']:+.2f} %){vs_plain}, side info "
+                     f"{p['mean_side_share_pct']:.2f} %")
     bd = summary["bd_rate"]
     for metric in ("psnr", "msssim_db"):
         vals = ", ".join(f"{a} {v:+.2f} %" if v is not None else f"{a} n/a" for a, v in bd[metric].items())

@@ -22,7 +22,8 @@ def test_eval_csv_rows(eval_run):
     rows = er.read_rows(eval_run)
     assert len(rows) == len(raw)
     refs = [c for c in reference.REFERENCE_CODECS if c != "avif" or reference.avif_available()]
-    expected = {(img, f"ldem-{m}", q) for img in ("a.png", "b.png") for m in ev.ENTROPY_MODES for q in (1, 2)}
+    expected = {(img, f"ldem-{m}", q) for img in ("a.png", "b.png") for m in ev.ENTROPY_MODES + ("plain",)
+                for q in (1, 2)}
     expected |= {(img, c, s) for img in ("a.png", "b.png") for c in refs for s in (30, 80)}
     assert {(r["image"], r["codec"], r["setting"]) for r in rows} == expected
     assert len(rows) == len(expected)
@@ -35,8 +36,9 @@ def test_eval_csv_rows(eval_run):
     by = {(r["image"], r["codec"], r["setting"]): r for r in rows}
     for img in ("a.png", "b.png"):
         for q in (1, 2):
-            g, s, l = (by[(img, f"ldem-{m}", q)] for m in ev.ENTROPY_MODES)
-            assert l["bytes"] <= g["bytes"] + 8  # local is never more than a few bytes above global
+            g, s, l, p = (by[(img, f"ldem-{m}", q)] for m in ev.ENTROPY_MODES + ("plain",))
+            assert l["bytes"] <= min(g["bytes"], p["bytes"]) + 8  # never more than a few bytes above global
+            assert p["psnr"] == l["psnr"] and p["side_share"] == 0.0
             assert g["psnr"] == s["psnr"] == l["psnr"] and g["msssim"] == s["msssim"] == l["msssim"]
             assert g["side_share"] == 0.0 and 0 <= l["side_share"] < 1
             assert l["side_share"] == pytest.approx((l["bits_tables"] + l["bits_map"]) / (8 * l["bytes"]))
