@@ -14,7 +14,14 @@ Latents:
   dictionary fitted on the training photos (needs ``python benchmarks/fetch_data.py fetch``;
   skipped otherwise).
 
-Usage: python benchmarks/bench_local.py [--repeats N] [--json PATH]
+Then the shipped model: the quality-3 latents of the first ``--photos`` development
+photos (768 x 512, 192 x 32 x 48 symbols each; needs the data cache and the codec extra),
+coded as the previous release did (context-free data, fixed blocks: ``contexts=False,
+partitions=False``) and with context families at each effort. Per row: local encode and
+decode MSym/s (one thread), and the mean per-image size against the global tables without
+contexts (the learned codec's own entropy model).
+
+Usage: python benchmarks/bench_local.py [--repeats N] [--photos N] [--json PATH]
 """
 from __future__ import annotations
 
@@ -65,6 +72,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--json", help="also write the rows to this file")
+    ap.add_argument("--photos", type=int, default=6, help="development photos of the shipped-model rows")
     args = ap.parse_args(argv)
     rows = []
     for name, ys, g, static in latents():
@@ -100,9 +108,53 @@ def main(argv=None):
         print(f"| {r['latent']} | {r['count']} | {r['local_encode_msym_s']:.1f} | {r['local_decode_msym_s']:.1f} | "
               f"{r['raw_decode_msym_s']:.1f} | {100 * r['decode_ratio']:.0f} % | {r['bytes_global']} | "
               f"{r['bytes_static']} | {r['bytes_local']} | {-100 * r['local_vs_global']:+.1f} % |")
+    shipped = shipped_rows(args)
+    if shipped:
+        print()
+        print(f"Shipped model, quality 3, {shipped[0]['count']} development photos (one thread, best of "
+              f"{args.repeats}):")
+        print()
+        print("| coding | effort | local enc MSym/s | local dec MSym/s | mean size vs global without contexts |")
+        print("|---|---|---|---|---|")
+        for r in shipped:
+            print(f"| {r['coding']} | {r['effort']} | {r['local_encode_msym_s']:.1f} | "
+                  f"{r['local_decode_msym_s']:.1f} | {-r['mean_reduction_pct']:+.1f} % |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+            json.dump(rows + shipped, f, indent=2)
+
+
+def shipped_rows(args) -> list:
+    """The shipped model's coder on development photo latents (empty without the data or torch)."""
+    try:
+        from ldem_bench.datasets import split_images
+        paths = split_images("dev_photos")[: args.photos]
+        codec = ldem.ImageCodec.pretrained(3, threads=1)
+        from ldem.images import load_rgb
+        ys = [codec.latent(load_rgb(p))[0] for p in paths]
+    except (ImportError, FileNotFoundError) as e:  # MissingExtraError is an ImportError
+        print(f"shipped model rows: skipped ({e.__class__.__name__}: {str(e).splitlines()[0]})", file=sys.stderr)
+        return []
+    c = codec.coder
+    variants = [("previous release (context-free, fixed blocks)",
+                 ldem.LocalEntropyCoder(c.global_models, c.static, block_sizes=c.block_sizes,
+                                        max_image_models=c.max_image_models, threads=1, partitions=False),
+                 dict(contexts=False, effort=2), 2)]
+    variants += [("context families", c, dict(effort=e), e) for e in ldem.local.EFFORTS]
+    out = []
+    for name, coder, kw, effort in variants:
+        enc = dec = 0.0
+        red = []
+        for y in ys:
+            data = coder.encode(y, **kw)
+            assert np.array_equal(coder.decode(data), y)
+            red.append(100 * (1 - len(data) / len(c.encode(y, mode="global", contexts=False))))
+            enc += best_time(lambda: coder.encode(y, **kw), args.repeats)
+            dec += best_time(lambda: coder.decode(data), args.repeats)
+        n = sum(y.size for y in ys)
+        out.append(dict(coding=name, effort=effort, count=len(ys), symbols=n, local_encode_msym_s=n / enc / 1e6,
+                        local_decode_msym_s=n / dec / 1e6, mean_reduction_pct=float(np.mean(red))))
+    return out
 
 
 if __name__ == "__main__":

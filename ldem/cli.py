@@ -202,6 +202,10 @@ def _entropy_line(info: dict) -> str:
     >>> _entropy_line({"latent_mode": "local", "latent_shape": (192, 30, 40), "latent_block": (30, 32),
     ...                "latent_num_image_models": 3, "latent_map_codec": "deflate"})
     'local, blocks of 30×32 latent samples: 1×2 per channel, 384 in all; 3 image models; block map by deflate'
+    >>> _entropy_line({"latent_mode": "local", "latent_shape": (192, 32, 48), "latent_block": (8, 8),
+    ...                "latent_partition_depth": 2, "latent_num_image_models": 0, "latent_map_codec": "rans",
+    ...                "latent_contexts": True})
+    'local, quadtrees over blocks of 32×32 latent samples (1×2 per channel), down to 8×8; 0 image models; leaves coded by rans; causal contexts'
     """
     mode = info["latent_mode"]
     if not info["latent_block"]:
@@ -209,6 +213,12 @@ def _entropy_line(info: dict) -> str:
                 f"static/local when it is smaller)" + ("; causal contexts" if info.get("latent_contexts") else ""))
     from ldem.coder import block_grid
     (bh, bw), shape = info["latent_block"], info["latent_shape"]
+    depth = info.get("latent_partition_depth") or 0
+    if depth:
+        C, nby, nbx = block_grid(shape, (bh << depth, bw << depth))
+        return (f"{mode}, quadtrees over blocks of {bh << depth}×{bw << depth} latent samples ({nby}×{nbx} per "
+                f"channel), down to {bh}×{bw}; {info['latent_num_image_models']} image models; leaves coded by "
+                f"{info['latent_map_codec']}" + ("; causal contexts" if info.get("latent_contexts") else ""))
     C, nby, nbx = block_grid(shape, (bh, bw))
     return (f"{mode}, blocks of {bh}×{bw} latent samples: {nby}×{nbx} per channel, {C * nby * nbx} in all; "
             f"{info['latent_num_image_models']} image models; block map by {info['latent_map_codec']}"

@@ -73,7 +73,8 @@ class LocalEntropyCoder:
     over them (when they nest by powers of two), fixed models only; 2: as 1, plus up to
     ``max_image_models`` image models fitted with ``lloyd_iterations``; 3 (exhaustive):
     also half the smallest and twice the largest block size, up to 64 image models, at
-    least 4 Lloyd iterations.
+    least 4 Lloyd iterations. ``partitions=False`` leaves quadtree partitions out at
+    every effort (the previous release's fixed-block search).
 
     With ``context_models`` (``C * NUM_CONTEXTS`` tables: a *family* per channel, see
     :func:`fit_context_models`) and optionally ``context_static`` (families learned by
@@ -108,7 +109,8 @@ class LocalEntropyCoder:
                  map_codecs: Iterable[str] = ("rans", "deflate"), threads: Optional[int] = 1,
                  seed: int = 0, max_symbols: int = 2**26, max_blocks: int = 2**22,
                  checksum: bool = True, context_models: Optional[Dictionary] = None,
-                 context_static: Optional[Dictionary] = None, effort: int = DEFAULT_EFFORT):
+                 context_static: Optional[Dictionary] = None, effort: int = DEFAULT_EFFORT,
+                 partitions: bool = True):
         if not isinstance(global_models, Dictionary):
             raise TypeError("global_models must be an ldem.Dictionary with one model per channel")
         if static is not None and not isinstance(static, Dictionary):
@@ -137,6 +139,7 @@ class LocalEntropyCoder:
         self.table_bits = int(table_bits)
         self.lloyd_iterations = int(lloyd_iterations)
         self.effort = check_effort(effort)
+        self.partitions = bool(partitions)
         self.threads = 0 if threads is None else int(threads)
         self.seed = int(seed)
         for name, v in (("max_symbols", max_symbols), ("max_blocks", max_blocks)):
@@ -236,7 +239,7 @@ class LocalEntropyCoder:
         return SearchSettings(self.global_models, self.static, image_models, self.table_bits,
                               lloyd, self.threads, self.seed,
                               self.context_models if contexts else None, self.context_static if contexts else None,
-                              partitions=effort >= 1)
+                              partitions=self.partitions and effort >= 1)
 
     def _assemble(self, y, cand: Candidate, mode: int, contexts: bool):
         A = 1 + self._num_static(contexts) + cand.num_image_models
