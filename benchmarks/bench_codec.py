@@ -5,7 +5,8 @@
 Without ``--image`` it takes the first development photo of the data cache
 (``python benchmarks/fetch_data.py fetch``) or, if there is none, the bundled sample tiled to
 768×512. For each entropy mode it prints the best-of-``repeats`` time of each stage and
-the share of entropy coding in the total, as a markdown table.
+the share of entropy coding in the total, as a markdown table; then local coding at the
+other effort levels and as the previous release coded it (context-free, fixed blocks).
 """
 from __future__ import annotations
 
@@ -71,15 +72,24 @@ def main(argv=None) -> int:
             return net.synthesis(torch.from_numpy(y.astype(np.float32))[None], codec.level)
 
     t_syn, _ = _best(synthesis, args.repeats)
-    for mode in ("global", "static", "local"):
-        t_enc, stream = _best(lambda: codec.coder.encode(y, mode=mode), args.repeats)
-        t_dec, y2 = _best(lambda: codec.coder.decode(stream), args.repeats)
+    c = codec.coder
+    previous = ldem.LocalEntropyCoder(c.global_models, c.static, block_sizes=c.block_sizes,
+                                      max_image_models=c.max_image_models, threads=c.threads, partitions=False)
+    rows = [(mode, c, dict(mode=mode)) for mode in ("global", "static", "local")]
+    rows += [(f"local, effort {e}", c, dict(effort=e)) for e in ldem.local.EFFORTS if e != c.effort]
+    rows += [("local as the previous release (no contexts, fixed blocks)", previous, dict(contexts=False))]
+    from ldem.container import make_header
+    head = len(make_header(codec.bundle.model_id, codec.quality, W, H))
+    for label, coder, kw in rows:
+        t_enc, stream = _best(lambda: coder.encode(y, **kw), args.repeats)
+        t_dec, y2 = _best(lambda: coder.decode(stream), args.repeats)
         assert np.array_equal(y, y2)
-        data = codec.compress(img, entropy=mode)
-        assert np.array_equal(codec.decode_latent(data)[0], y)
-        bpp = 8 * len(data) / (H * W)
-        print(f"| {mode} | {bpp:.4f} | {1e3 * t_an:.1f} | {1e3 * t_enc:.1f} | {1e3 * t_syn:.1f} | {1e3 * t_dec:.1f} "
+        bpp = 8 * (len(stream) + head) / (H * W)  # with the .ldem header
+        print(f"| {label} | {bpp:.4f} | {1e3 * t_an:.1f} | {1e3 * t_enc:.1f} | {1e3 * t_syn:.1f} | {1e3 * t_dec:.1f} "
               f"| {100 * t_enc / (t_an + t_enc):.1f} % | {100 * t_dec / (t_syn + t_dec):.1f} % |")
+    data = codec.compress(img)
+    assert np.array_equal(codec.decode_latent(data)[0], y)
+    print(f"\nglobal, static and local at the default effort ({c.effort}); bpp with the {head}-byte .ldem header")
     return 0
 
 

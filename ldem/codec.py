@@ -108,7 +108,7 @@ class ImageCodec:
         self.latent_channels = int(bundle.configs[self._transforms]["M"])
         level = bundle.levels[self.quality - 1]
         g, s = bundle.tables[self.quality]
-        cg, cs = bundle.context_tables[self.quality]
+        cg, cs = bundle.context_tables(self.quality)
         self.coder = LocalEntropyCoder(
             g, s, block_sizes=[tuple(b) for b in level.get("block_sizes", [[16, 16], [32, 32]])],
             max_image_models=int(level.get("max_image_models", 32)), threads=threads,

@@ -157,11 +157,12 @@ def _copy_model_file(path, qualities, t_first: int, q_first: int, contexts: str 
         t, l = bundle.level_of(q)
         new_q = q_first + i
         g, s = bundle.tables[q]  # the checked tables; to_bytes gives the bytes stored
-        cg, cs = bundle.context_tables[q]
-        if contexts == "learn" or (contexts == "auto" and cg is None):
+        if contexts == "learn" or (contexts == "auto" and not bundle.has_context_tables(q)):
             if not paths:
                 raise ValueError(f"{path}: learning context tables needs training images (--data)")
             cg, cs = context_tables(training_latents(bundle.net(t), paths, l), static_families)
+        else:
+            cg, cs = bundle.context_tables(q)
         arrays.update(table_members(new_q, g, s, cg, cs))
         level = dict(bundle.levels[q - 1], quality=new_q, transforms=renumber[t], level=l)
         if cs is not None:
@@ -173,9 +174,9 @@ def _copy_model_file(path, qualities, t_first: int, q_first: int, contexts: str 
     # Its .ldem files stay readable when every quality is copied in place with the tables
     # they were coded with: all of them, and the context families unless relearned
     # (files of a source without context families are context-free).
-    relearned = contexts == "learn" or (contexts == "auto" and any(bundle.context_tables[q][0] is None
-                                                                    for q in chosen))
-    had_contexts = any(bundle.context_tables[q][0] is not None for q in chosen)
+    relearned = contexts == "learn" or (contexts == "auto" and not all(bundle.has_context_tables(q)
+                                                                       for q in chosen))
+    had_contexts = any(bundle.has_context_tables(q) for q in chosen)
     same = q_first == 1 and t_first == 0 and chosen == list(range(1, bundle.num_qualities + 1)) and \
         not (relearned and had_contexts)
     compatible = [bundle.model_id, *bundle.compatible_model_ids] if same else []

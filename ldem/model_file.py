@@ -470,7 +470,12 @@ class ModelBundle:
                 state[k] = a
             self.states.append(state)
         self.tables = {}
-        self.context_tables = {}  # quality -> (context families per channel, static context families)
+        # Context families are checked here but built on first use (context_tables): at
+        # tens of MB per quality they would dominate the memory of a file of 12 qualities.
+        self._context_raw = {}
+        self._context_built = {}
+        self._context_lock = threading.Lock()
+        self._budget = archive.budget
         self.compatible_model_ids = tuple(bytes.fromhex(v) for v in meta.get("compatible_model_ids", []))
         for q in range(1, len(levels) + 1):
             t, _ = self.level_of(q)
@@ -484,19 +489,64 @@ class ModelBundle:
             if s is not None and 1 + s.num_models + int(levels[q - 1].get("max_image_models", 32)) > 65535:
                 raise ValueError(f"level{q}/static: too many models ({s.num_models})")
             self.tables[q] = (g, s)
-            cg = cs = None
-            if archive.has(f"level{q}/context_global"):
-                cg = self._dictionary(archive, f"level{q}/context_global", lookups=False)
-                if cg.num_models != g.num_models * NUM_CONTEXTS or cg.precision != g.precision:
-                    raise ValueError(f"level{q}/context_global must hold {NUM_CONTEXTS} tables per channel at "
-                                     f"the precision of level{q}/global")
-                if archive.has(f"level{q}/context_static"):
-                    cs = self._dictionary(archive, f"level{q}/context_static", lookups=False)
-                    if cs.num_models % NUM_CONTEXTS or cs.precision != g.precision or \
-                            1 + cs.num_models // NUM_CONTEXTS + MAX_IMAGE_MODELS > 65535:
-                        raise ValueError(f"level{q}/context_static must hold {NUM_CONTEXTS} tables per family at "
-                                         f"the precision of level{q}/global")
-            self.context_tables[q] = (cg, cs)
+            raw = {}
+            for name in ("context_global", "context_static"):
+                if archive.has(f"level{q}/{name}") and (name == "context_global" or "context_global" in raw):
+                    data = archive.read(f"level{q}/{name}", (np.dtype("u1"),))
+                    if data.ndim != 1:
+                        raise ValueError(f"level{q}/{name} must be a 1-D byte array")
+                    raw[name] = data.tobytes()
+            self._context_raw[q] = raw
+            self._check_context_header(q, g)
+
+    def _check_context_header(self, q: int, g: Dictionary):
+        """The header fields of level q's context families (precision, number of models)."""
+        for name, raw in self._context_raw[q].items():
+            if len(raw) < 14 or raw[:4] != b"LDMD":
+                raise ValueError(f"level{q}/{name}: not a serialised dictionary")
+            precision, K = raw[5], int.from_bytes(raw[6:10], "little")
+            if precision != g.precision:
+                raise ValueError(f"level{q}/{name} must have the precision of level{q}/global")
+            if name == "context_global" and K != g.num_models * NUM_CONTEXTS:
+                raise ValueError(f"level{q}/context_global must hold {NUM_CONTEXTS} tables per channel")
+            if name == "context_static" and (K % NUM_CONTEXTS or not K or
+                                             1 + K // NUM_CONTEXTS + MAX_IMAGE_MODELS > 65535):
+                raise ValueError(f"level{q}/context_static must hold {NUM_CONTEXTS} tables per family")
+
+    def has_context_tables(self, quality: int) -> bool:
+        """Whether ``quality`` has context families (without building them)."""
+        return "context_global" in self._context_raw[quality]
+
+    def context_tables(self, quality: int) -> tuple:
+        """(per-channel context families, static context families) of ``quality``, each
+        ``None`` if the file has none; built on first use (without decoder lookup tables)
+        and charged to ``max_bytes`` then. Raises ``ValueError`` naming the path if they
+        are damaged or would exceed what is left of ``max_bytes``."""
+        with self._context_lock:
+            if quality not in self._context_built:
+                raw = self._context_raw[quality]
+                built = []
+                for name in ("context_global", "context_static"):
+                    data = raw.get(name)
+                    if data is None:
+                        built.append(None)
+                        continue
+                    need = table_bytes(data, stop_above=self._budget[0], lookups=False)
+                    what = f"the tables of level{quality}/{name}"
+                    if need > self._budget[0]:
+                        raise ValueError(f"{self.path}: {what} would take {need} bytes, more than the "
+                                         f"{self._budget[0]} left of max_bytes={self._budget[1]} (raise it to "
+                                         f"load a larger trusted file)")
+                    try:
+                        d = Dictionary.from_bytes(data, max_bytes=need, lookups=False)
+                    except ValueError as e:
+                        raise ValueError(f"{self.path} is not a valid ldem model file: level{quality}/{name}: "
+                                         f"{e}") from None
+                    self._budget[0] -= need
+                    self.bytes_charged += need
+                    built.append(d)
+                self._context_built[quality] = tuple(built)
+            return self._context_built[quality]
 
     @staticmethod
     def _dictionary(archive: _Archive, name: str, lookups: bool = True) -> Dictionary:

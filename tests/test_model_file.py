@@ -449,7 +449,7 @@ def _context_arrays(extra_static=True):
 def test_context_families_are_loaded_without_lookups_and_used(tmp_path):
     arrays, meta, fam, stat = _context_arrays()
     b = load_bytes(tmp_path, npz_bytes(arrays, meta))
-    cg, cs = b.context_tables[1]
+    cg, cs = b.context_tables(1)
     assert cg == fam and cs == stat and not cg._impl.has_lookups
     codec = ldem.ImageCodec(b, 1)
     assert codec.coder.context_models is cg
@@ -459,7 +459,7 @@ def test_context_families_are_loaded_without_lookups_and_used(tmp_path):
     assert codec.coder.describe(data)["contexts"] and np.array_equal(codec.coder.decode(data), y)
     # A file without them codes context-free streams.
     plain = load_bytes(tmp_path, npz_bytes(*model_arrays()), name="plain.npz")
-    assert plain.context_tables[1] == (None, None)
+    assert plain.context_tables(1) == (None, None)
 
 
 @pytest.mark.parametrize("member, bad", [

@@ -447,7 +447,7 @@ def test_export_learns_context_families_and_keeps_old_files_readable(images, tmp
     assert export_main([str(run / "checkpoint.pt"), str(first), "--data", str(images), str(images / "sub"),
                         "--static-models", "2", "--static-families", "3"]) == 0
     b = ImageCodec.load(first, quality=1).bundle
-    cg, cs = b.context_tables[1]
+    cg, cs = b.context_tables(1)
     assert cg.num_models == 12 * ldem.local.NUM_CONTEXTS and 0 < cs.num_models <= 3 * ldem.local.NUM_CONTEXTS
     assert b.levels[0]["static_context_families"] == cs.num_models // ldem.local.NUM_CONTEXTS
     img = np.asarray(Image.open(ldem.sample_image_path()).crop((0, 0, 64, 48)))
@@ -457,7 +457,7 @@ def test_export_learns_context_families_and_keeps_old_files_readable(images, tmp
     kept = tmp_path / "kept.npz"
     assert export_main([str(first), str(kept), "--data", str(images), "--contexts", "keep"]) == 0
     k = ImageCodec.load(kept, quality=1).bundle
-    assert k.context_tables[1][0].to_bytes() == cg.to_bytes() and k.compatible_model_ids == (b.model_id,)
+    assert k.context_tables(1)[0].to_bytes() == cg.to_bytes() and k.compatible_model_ids == (b.model_id,)
     assert np.array_equal(ImageCodec.for_file(old, model=kept).decompress_array(old),
                           ImageCodec.load(first, quality=2).decompress_array(old))
     # --contexts learn: new families, so the new file does not claim the old files.
@@ -466,6 +466,6 @@ def test_export_learns_context_families_and_keeps_old_files_readable(images, tmp
                         "--static-families", "2"]) == 0
     new = ImageCodec.load(again, quality=2)
     assert new.bundle.compatible_model_ids == ()
-    assert new.bundle.context_tables[2][1].num_models <= 2 * ldem.local.NUM_CONTEXTS
+    assert new.bundle.context_tables(2)[1].num_models <= 2 * ldem.local.NUM_CONTEXTS
     with pytest.raises(ldem.DecodeError, match="made by model"):
         ImageCodec.for_file(old, model=again)

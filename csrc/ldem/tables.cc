@@ -81,11 +81,11 @@ Model make_model(int32_t offset, const std::vector<uint32_t>& freq, int precisio
   m.cdf[0] = 0;
   for (uint32_t i = 0; i <= n; ++i) m.cdf[i + 1] = m.cdf[i] + freq[i];
   m.enc.resize(n + 1);
-  m.fc.resize(n + 1);
+  if (lookup) m.fc.resize(n + 1);  // the vector block encoder's table (not used by context coding)
   m.cost.resize(n + 1);
   for (uint32_t i = 0; i <= n; ++i) {
     m.enc[i] = make_enc_symbol(m.cdf[i], freq[i], precision);
-    m.fc[i] = freq[i] | m.cdf[i] << 16;  // freq < 2^P <= 2^16 (the escape has >= 1), start < 2^16
+    if (lookup) m.fc[i] = freq[i] | m.cdf[i] << 16;  // freq < 2^P <= 2^16 (the escape has >= 1), start < 2^16
     m.cost[i] = precision - std::log2(static_cast<double>(freq[i]));
   }
   if (!lookup) return m;
@@ -214,7 +214,10 @@ std::vector<uint8_t> Dictionary::serialize() const {
 }
 
 void Dictionary::drop_lookups() {
-  for (Model& m : models_) std::vector<uint16_t>().swap(m.lut);
+  for (Model& m : models_) {
+    std::vector<uint16_t>().swap(m.lut);
+    std::vector<uint32_t>().swap(m.fc);
+  }
 }
 
 Dictionary Dictionary::deserialize(const uint8_t* data, size_t size, bool lookups) {

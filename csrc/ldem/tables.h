@@ -81,9 +81,9 @@ class Dictionary {
   size_t size() const { return models_.size(); }
   const Model& model(size_t k) const { return models_[k]; }
   const std::vector<Model>& models() const { return models_; }
-  // Frees every model's decoder lookup table (4 KiB each at precision >= 11). The
-  // dictionary then codes context streams (ldem/context.h) only; the block coder
-  // refuses it with ArgumentError.
+  // Frees every model's decoder lookup table (4 KiB each at precision >= 11) and the
+  // vector encoder's packed table. The dictionary then codes context streams
+  // (ldem/context.h) only; the block coder refuses it with ArgumentError.
   void drop_lookups();
 
   // Versioned little-endian serialisation: "LDMD", u8 version, u8 precision,

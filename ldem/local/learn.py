@@ -198,26 +198,40 @@ def _value_counts(ys, rows, num_rows: int, K: int, half: int):
 
 
 def _family_tables(counts: np.ndarray, lo: int, precision: int, prior: float, margin: int,
-                   alpha: float = 1e-4) -> Dictionary:
+                   alpha: float = 1e-4, tail: float = 1e-4) -> Dictionary:
     """Tables of families ``counts[F, K, V]``: each context's counts plus ``prior``
-    pseudo-counts spread as the family's pooled counts, on the family's support widened
-    by ``margin``; an ``alpha`` floor keeps unseen symbols cheap, the escape the rest."""
+    pseudo-counts spread as the family's pooled counts (on the family's support widened by
+    ``margin``, with an ``alpha`` floor so unseen symbols stay cheap). Each table keeps the
+    shortest range around 0 that leaves at most ``tail`` of its mass outside; the escape
+    codes the rest (weighted by that mass, at least ``alpha / 16``)."""
     F, K, V = counts.shape
     weights, offsets, escapes = [], [], []
+    zero = -lo
     for f in range(F):
         pooled = counts[f].sum(0).astype(np.float64)
         nz = np.flatnonzero(pooled)
-        a, b = (max(int(nz[0]) - margin, 0), min(int(nz[-1]) + margin, V - 1)) if len(nz) else \
-            (max(-lo - 1, 0), min(-lo + 1, V - 1))
+        a, b = (max(min(int(nz[0]), zero) - margin, 0), min(max(int(nz[-1]), zero) + margin, V - 1)) if len(nz) \
+            else (max(zero - 1, 0), min(zero + 1, V - 1))
         base = pooled[a:b + 1] + alpha * max(pooled.sum(), 1.0) / (b - a + 1)
         base /= base.sum()
         for k in range(K):
-            c = counts[f, k, a:b + 1].astype(np.float64)
-            w = c + prior * base
-            scale = 2**40 / w.sum()
-            weights.append(np.floor(w * scale).astype(np.uint64) + 1)
-            offsets.append(lo + a)
-            escapes.append(int(max(1, alpha * 2**40 / 16)))
+            w = counts[f, k, a:b + 1].astype(np.float64) + prior * base
+            p = w / w.sum()
+            # Widen [i, j] around 0 towards the heavier side until the tails hold <= tail.
+            i = j = zero - a
+            left, right = p[:i].sum(), p[j + 1:].sum()
+            while left + right > tail and (i > 0 or j + 1 < len(p)):
+                if j + 1 < len(p) and (right >= left or i == 0):
+                    j += 1
+                    right -= p[j]
+                else:
+                    i -= 1
+                    left -= p[i]
+            left, right = p[:i].sum(), p[j + 1:].sum()
+            keep = p[i:j + 1]
+            weights.append(np.floor(keep * 2**40).astype(np.uint64) + 1)
+            offsets.append(lo + a + i)
+            escapes.append(int(max(alpha / 16, left + right) * 2**40))
     return Dictionary.from_frequencies(weights, offsets, precision, escape=np.asarray(escapes))
 
 
