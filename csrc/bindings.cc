@@ -33,6 +33,8 @@ using namespace ldem;
 void register_emulate(py::module_& m);
 // Defined in csrc/context_bindings.cc: context-coded streams.
 void register_context(py::module_& m);
+// Defined in csrc/quadtree_bindings.cc: the quadtree partition search.
+void register_quadtree(py::module_& m);
 #ifdef LDEM_WITH_CUDA
 // Defined in csrc/cuda_bindings.cc: adds the GPU entry points to the module.
 void register_cuda(py::module_& m);
@@ -687,6 +689,7 @@ PYBIND11_MODULE(_core, m) {
         "Pairs of quads coded by the AVX-512 encoder so far in this process.");
   register_emulate(m);
   register_context(m);
+  register_quadtree(m);
 #ifdef LDEM_WITH_CUDA
   register_cuda(m);
 #endif

@@ -23,7 +23,6 @@ estimated index and flag bits (:func:`select`).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,16 +36,6 @@ MAX_DEPTH = 6
 def _grid(shape, k: int):
     C, ny, nx = shape
     return C, -(-ny // (1 << k)), -(-nx // (1 << k))
-
-
-def _pool(a: np.ndarray) -> np.ndarray:
-    """Sums 2x2 groups over axes 1 and 2 (a group cut by the edge sums what it has)."""
-    ny, nx = a.shape[1], a.shape[2]
-    out = a[:, 0::2, 0::2].copy()
-    out[:, :ny // 2] += a[:, 1::2, 0::2]
-    out[:, :, :nx // 2] += a[:, 0::2, 1::2]
-    out[:, :ny // 2, :nx // 2] += a[:, 1::2, 1::2]
-    return out
 
 
 def _expand(a: np.ndarray, shape) -> np.ndarray:
@@ -77,71 +66,21 @@ class Tree:
     map_bits: float = 0.0
 
 
-def _index_costs(counts: np.ndarray, precision: int) -> np.ndarray:
-    """Bits of each symbol under the map coder's table for ``counts`` (escape weight 0)."""
-    f = _core.quantize_counts(np.append(counts.astype(np.uint64), np.uint64(0)), precision)[:-1]
-    return precision - np.log2(f.astype(np.float64))
-
-
-def select(costs: np.ndarray, depth: int, precision: int, rounds: int = 1) -> Tree:
-    """The partition of the leaf grid ``costs[C, nby, nbx, A]`` (exact bits of each leaf
-    block under each category) into quadtrees of ``depth`` levels with the fewest bits:
-    data, plus index bits of each leaf's category and flag bits of each split decision
-    under tables re-estimated ``rounds`` times from the counts (as the coder's tables)."""
-    C, ny, nx, A = costs.shape
-    levels = [costs]
-    for _ in range(depth):
-        levels.append(_pool(levels[-1]))
-    can = splittable((C, ny, nx), depth)
-    idx = np.full(A, math.log2(max(A, 1)))
-    fbits = [np.array([1.0, 1.0]) for _ in range(depth + 1)]
-    for r in range(rounds + 1):
-        best, choice, split = [], [], []
-        for k in range(depth + 1):
-            total = levels[k] + idx
-            c = total.argmin(-1)
-            leafc = np.take_along_axis(total, c[..., None], -1)[..., 0]
-            if k == 0:
-                s = np.zeros(leafc.shape, bool)
-                b = leafc
-            else:
-                sp = _pool(best[-1]) + fbits[k][1]
-                stay = leafc + np.where(can[k], fbits[k][0], 0.0)
-                s = can[k] & (sp < stay)
-                b = np.where(s, sp, stay)
-            best.append(b)
-            choice.append(c)
-            split.append(s)
-        # Walk down from the top: which nodes exist, their flags and leaves.
-        exists = np.ones(levels[depth].shape[:3], bool)
-        flags, leaves, flag_counts = [], [], []
-        leaf_map = np.full(levels[depth].shape[:3], -1, np.int64)
-        for k in range(depth, -1, -1):
-            if k > 0:
-                f = split[k][exists & can[k]]
-                flags.append(f.astype(np.uint8))
-                flag_counts.append(np.bincount(f, minlength=2))
-            is_leaf = exists & ~split[k]
-            leaves.append(choice[k][is_leaf])
-            leaf_map = np.where(is_leaf, choice[k], leaf_map)
-            if k > 0:
-                child = levels[k - 1].shape[:3]
-                exists = _expand(exists & split[k], child)
-                leaf_map = _expand(leaf_map, child)
-        leaves = np.concatenate(leaves).astype(np.int64)
-        counts = np.bincount(leaves, minlength=A)
-        if r == rounds:
-            break
-        idx = _index_costs(counts, precision)
-        for i, k in enumerate(range(depth, 0, -1)):
-            fbits[k] = _index_costs(flag_counts[i], precision) if flag_counts[i].sum() else np.array([1.0, 1.0])
-    data = float(np.take_along_axis(costs, leaf_map[..., None], -1).sum())
-    idx = _index_costs(counts, precision)
-    map_bits = float(idx[leaves].sum())
-    for i, k in enumerate(range(depth, 0, -1)):
-        if len(flags[i]):
-            map_bits += float(_index_costs(flag_counts[i], precision)[flags[i]].sum())
-    return Tree(flags, leaves, leaf_map, data, map_bits)
+def select(costs: np.ndarray, depth: int, precision: int, rounds: int = 1, image=None, threads: int = 1) -> Tree:
+    """The partition of the leaf grid ``costs[C, nby, nbx, F]`` (exact bits of each leaf
+    block under each fixed category; ``image[C * nby * nbx, I]`` adds image categories)
+    into quadtrees of ``depth`` levels with the fewest bits: data, plus index bits of each
+    leaf's category and flag bits of each split decision, under tables re-estimated
+    ``rounds`` times from the counts (as the coder's tables). The search runs in C++
+    (``csrc/ldem/quadtree.h``)."""
+    C, ny, nx, F = costs.shape
+    fixed = np.ascontiguousarray(costs.reshape(C * ny * nx, F), np.float64)
+    if image is not None:
+        image = np.ascontiguousarray(image, np.float64)
+    flags, leaves, leaf_map, data_bits, map_bits = _core.select_quadtree(
+        fixed, image, C, ny, nx, depth, precision, rounds=rounds, threads=threads)
+    return Tree([np.asarray(f, np.uint8) for f in flags], np.asarray(leaves, np.int64),
+                np.asarray(leaf_map, np.int64), float(data_bits), float(map_bits))
 
 
 def leaves_from_flags(leaf_shape, depth: int, flags: list) -> tuple:

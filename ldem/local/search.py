@@ -198,8 +198,10 @@ def find_candidates(y: np.ndarray, sizes: list, s: SearchSettings, with_image_mo
     cands = []
     global_bits = None
     ctx = _core.context_map(y, s.threads, segment_shift=CONTEXT_SEGMENT_SHIFT) if s.context_models is not None else None
+    fit_images = with_image_models and s.max_image_models > 0
     for level, blocks in groups:
-        h = histograms(y, level, s.threads)
+        # The block histograms serve the context-free costs and the image models only.
+        h = histograms(y, level, s.threads) if ctx is None or fit_images else None
         grid = block_grid(y.shape, level)
         fixed = s.fixed_costs(y, h, level, ctx)
         global_bits = float(fixed[:, 0].sum())
@@ -218,8 +220,8 @@ def find_candidates(y: np.ndarray, sizes: list, s: SearchSettings, with_image_mo
                                        dict(data=data_bits, map=map_bits, tables=float(tbits)), contexts=ctx))
                 best = min(best, est)
             if depth:
-                costs = fixed if image_costs is None else np.hstack([fixed, image_costs])
-                tree = quadtree.select(costs.reshape(*grid, -1), depth, s.precision)
+                tree = quadtree.select(fixed.reshape(*grid, -1), depth, s.precision, image=image_costs,
+                                       threads=s.threads)
                 est = tree.data_bits + tree.map_bits + tbits + 2 * depth  # + the flag counts
                 cands.append(Candidate(level, image, tree.leaf_map.reshape(-1), est,
                                        dict(data=tree.data_bits, map=tree.map_bits, tables=float(tbits)),
@@ -228,7 +230,7 @@ def find_candidates(y: np.ndarray, sizes: list, s: SearchSettings, with_image_mo
             return best
 
         best_here = consider(None, None)
-        if with_image_models and s.max_image_models > 0 and h.num_blocks > 1:
+        if fit_images and h.num_blocks > 1:
             worse = 0  # stop growing after two stages that do not help
             for image, image_costs in image_models(h, fixed.min(axis=1), fixed.shape[1], s):
                 est = consider(image, image_costs)
