@@ -13,7 +13,8 @@ __all__ = ["Dictionary", "DEFAULT_MAX_TABLE_BYTES", "table_bytes"]
 DEFAULT_MAX_TABLE_BYTES = 256 * 2**20  # default cap of Dictionary.from_bytes on the memory of the tables it builds
 _MODEL_BYTES = 4608   # estimated memory of one model: its 2^11-entry decoder lookup and bookkeeping
 _SYMBOL_BYTES = 64    # ... plus per slot: frequency, cumulative, encoder constants, packed entry, cost
-_MODEL_BYTES_NO_LOOKUP = 512  # the same without the lookup table
+_MODEL_BYTES_NO_LOOKUP = 320  # the same without the lookup table (measured: 271 bytes)
+_SYMBOL_BYTES_NO_LOOKUP = 48  # ... and per slot without the packed entry (measured: 35 bytes)
 
 
 def table_bytes(data, stop_above=None, lookups: bool = True) -> int:
@@ -22,7 +23,7 @@ def table_bytes(data, stop_above=None, lookups: bool = True) -> int:
     symbol slot (measured: 4.4 KiB and 52 bytes). Damaged input gives an estimate too; the
     parser then rejects it. With ``stop_above``, the walk stops once the estimate exceeds it
     (a huge model count costs no time). Without ``lookups`` (the decoder lookup table,
-    4 KiB of each model), about 0.5 KiB per model.
+    4 KiB of each model), 320 bytes per model and 48 per slot.
 
     >>> import ldem
     >>> d = ldem.Dictionary.from_pmfs([[0.25, 0.5, 0.25]] * 4, offsets=[-1] * 4)
@@ -41,7 +42,7 @@ def table_bytes(data, stop_above=None, lookups: bool = True) -> int:
             break
         n = int.from_bytes(data[pos + 4:pos + 8], "little")
         slots = min(n + 1, max(0, (end - pos - 8) // 2))  # a claim beyond the data is refused too
-        total += slots * _SYMBOL_BYTES
+        total += slots * (_SYMBOL_BYTES if lookups else _SYMBOL_BYTES_NO_LOOKUP)
         pos += 8 + 2 * slots
     return total
 

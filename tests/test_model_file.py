@@ -136,7 +136,7 @@ def zero_bomb(small):
         for info in src.infolist():
             z.writestr(info.filename, src.read(info.filename))
         with z.open("level1/globaX.npy", "w", force_zip64=True) as f:
-            size = 320 * 2**20
+            size = 640 * 2**20  # above DEFAULT_MAX_BYTES
             head = io.BytesIO()
             np.lib.format.write_array_header_1_0(head, {"descr": "|u1", "fortran_order": False, "shape": (size,)})
             f.write(head.getvalue())
