@@ -79,7 +79,7 @@ class ImageCodec:
     ``max_pixels`` bounds the images it codes and the files it reads (see the module
     docs); ``tile`` is the side, in pixels, of the tiles the transforms run on (memory
     grows with the tile, not the image; an image within one tile is one call).
-    ``effort`` (0..3, default 2) is the entropy coder's search effort
+    ``effort`` (0..3, default 0, the fastest) is the entropy coder's search effort
     (:class:`ldem.LocalEntropyCoder`): more effort, smaller files, slower compression;
     decompression time does not depend on it.
 

@@ -43,7 +43,7 @@ for _f in (fit_global_models, learn_dictionary, fit_context_models, learn_contex
 
 
 EFFORTS = (0, 1, 2, 3)
-DEFAULT_EFFORT = 2
+DEFAULT_EFFORT = 0  # the fastest: the one closest to the speed budget of the image codec (README)
 
 
 def check_effort(effort) -> int:
@@ -67,7 +67,7 @@ class LocalEntropyCoder:
     each of ``block_sizes`` and keeps the cheapest; a stream is never more than a few
     bytes larger than ``mode="global"``.
 
-    ``effort`` (0..3), as in zstd or cwebp ``-m``, trades encoding time for size;
+    ``effort`` (0..3, default 0), as in zstd or cwebp ``-m``, trades encoding time for size;
     decoding time does not depend on it. 0: one block size (the middle of
     ``block_sizes``), fixed models only; 1: every block size and quadtree partitions
     over them (when they nest by powers of two), fixed models only; 2: as 1, plus up to
