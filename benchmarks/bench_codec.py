@@ -74,7 +74,8 @@ def main(argv=None) -> int:
     t_syn, _ = _best(synthesis, args.repeats)
     c = codec.coder
     previous = ldem.LocalEntropyCoder(c.global_models, c.static, block_sizes=c.block_sizes,
-                                      max_image_models=c.max_image_models, threads=c.threads, partitions=False)
+                                      max_image_models=c.max_image_models, threads=c.threads, partitions=False,
+                                      effort=2)  # its search: every block size, up to 32 image models
     rows = [(mode, c, dict(mode=mode)) for mode in ("global", "static", "local")]
     rows += [(f"local, effort {e}", c, dict(effort=e)) for e in ldem.local.EFFORTS if e != c.effort]
     rows += [("local as the previous release (no contexts, fixed blocks)", previous, dict(contexts=False))]

@@ -68,10 +68,11 @@ class LocalEntropyCoder:
     bytes larger than ``mode="global"``.
 
     ``effort`` (0..3, default 0), as in zstd or cwebp ``-m``, trades encoding time for size;
-    decoding time does not depend on it. 0: one block size (the middle of
-    ``block_sizes``), fixed models only; 1: every block size and quadtree partitions
-    over them (when they nest by powers of two), fixed models only; 2: as 1, plus up to
-    ``max_image_models`` image models fitted with ``lloyd_iterations``; 3 (exhaustive):
+    decoding time does not depend on it. 0: one block size (the middle of the sorted
+    ``block_sizes``), up to 8 image models fitted with one Lloyd iteration; 1: every block
+    size and quadtree partitions over them (when they nest by powers of two), the same
+    image models; 2: as 1, with up to ``max_image_models`` image models fitted with
+    ``lloyd_iterations``; 3 (exhaustive):
     also half the smallest and twice the largest block size, up to 64 image models, at
     least 4 Lloyd iterations. ``partitions=False`` leaves quadtree partitions out at
     every effort (the previous release's fixed-block search).
@@ -227,14 +228,15 @@ class LocalEntropyCoder:
     def _block_sizes(self, shape, effort: int) -> list:
         sizes = sorted(self.block_sizes, key=lambda b: b[0] * b[1])
         if effort == 0:
-            sizes = [sizes[len(sizes) // 2]]
+            sizes = [sizes[(len(sizes) - 1) // 2]]
         elif effort == 3:
             small, large = sizes[0], sizes[-1]
             sizes = [(max(1, small[0] // 2), max(1, small[1] // 2))] + sizes + [(2 * large[0], 2 * large[1])]
         return candidate_block_sizes(sizes, shape, self.max_blocks)
 
     def _settings(self, contexts: bool, effort: int) -> SearchSettings:
-        image_models, lloyd = {0: (0, 1), 1: (0, 1), 2: (self.max_image_models, self.lloyd_iterations),
+        image_models, lloyd = {0: (min(8, self.max_image_models), 1), 1: (min(8, self.max_image_models), 1),
+                               2: (self.max_image_models, self.lloyd_iterations),
                                3: (64, max(4, self.lloyd_iterations))}[effort]
         return SearchSettings(self.global_models, self.static, image_models, self.table_bits,
                               lloyd, self.threads, self.seed,
