@@ -32,6 +32,9 @@ def reductions(rows, baseline: str) -> dict:
 def table(folder: Path) -> list[dict]:
     rows = read_rows(folder)
     plain, ctx = reductions(rows, "ldem-plain"), reductions(rows, "ldem-global")
+    bpp = {}
+    for r in rows:
+        bpp.setdefault((r["codec"], r["setting"]), []).append(r["bpp"])
     images = sorted({k[0] for k in plain})
     halves = {"all": set(images), "tuning": set(images[0::2]), "held-out": set(images[1::2])}
     out = []
@@ -40,6 +43,9 @@ def table(folder: Path) -> list[dict]:
         for name, members in halves.items():
             row[name] = float(np.mean([v for (i, qq), v in plain.items() if qq == q and i in members]))
         row["vs_context_global"] = float(np.mean([v for (i, qq), v in ctx.items() if qq == q]))
+        row["min"] = float(min(v for (i, qq), v in plain.items() if qq == q))
+        row["bpp_plain"] = float(np.mean(bpp[("ldem-plain", q)]))
+        row["bpp_local"] = float(np.mean(bpp[("ldem-local", q)]))
         out.append(row)
     mean = {k: float(np.mean([r[k] for r in out])) for k in out[0] if k != "quality"}
     out.append({"quality": "mean", **mean})
@@ -54,11 +60,12 @@ def main(argv=None) -> int:
         rows = table(folder)
         n = len({r["image"] for r in read_rows(folder)})
         print(f"\n{folder.name} ({n} images): local vs global without contexts, mean per image, %")
-        print("| quality | all | tuning half | held-out half | local vs context-coded global |")
-        print("|---|---:|---:|---:|---:|")
+        print("| quality | bpp global (no contexts) | bpp local | all | tuning half | held-out half | smallest | "
+              "local vs context-coded global |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:
-            print(f"| {r['quality']} | {r['all']:.1f} | {r['tuning']:.1f} | {r['held-out']:.1f} | "
-                  f"{r['vs_context_global']:.1f} |")
+            print(f"| {r['quality']} | {r['bpp_plain']:.4f} | {r['bpp_local']:.4f} | {r['all']:.1f} | "
+                  f"{r['tuning']:.1f} | {r['held-out']:.1f} | {r['min']:.1f} | {r['vs_context_global']:.1f} |")
     return 0
 
 
