@@ -111,12 +111,24 @@ void test_round_trips() {
   }
 }
 
+// Families, a layout and a latent with int32 extremes (the set-up of the tests below).
+struct Case {
+  Dictionary d;
+  ModelSet tables;
+  Layout L;
+  std::vector<int32_t> y;
+  Case(uint32_t seed, int F, int precision, Layout layout)
+      : d(family_dictionary(F, precision)), tables(d), L(layout) {
+    std::mt19937 rng(seed);
+    y = random_latent(rng, L.num_symbols(), true);
+  }
+};
+
 void test_costs_match_coded_size() {
-  std::mt19937 rng(9);
-  const Dictionary d = family_dictionary(4, 16);
-  const ModelSet tables(d);
-  const Layout L{4, 24, 24, 8, 8};
-  const std::vector<int32_t> y = random_latent(rng, L.num_symbols(), true);
+  Case t(9, 4, 16, Layout{4, 24, 24, 8, 8});
+  const ModelSet& tables = t.tables;
+  const Layout& L = t.L;
+  const std::vector<int32_t>& y = t.y;
   std::vector<uint8_t> ctx(y.size());
   context_map(y.data(), L, StreamParams{}, 1, ctx.data());
   std::vector<double> own(L.num_blocks()), all(L.num_blocks() * 4);
@@ -140,11 +152,11 @@ void test_costs_match_coded_size() {
 }
 
 void test_damage_and_bad_arguments() {
+  Case t(11, 2, 14, Layout{3, 16, 16, 8, 8});
   std::mt19937 rng(11);
-  const Dictionary d = family_dictionary(2, 14);
-  const ModelSet tables(d);
-  const Layout L{3, 16, 16, 8, 8};
-  const std::vector<int32_t> y = random_latent(rng, L.num_symbols(), true);
+  const ModelSet& tables = t.tables;
+  const Layout& L = t.L;
+  const std::vector<int32_t>& y = t.y;
   std::vector<int32_t> fam(L.num_blocks(), 1);
   const std::vector<uint8_t> s = encode_context(y.data(), fam.data(), L, tables, 1, false, StreamParams{2, 8});
   std::vector<int32_t> out(y.size());
