@@ -49,10 +49,12 @@ def test_contexts_beat_the_context_free_coder(trained):
 @pytest.mark.parametrize("effort", EFFORTS)
 def test_every_effort_round_trips_and_more_effort_is_not_larger(trained, effort):
     coder, y = trained
-    data = coder.encode(y, effort=effort)
-    assert np.array_equal(coder.decode(data), y)
+    data, stats = coder.encode(y, effort=effort, return_stats=True)
+    assert np.array_equal(coder.decode(data), y) and stats["effort"] == effort
     if effort > 0:
         assert len(data) <= len(coder.encode(y, effort=0)) + 16
+    if effort == 3:  # the exhaustive search includes effort 2's
+        assert len(data) <= len(coder.encode(y, effort=2))
 
 
 def test_effort_is_checked(trained):

@@ -74,7 +74,7 @@ class LocalEntropyCoder:
     image models; 2: as 1, with up to ``max_image_models`` image models fitted with
     ``lloyd_iterations``; 3 (exhaustive):
     also half the smallest and twice the largest block size, up to 64 image models, at
-    least 4 Lloyd iterations. ``partitions=False`` leaves quadtree partitions out at
+    least 4 Lloyd iterations, and effort 2's search, keeping the smaller stream. ``partitions=False`` leaves quadtree partitions out at
     every effort (the previous release's fixed-block search).
 
     With ``context_models`` (``C * NUM_CONTEXTS`` tables: a *family* per channel, see
@@ -307,6 +307,19 @@ class LocalEntropyCoder:
         contexts = bool(contexts)
         effort = self.effort if effort is None else check_effort(effort)
         y = self._check_latent(y)
+        if effort == 3:  # exhaustive: the wider search, and effort 2's, whichever is smaller
+            wide = self._encode(y, mode, contexts, 3)
+            narrow = self._encode(y, mode, contexts, 2)
+            data, stats = min((narrow, wide), key=lambda r: len(r[0]))
+        else:
+            data, stats = self._encode(y, mode, contexts, effort)
+        stats["requested_mode"] = mode
+        stats["effort"] = effort
+        stats["bytes"] = len(data)
+        return (data, stats) if return_stats else data
+
+    def _encode(self, y, mode: str, contexts: bool, effort: int):
+        """encode() at one effort level: (stream, stats)."""
         m = stream.MODES[mode]
         if m == stream.MODES["static"] and self._num_static(contexts) == 0:
             m = stream.MODES["global"]
@@ -335,9 +348,7 @@ class LocalEntropyCoder:
         if self.checksum:
             data += zlib.crc32(data).to_bytes(4, "little")
             stats["bits_header"] += 32
-        stats["requested_mode"] = mode
-        stats["bytes"] = len(data)
-        return (data, stats) if return_stats else data
+        return data, stats
 
     def _plain_global_bits(self, y) -> float:
         """Exact data bits of y under the context-free global models."""
