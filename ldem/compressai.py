@@ -59,7 +59,7 @@ from ldem._optional import require
 from ldem.coder import decode_batch, encode_batch
 from ldem.dictionary import Dictionary
 from ldem.errors import DecodeError
-from ldem.local import LocalEntropyCoder
+from ldem.local import LocalEntropyCoder, check_effort
 
 __all__ = ["patch"]
 
@@ -74,7 +74,7 @@ def _compressai_entropy_models():
 
 
 def patch(model, *, local: bool = False, threads: Optional[int] = None,
-          static: Optional[Dictionary] = None):
+          static: Optional[Dictionary] = None, effort: int = 2):
     """Makes ``model.compress``/``model.decompress`` code through ldem; returns ``model``.
 
     Every ``EntropyBottleneck`` and ``GaussianConditional`` among ``model.modules()``
@@ -82,7 +82,9 @@ def patch(model, *, local: bool = False, threads: Optional[int] = None,
     the tables are read from the module at each call and converted again only when
     ``update()`` changed them. ``local=True`` codes the bottlenecks' latents with
     :class:`ldem.LocalEntropyCoder` (``static``: its optional learned dictionary, at the
-    tables' precision). ``threads``: ldem's threads per call (None: all cores). Calling
+    tables' precision; ``effort``: its search effort, 2 by default: every block size,
+    partitions and up to 32 image models, as a latent is coded once and read many times).
+    ``threads``: ldem's threads per call (None: all cores). Calling
     it again re-patches with the new settings. Raises ``ValueError`` if a module has no
     tables yet (call ``model.update()`` first) or the model has no such module.
 
@@ -103,6 +105,7 @@ def patch(model, *, local: bool = False, threads: Optional[int] = None,
         raise TypeError(f"static must be an ldem.Dictionary or None, got {type(static).__name__}")
     if static is not None and not local:
         raise ValueError("static is the dictionary of local=True; it has no use with local=False")
+    effort = check_effort(effort)
     found = []
     for name, module in model.named_modules():
         kind = _kind(module, em)
@@ -110,7 +113,7 @@ def patch(model, *, local: bool = False, threads: Optional[int] = None,
             continue
         where = f"{type(module).__name__} {name!r}" if name else type(module).__name__
         coding = _Coding(module, kind, where, local=local and kind == "bottleneck", threads=threads,
-                         static=static)
+                         static=static, effort=effort)
         coding.dictionary()  # an un-updated module or a bad table is refused now, not at the first call
         found.append((module, coding))
     if not found:
@@ -215,9 +218,9 @@ def _check_strings(strings, count: Optional[int] = None) -> list:
 class _Coding:
     """ldem's compress/decompress of one CompressAI entropy module, with its converted tables."""
 
-    def __init__(self, module, kind: str, where: str, *, local: bool, threads, static):
+    def __init__(self, module, kind: str, where: str, *, local: bool, threads, static, effort: int = 2):
         self.module, self.kind, self.where = module, kind, where
-        self.local, self.threads, self.static = local, threads, static
+        self.local, self.threads, self.static, self.effort = local, threads, static, effort
         self._tables = None     # copies of the CompressAI tables the cache was built from
         self._dictionary = None
         self._local_coder = None
@@ -243,7 +246,7 @@ class _Coding:
     def local_coder(self) -> LocalEntropyCoder:
         d = self.dictionary()
         if self._local_coder is None:
-            self._local_coder = LocalEntropyCoder(d, self.static, threads=self.threads)
+            self._local_coder = LocalEntropyCoder(d, self.static, threads=self.threads, effort=self.effort)
         return self._local_coder
 
     def _torch(self):

@@ -301,6 +301,8 @@ def test_hostile_arguments():
         ldem.compressai.patch(model, local=True, static=b"tables")
     with pytest.raises(ValueError, match="static"):
         ldem.compressai.patch(model, static=ldem.Dictionary.from_pmfs([[1.0]], [0]))
+    with pytest.raises(ValueError, match="effort"):
+        ldem.compressai.patch(model, local=True, effort=4)
     ldem.compressai.patch(model)
     eb, gc = model.entropy_bottleneck, model.gaussian_conditional
     with torch.no_grad():
