@@ -500,3 +500,21 @@ def test_files_of_a_compatible_model_decode(tmp_path):
     assert new.reads(old.model_id) and new.reads(new.model_id) and not new.reads(b"\0" * 8)
     codec = ldem.ImageCodec.for_file(data, new_path)
     assert np.array_equal(codec.decompress_array(data), ldem.ImageCodec(old, 1).decompress_array(data))
+
+
+def test_damaged_context_families_are_refused_when_first_used(tmp_path):
+    """The families are built on first use: damage there is a ValueError naming the file."""
+    arrays, meta, fam, _ = _context_arrays()
+    raw = bytearray(fam.to_bytes())
+    raw[40] ^= 0xFF  # a frequency: the CRC no longer matches
+    arrays["level2/context_global"] = np.frombuffer(bytes(raw), np.uint8)
+    b = load_bytes(tmp_path, npz_bytes(arrays, meta))
+    assert b.has_context_tables(2) and b.context_tables(1)[0] == fam
+    with pytest.raises(ValueError, match="level2/context_global") as e:
+        ldem.ImageCodec(b, 2)
+    assert str(tmp_path) in str(e.value)
+    # A budget too small for the families is refused at first use too.
+    tight = load_bytes(tmp_path, npz_bytes(*_context_arrays()[:2]), name="tight.npz",
+                       max_bytes=ModelBundle(tmp_path / "m.npz").bytes_charged)
+    with pytest.raises(ValueError, match="max_bytes"):
+        tight.context_tables(1)
