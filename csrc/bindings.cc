@@ -44,12 +44,6 @@ namespace {
 
 using I32 = py::array_t<int32_t, py::array::c_style>;
 
-Layout make_layout(int64_t C, int64_t H, int64_t W, int64_t bh, int64_t bw) {
-  Layout L{C, H, W, bh, bw};
-  if (C < 0 || H < 0 || W < 0) arg_error("shape must be non-negative");
-  if (bh < 1 || bw < 1) arg_error("block sizes must be >= 1");
-  return L;
-}
 
 
 // A checked private copy of a 1-D int32 index array with n entries in [0, K).

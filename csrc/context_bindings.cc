@@ -38,10 +38,8 @@ ModelSet context_tables(const py::sequence& dicts, const std::vector<bool>& cont
 }
 
 Layout shape_layout(int64_t C, int64_t H, int64_t W, int64_t bh, int64_t bw) {
-  Layout L{C, H, W, bh, bw};
-  if (C < 0 || H < 0 || W < 0) arg_error("shape must be non-negative");
-  if (bh < 1 || bw < 1) arg_error("block sizes must be >= 1");
-  check_shape(L);
+  const Layout L = make_layout(C, H, W, bh, bw);
+  check_shape(L);  // the context coder's calls below take the layout as checked
   return L;
 }
 

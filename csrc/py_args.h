@@ -29,6 +29,15 @@ inline ModelSet model_set(const pybind11::handle& obj) {
 
 [[noreturn]] inline void arg_error(const std::string& msg) { throw ArgumentError{msg}; }
 
+// The layout of a [C, H, W] tensor in (bh, bw) blocks, with the sign checks a caller's
+// arguments need (the coder's check_shape/check_layout bound the sizes).
+inline Layout make_layout(int64_t C, int64_t H, int64_t W, int64_t bh, int64_t bw) {
+  Layout L{C, H, W, bh, bw};
+  if (C < 0 || H < 0 || W < 0) arg_error("shape must be non-negative");
+  if (bh < 1 || bw < 1) arg_error("block sizes must be >= 1");
+  return L;
+}
+
 // Requires an exact int32, C-contiguous array of the given rank.
 inline const int32_t* int32_data(const pybind11::array& a, const char* name, int ndim) {
   // array_t's check compares type equivalence (native int32), not dtype identity, so

@@ -141,6 +141,19 @@ class RunCursor {
   const int32_t* mrow_ = nullptr;
 };
 
+// Moves the four lane states of the 4-lane coders on by r symbols (mod 4): after a run
+// of r symbols, x0 is again the lane of the next symbol. The encoder walks backwards,
+// the decoder forwards; both rotate the same way.
+inline void rotate_lanes(uint64_t& x0, uint64_t& x1, uint64_t& x2, uint64_t& x3, int64_t r) {
+  uint64_t t;
+  switch (r & 3) {
+    case 1: t = x0; x0 = x1; x1 = x2; x2 = x3; x3 = t; break;
+    case 2: std::swap(x0, x2); std::swap(x1, x3); break;
+    case 3: t = x3; x3 = x2; x2 = x1; x1 = x0; x0 = t; break;
+    default: break;
+  }
+}
+
 // Writes the final states of lanes [0, lanes) below out (lane 0 first in memory, each
 // as low word then high word); returns the segment's first word.
 inline uint32_t* put_final_states(uint32_t* out, const uint64_t* st, int lanes) {

@@ -294,8 +294,8 @@ void context_block_costs(const int32_t* y, const uint8_t* ctx, const Layout& L, 
   if (own_channel ? F < L.C : (first < 0 || count_arg < 0 || first + count_arg > F))
     throw ArgumentError{"context tables: fewer families than asked for"};
   // Dense costs of the values in [-R, R] for every context, families innermost:
-  // dense[(k * V + v + R) * G + g] (G families; own_channel: one row per channel).
-  // (For one family per block, the channel's, the direct lookups are cheaper.)
+  // dense[(k * V + v + R) * G + g], G = count (none for own_channel: with one family
+  // per block, the channel's, direct lookups are cheaper).
   constexpr int R = 7, V = 2 * R + 1;
   const int64_t G = own_channel ? 0 : count_arg, base = first;
   std::vector<double> dense(static_cast<size_t>(kNumContexts) * V * G);

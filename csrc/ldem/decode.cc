@@ -120,15 +120,7 @@ bool decode_segment_p(uint64_t x0, uint64_t x1, uint64_t x2, uint64_t x3, const 
                       const uint32_t* end, int64_t a, int64_t b, const int32_t* models,
                       const Layout& L, Views views, int32_t* out) {
   const uint32_t* in = in_ref;
-  uint64_t t;
-  auto rotate = [&](int64_t r) {
-    switch (r & 3) {
-      case 1: t = x0; x0 = x1; x1 = x2; x2 = x3; x3 = t; break;
-      case 2: std::swap(x0, x2); std::swap(x1, x3); break;
-      case 3: t = x3; x3 = x2; x2 = x1; x1 = x0; x0 = t; break;
-      default: break;
-    }
-  };
+  auto rotate = [&](int64_t r) { rotate_lanes(x0, x1, x2, x3, r); };
   if (L.bh == 1 && L.bw == 1) {
     int64_t i = a;
     for (; i + 4 <= b; i += 4) {

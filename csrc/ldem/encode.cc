@@ -45,16 +45,9 @@ using rans::kLow;
 // Lane of symbol i is (i - a) % 4; walking backwards, x0 is the current symbol's lane.
 uint32_t* encode_segment(const int32_t* sym, int64_t a, int64_t b, const int32_t* models,
                          const Layout& L, Views views, uint32_t* end) {
-  uint64_t x0 = kLow, x1 = kLow, x2 = kLow, x3 = kLow, t;
+  uint64_t x0 = kLow, x1 = kLow, x2 = kLow, x3 = kLow;
   uint32_t* out = end;
-  auto rotate = [&](int64_t r) {
-    switch (r & 3) {
-      case 1: t = x0; x0 = x1; x1 = x2; x2 = x3; x3 = t; break;
-      case 2: std::swap(x0, x2); std::swap(x1, x3); break;
-      case 3: t = x3; x3 = x2; x2 = x1; x1 = x0; x0 = t; break;
-      default: break;
-    }
-  };
+  auto rotate = [&](int64_t r) { rotate_lanes(x0, x1, x2, x3, r); };
   if (L.bh == 1 && L.bw == 1) {  // one model per symbol
     int64_t i = b;
     for (; i - a >= 4 && (i - a) % 4; --i) {

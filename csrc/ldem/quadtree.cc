@@ -6,21 +6,11 @@
 #include <cmath>
 #include <limits>
 
-#include "ldem/tables.h"
+#include "ldem/select.h"
 #include "ldem/thread_pool.h"
 
 namespace ldem {
 namespace {
-
-// Bits of each symbol under the map coder's table for `counts` (escape weight 0).
-std::vector<double> index_bits(const std::vector<uint64_t>& counts, int precision) {
-  std::vector<uint64_t> w(counts);
-  w.push_back(0);
-  const std::vector<uint32_t> f = quantize_counts(w, precision);
-  std::vector<double> bits(counts.size());
-  for (size_t k = 0; k < counts.size(); ++k) bits[k] = precision - std::log2(static_cast<double>(f[k]));
-  return bits;
-}
 
 struct Grid {
   int64_t gy, gx;
@@ -148,12 +138,12 @@ QuadtreeSelection select_quadtree(const double* fixed, int64_t F, const double* 
     }
     sel.leaf_map = cat;
     if (r == rounds) {
-      const std::vector<double> ib = index_bits(counts, precision);
+      const std::vector<double> ib = map_index_bits(counts, precision);
       for (int32_t a : sel.leaves) sel.map_bits += ib[a];
       for (int k = depth; k >= 1; --k) {
         const std::vector<uint8_t>& f = sel.flags[depth - k];
         if (f.empty()) continue;
-        const std::vector<double> fb = index_bits(flag_counts[k], precision);
+        const std::vector<double> fb = map_index_bits(flag_counts[k], precision);
         for (uint8_t v : f) sel.map_bits += fb[v];
       }
       for (int64_t b = 0; b < C * nby * nbx; ++b) {
@@ -162,11 +152,11 @@ QuadtreeSelection select_quadtree(const double* fixed, int64_t F, const double* 
       }
       return sel;
     }
-    idx = index_bits(counts, precision);
+    idx = map_index_bits(counts, precision);
     for (int k = 1; k <= depth; ++k) {
       fbits[k] = {1.0, 1.0};
       if (flag_counts[k][0] + flag_counts[k][1]) {
-        const std::vector<double> fb = index_bits(flag_counts[k], precision);
+        const std::vector<double> fb = map_index_bits(flag_counts[k], precision);
         fbits[k] = {fb[0], fb[1]};
       }
     }

@@ -249,6 +249,15 @@ std::vector<double> pool_costs(const double* costs, int64_t A, int64_t C, int64_
   return out;
 }
 
+std::vector<double> map_index_bits(const std::vector<uint64_t>& counts, int precision) {
+  std::vector<uint64_t> w(counts);
+  w.push_back(0);  // the escape slot, empty
+  const std::vector<uint32_t> f = quantize_counts(w, precision);
+  std::vector<double> bits(counts.size());
+  for (size_t k = 0; k < counts.size(); ++k) bits[k] = precision - std::log2(static_cast<double>(f[k]));
+  return bits;
+}
+
 Selection select_pooled(const double* fixed, int64_t F, const double* image, int64_t I, int64_t C,
                         int64_t nby, int64_t nbx, int64_t fy, int64_t fx, int precision,
                         int rounds) {
@@ -287,10 +296,9 @@ Selection select_pooled(const double* fixed, int64_t F, const double* image, int
     return changed;
   };
   auto index_costs = [&] {
-    std::vector<uint64_t> counts(A + 1, 0);  // + an empty escape slot, as the map coder
+    std::vector<uint64_t> counts(A, 0);
     for (int32_t k : sel.categories) ++counts[k];
-    std::vector<uint32_t> f = quantize_counts(counts, precision);
-    for (int64_t k = 0; k < A; ++k) idx[k] = precision - std::log2(static_cast<double>(f[k]));
+    idx = map_index_bits(counts, precision);
   };
   choose();
   for (int r = 0; r < rounds; ++r) {

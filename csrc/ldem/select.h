@@ -15,6 +15,12 @@
 
 namespace ldem {
 
+// Bits of each category under the block-map coder's table for `counts` (A entries;
+// quantize_counts at `precision` with an empty escape slot, as encode_block_map builds it):
+// precision - log2(freq). Selection and partitions estimate index bits with it.
+// REQUIRES: kMinPrecision <= precision <= kMaxPrecision and counts.size() + 1 <= 2^precision.
+std::vector<double> map_index_bits(const std::vector<uint64_t>& counts, int precision);
+
 // Lloyd assignment: cluster[b] = argmin_k costs[b, k] if that minimum plus
 // `penalty` is below fixed_best[b], else -1; best[b] = min(fixed_best[b], min_k costs[b, k]).
 // REQUIRES: costs has B * K entries, K >= 1.
