@@ -17,6 +17,20 @@ _MODEL_BYTES_NO_LOOKUP = 320  # the same without the lookup table (measured: 271
 _SYMBOL_BYTES_NO_LOOKUP = 48  # ... and per slot without the packed entry (measured: 35 bytes)
 
 
+def header_fields(data) -> tuple:
+    """(precision, number of models) as the header of :meth:`Dictionary.to_bytes` output
+    states them, without checking anything else; ``ValueError`` if there is no header.
+
+    >>> import ldem
+    >>> header_fields(ldem.Dictionary.from_pmfs([[0.5, 0.5]] * 3, [0] * 3, precision=14).to_bytes())
+    (14, 3)
+    """
+    data = memoryview(data).cast("B")
+    if len(data) < 14 or bytes(data[:4]) != b"LDMD":
+        raise ValueError("not a serialised dictionary")
+    return int(data[5]), int.from_bytes(data[6:10], "little")
+
+
 def table_bytes(data, stop_above=None, lookups: bool = True) -> int:
     """Estimated memory of the tables that ``Dictionary.from_bytes(data)`` builds, read from
     the serialised header without building them: about 4.5 KiB per model plus 64 bytes per

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ldem.dictionary import Dictionary, table_bytes
+from ldem.dictionary import Dictionary, header_fields, table_bytes
 from ldem.files import write_atomic
 from ldem.local.learn import NUM_CONTEXTS
 
@@ -503,9 +503,10 @@ class ModelBundle:
     def _check_context_header(self, q: int, g: Dictionary):
         """The header fields of level q's context families (precision, number of models)."""
         for name, raw in self._context_raw[q].items():
-            if len(raw) < 14 or raw[:4] != b"LDMD":
-                raise ValueError(f"level{q}/{name}: not a serialised dictionary")
-            precision, K = raw[5], int.from_bytes(raw[6:10], "little")
+            try:
+                precision, K = header_fields(raw)
+            except ValueError as e:
+                raise ValueError(f"level{q}/{name}: {e}") from None
             if precision != g.precision:
                 raise ValueError(f"level{q}/{name} must have the precision of level{q}/global")
             if name == "context_global" and K != g.num_models * NUM_CONTEXTS:

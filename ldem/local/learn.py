@@ -178,10 +178,15 @@ def _one_hot(B: int, seeds: list[int]) -> np.ndarray:
 # context (see csrc/ldem/context.h); model k of a family codes the symbols whose context
 # is k.
 
-def _value_counts(ys, rows, num_rows: int, K: int, half: int):
+def _contexts(ys) -> list:
+    """The context (uint8) of every symbol of each latent, as the coder cuts its streams."""
+    return [_core.context_map(y, segment_shift=CONTEXT_SEGMENT_SHIFT) for y in ys]
+
+
+def _value_counts(ys, ctxs, rows, num_rows: int, K: int, half: int):
     """(counts[num_rows, K, V], lo): counts[r, k, v - lo] of the values in [-half, half)
-    (others are escapes), where ``rows(i, y)`` gives each symbol's row (or -1 to skip
-    it) for latent i."""
+    (others are escapes), where ``ctxs[i]`` are latent i's contexts and ``rows(i, y)``
+    gives each symbol's row (or -1 to skip it)."""
     lo = min(min(int(y.min()), 0) for y in ys if y.size) if any(y.size for y in ys) else 0
     hi = max(max(int(y.max()), 0) for y in ys if y.size) if any(y.size for y in ys) else 0
     lo, hi = max(min(lo, -1), -half), min(max(hi, 1), half - 1)
@@ -189,7 +194,7 @@ def _value_counts(ys, rows, num_rows: int, K: int, half: int):
     total = np.zeros(num_rows * K * V, np.int64)
     for i, y in enumerate(ys):
         r = np.asarray(rows(i, y), np.int64).reshape(-1)
-        ctx = _core.context_map(y, segment_shift=CONTEXT_SEGMENT_SHIFT).reshape(-1).astype(np.int64)
+        ctx = ctxs[i].reshape(-1).astype(np.int64)
         v = y.reshape(-1).astype(np.int64)
         keep = (r >= 0) & (v >= lo) & (v <= hi)
         idx = (r[keep] * K + ctx[keep]) * V + (v[keep] - lo)
@@ -253,7 +258,7 @@ def fit_context_models(latents, precision: int = 16, prior: float = 16.0, margin
         raise ValueError("all latents must have the same number of channels")
     K = NUM_CONTEXTS
     channel = [np.broadcast_to(np.arange(C, dtype=np.int64)[:, None, None], y.shape) for y in ys]
-    counts, lo = _value_counts(ys, lambda i, y: channel[i], C, K, window_half(precision, margin))
+    counts, lo = _value_counts(ys, _contexts(ys), lambda i, y: channel[i], C, K, window_half(precision, margin))
     return _family_tables(counts, lo, precision, prior, margin)
 
 
@@ -281,13 +286,13 @@ def learn_context_dictionary(latents, num_families: int, context_models: Diction
     bh, bw = block
     # Dense clipped histograms of every block, and the channel family's cost table.
     hists, chans, shapes = [], [], []
-    for y in ys:
+    ctxs = _contexts(ys)
+    for y, ctx in zip(ys, ctxs):
         C, H, W = y.shape
         nby, nbx = -(-H // bh), -(-W // bw)
-        ctx = _core.context_map(y, segment_shift=CONTEXT_SEGMENT_SHIFT).astype(np.int64)
         b = (np.arange(C)[:, None, None] * nby + (np.arange(H) // bh)[None, :, None]) * nbx \
             + (np.arange(W) // bw)[None, None, :]
-        idx = (b * K + ctx) * Vc + np.clip(y, -clip, clip) + clip
+        idx = (b * K + ctx.astype(np.int64)) * Vc + np.clip(y, -clip, clip) + clip
         hists.append(np.bincount(idx.ravel(), minlength=C * nby * nbx * K * Vc).reshape(-1, K * Vc))
         chans.append(np.repeat(np.arange(C), nby * nbx))
         shapes.append((nby, nbx))
@@ -354,5 +359,5 @@ def learn_context_dictionary(latents, num_families: int, context_models: Diction
         nby, nbx = shapes[i]
         f = family[starts[i]:starts[i + 1]].reshape(y.shape[0], nby, nbx)
         rows.append(np.repeat(np.repeat(f, bh, axis=1), bw, axis=2)[:, :y.shape[1], :y.shape[2]])
-    counts, lo = _value_counts(ys, lambda i, y: rows[i], len(used), K, window_half(precision, margin))
+    counts, lo = _value_counts(ys, ctxs, lambda i, y: rows[i], len(used), K, window_half(precision, margin))
     return _family_tables(counts, lo, precision, prior, margin)

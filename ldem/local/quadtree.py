@@ -83,30 +83,39 @@ def select(costs: np.ndarray, depth: int, precision: int, rounds: int = 1, image
                 np.asarray(leaf_map, np.int64), float(data_bits), float(map_bits))
 
 
-def leaves_from_flags(leaf_shape, depth: int, flags: list) -> tuple:
-    """(number of leaves per level from the top, existence masks) implied by the flags;
-    raises :class:`ldem.DecodeError` if a level has the wrong number of flags."""
+def read_flags(leaf_shape, depth: int, flags_of) -> tuple:
+    """Walks a partition from the top: ``flags_of(i, n)`` gives the ``n`` split flags of
+    level ``i`` (0 = the top), as the nodes above it make them; returns (the flags, the
+    number of leaves per level from the top, their masks). Raises
+    :class:`ldem.DecodeError` if a level has the wrong number of flags."""
     can = splittable(leaf_shape, depth)
     exists = np.ones(_grid(leaf_shape, depth), bool)
-    counts, masks = [], []
+    flags, counts, masks = [], [], []
     for i, k in enumerate(range(depth, -1, -1)):
         split = np.zeros(exists.shape, bool)
         if k > 0:
             where = exists & can[k]
-            if len(flags[i]) != int(where.sum()):
+            f = np.asarray(flags_of(i, int(where.sum())))
+            if len(f) != int(where.sum()):
                 raise DecodeError("block partition: wrong number of split flags")
-            split[where] = flags[i].astype(bool)
+            split[where] = f.astype(bool)
+            flags.append(f)
         is_leaf = exists & ~split
         counts.append(int(is_leaf.sum()))
         masks.append(is_leaf)
         if k > 0:
             exists = _expand(exists & split, _grid(leaf_shape, k - 1))
-    return counts, masks
+    return flags, counts, masks
 
 
-def leaf_map_from(leaf_shape, depth: int, flags: list, leaves: np.ndarray) -> np.ndarray:
-    """The category of every leaf block from a partition's flags and leaf categories."""
-    counts, masks = leaves_from_flags(leaf_shape, depth, flags)
+def leaves_from_flags(leaf_shape, depth: int, flags: list) -> tuple:
+    """(number of leaves per level from the top, existence masks) implied by the flags;
+    raises :class:`ldem.DecodeError` if a level has the wrong number of flags."""
+    return read_flags(leaf_shape, depth, lambda i, n: flags[i])[1:]
+
+
+def place_leaves(leaf_shape, depth: int, counts: list, masks: list, leaves: np.ndarray) -> np.ndarray:
+    """The category of every leaf block from the leaves of :func:`read_flags`' walk."""
     if len(leaves) != sum(counts):
         raise DecodeError("block partition: wrong number of leaves")
     out = np.full(masks[0].shape, -1, np.int64)
@@ -119,15 +128,6 @@ def leaf_map_from(leaf_shape, depth: int, flags: list, leaves: np.ndarray) -> np
     return out
 
 
-def flag_count(leaf_shape, depth: int, flags_so_far: list) -> int:
-    """How many split flags the next level (after ``flags_so_far``, from the top) has."""
-    can = splittable(leaf_shape, depth)
-    exists = np.ones(_grid(leaf_shape, depth), bool)
-    for i, k in enumerate(range(depth, 0, -1)):
-        where = exists & can[k]
-        if i == len(flags_so_far):
-            return int(where.sum())
-        split = np.zeros(exists.shape, bool)
-        split[where] = flags_so_far[i].astype(bool)
-        exists = _expand(exists & split, _grid(leaf_shape, k - 1))
-    return 0
+def leaf_map_from(leaf_shape, depth: int, flags: list, leaves: np.ndarray) -> np.ndarray:
+    """The category of every leaf block from a partition's flags and leaf categories."""
+    return place_leaves(leaf_shape, depth, *leaves_from_flags(leaf_shape, depth, flags), leaves)

@@ -343,18 +343,17 @@ def decode_partition(codec: int, map_bytes: bytes, counts, leaf_shape, depth: in
     ``counts`` are the side counts of :func:`encode_partition`. Raises
     :class:`ldem.DecodeError` on damage."""
     r = ByteReader(bytes(map_bytes))
-    flags = []
-    for level in range(depth):
-        n = quadtree.flag_count(leaf_shape, depth, flags)
+
+    def level_flags(level: int, n: int) -> np.ndarray:
         data = r.take(r.varint(r.remaining()))
         c = counts[2 * level: 2 * level + 2]
         if n == 0:
             if data or int(np.sum(c)):
                 raise DecodeError("block partition: flags for a level without splittable blocks")
-            flags.append(np.zeros(0, np.uint8))
-            continue
-        flags.append(_core.decode_block_map(data, counts=c, num_blocks=n, precision=precision).astype(np.uint8))
-    n_leaves = sum(quadtree.leaves_from_flags(leaf_shape, depth, flags)[0])
+            return np.zeros(0, np.uint8)
+        return _core.decode_block_map(data, counts=c, num_blocks=n, precision=precision).astype(np.uint8)
+
+    _, per_level, masks = quadtree.read_flags(leaf_shape, depth, level_flags)
     leaves = decode_block_map(codec, r.take(r.remaining()), counts[2 * depth:] if counts is not None else None,
-                              n_leaves, num_categories, precision)
-    return quadtree.leaf_map_from(leaf_shape, depth, flags, leaves).reshape(-1)
+                              sum(per_level), num_categories, precision)
+    return quadtree.place_leaves(leaf_shape, depth, per_level, masks, leaves).reshape(-1)
