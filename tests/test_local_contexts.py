@@ -149,6 +149,10 @@ def test_core_context_coder_argument_errors():
         _core.encode_context(y, ok, [fams._impl], [True, False], 4, 4)
     with pytest.raises(TypeError):
         _core.encode_context(y.astype(np.int64), ok, [fams._impl], [True], 4, 4)
+    with pytest.raises(ValueError, match="contexts must have the shape"):
+        _core.encode_context(y, ok, [fams._impl], [True], 4, 4, contexts=np.zeros((2, 4, 3), np.uint8))
+    with pytest.raises(ValueError):  # a context outside [0, NUM_CONTEXTS) is refused, not read past
+        _core.encode_context(y, ok, [fams._impl], [True], 4, 4, contexts=np.full((2, 4, 4), 255, np.uint8))
     data = _core.encode_context(y, ok, [fams._impl], [True], 4, 4)
     for bad in (data[:-1], data[:5], b"LD" + data[2:3] + b"\xff" + data[4:]):
         with pytest.raises(ldem.DecodeError):

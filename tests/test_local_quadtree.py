@@ -99,6 +99,21 @@ def test_damaged_partition_maps_raise_decode_error():
     assert ok < 300
 
 
+def test_select_quadtree_argument_errors():
+    from ldem import _core
+    fixed = np.zeros((12, 2))
+    for kw, match in [(dict(depth=0), "depth"), (dict(depth=17), "depth"), (dict(C=-1), "grid"),
+                      (dict(nbx=5), "fixed"), (dict(precision=20), "precision"), (dict(rounds=99), "rounds")]:
+        args = dict(C=1, nby=3, nbx=4, depth=1, precision=12, rounds=1) | kw
+        with pytest.raises(ValueError, match=match):
+            _core.select_quadtree(fixed, None, args["C"], args["nby"], args["nbx"], args["depth"], args["precision"],
+                                  rounds=args["rounds"])
+    with pytest.raises(ValueError, match="image"):
+        _core.select_quadtree(fixed, np.zeros((11, 1)), 1, 3, 4, 1, 12)
+    with pytest.raises(ValueError, match="too many categories"):
+        _core.select_quadtree(np.zeros((12, 4095)), np.zeros((12, 1)), 1, 3, 4, 1, 12)
+
+
 def test_module_examples():
     import doctest
     assert doctest.testmod(quadtree).failed == 0
