@@ -7,7 +7,7 @@ import pytest
 MODULES = ["ldem", "ldem.coder", "ldem.dictionary", "ldem.errors", "ldem.local", "ldem.bitio", "ldem.codec",
            "ldem.transforms", "ldem.reference", "ldem.evaluate", "ldem.eval_results",
            "ldem.eval_figures", "ldem.files", "ldem.model_file", "ldem.tiling", "ldem.container", "ldem.images",
-           "ldem.metrics", "ldem._optional", "ldem.testing"]
+           "ldem.metrics", "ldem._optional", "ldem.testing", "ldem.block_transform"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -2,9 +2,10 @@
 
 From the bottom up: the foundations (errors, files, the compiled core, optional imports),
 the coder API (numpy only), local entropy models, the coder of CompressAI models, the image
-codec's parts (container, model file, images, transforms, tiling, metrics), the codec, the
-tools built on it (training, export, evaluation), and the command line. Imports inside
-functions count too: a lazy import that runs back up is still a dependency on the layer above.
+codec's parts (container, model file, images, transforms and the block transform, tiling,
+metrics), the codec, the tools built on it (training, export, evaluation), and the command
+line. Imports inside functions count too: a lazy import that runs back up is still a
+dependency on the layer above.
 """
 import ast
 from pathlib import Path
@@ -21,7 +22,7 @@ LAYERS = [
     {"ldem.local", "ldem.local.stream", "ldem.local.search", "ldem.local.learn", "ldem.local.quadtree"},
     {"ldem.compressai"},
     {"ldem.container", "ldem.images", "ldem.metrics", "ldem.model_file", "ldem.transforms", "ldem.tiling",
-     "ldem.testing", "ldem.reference"},
+     "ldem.testing", "ldem.reference", "ldem.block_transform"},
     {"ldem.codec"},
     {"ldem.train", "ldem.export", "ldem.evaluate", "ldem.eval_results", "ldem.eval_figures"},
     {"ldem.cli"},
