@@ -178,10 +178,14 @@ def cmd_info(args) -> int:
     print(f"file            {args.input}")
     print(f"format version  {info['version']}")
     print(f"model           {info['model_id']}  quality {info['quality']} of {codec.num_qualities}")
-    t, level = codec.bundle.level_of(codec.quality)
+    t, level = codec.transforms_set, codec.level
     cfg = codec.bundle.configs[t]
-    print(f"transforms      set {t} (of {len(codec.bundle.configs)}; N={cfg['N']}, M={cfg['M']}), "
-          f"trained level {level + 1} of {len(cfg['lambdas'])} (λ={cfg['lambdas'][level]})")
+    if codec.is_block_transform:
+        print(f"transforms      set {t} (of {len(codec.bundle.configs)}; block transform, KLT of 8×8 RGB blocks), "
+              f"level {level + 1} of {len(cfg['steps'])} (step {cfg['steps'][level]:g})")
+    else:
+        print(f"transforms      set {t} (of {len(codec.bundle.configs)}; N={cfg['N']}, M={cfg['M']}), "
+              f"trained level {level + 1} of {len(cfg['lambdas'])} (λ={cfg['lambdas'][level]})")
     print(f"image           {info['width']}×{info['height']}")
     C, H, W = info["latent_shape"]
     print(f"latent          {C} channels of {H}×{W}")

@@ -52,18 +52,21 @@ def _require_codec():
     require("ldem.ImageCodec", "torch", "PIL.Image")
 
 
-def max_latent_symbols(channels: int, max_pixels: int) -> int:
-    """The most latent symbols (``channels × ceil(H/16) × ceil(W/16)``) of any image with
-    at most ``max_pixels`` pixels and sides of at most 65535.
+def max_latent_symbols(channels: int, max_pixels: int, stride: int = 16) -> int:
+    """The most latent symbols (``channels × ceil(H/s) × ceil(W/s)``, ``s`` = ``stride``)
+    of any image with at most ``max_pixels`` pixels and sides of at most 65535.
 
     >>> max_latent_symbols(1, 256)  # a 256×1 image has 16 latent positions
     16
+    >>> max_latent_symbols(1, 256, stride=8)
+    32
     """
-    # ceil(H/16)·ceil(W/16) <= (HW + 15(H + W) + 225) / 256. Under HW <= P and sides of at
-    # most S, H + W is largest at an extreme: H = min(S, P), W = max(1, min(S, P // H)).
+    # ceil(H/s)·ceil(W/s) <= (HW + (s-1)(H + W) + (s-1)^2) / s^2. Under HW <= P and sides
+    # of at most S, H + W is largest at an extreme: H = min(S, P), W = max(1, min(S, P // H)).
     side = min(MAX_SIDE, max_pixels)
     sides = side + max(1, min(MAX_SIDE, max_pixels // side))
-    return channels * ((max_pixels + 15 * sides + 225) // 256)
+    s = stride
+    return channels * ((max_pixels + (s - 1) * sides + (s - 1) ** 2) // (s * s))
 
 
 class ImageCodec:
@@ -81,7 +84,15 @@ class ImageCodec:
     grows with the tile, not the image; an image within one tile is one call).
     ``effort`` (0..3, default 0, the fastest) is the entropy coder's search effort
     (:class:`ldem.LocalEntropyCoder`): more effort, smaller files, slower compression;
-    decompression time does not depend on it.
+    decompression time does not depend on it. ``model_id`` (default: the file's own)
+    says whose quality numbering ``quality`` follows: a compatible model's id (see
+    :meth:`ldem.model_file.ModelBundle.entry_for`) makes a codec that reads and writes
+    that model's files, as :meth:`for_file` does for old files.
+
+    A quality is served either by learned transforms (latent stride 16) or by the
+    exactly invertible block transform of :mod:`ldem.block_transform` (stride 8), which
+    lifts the high qualities past the learned transforms' ceiling; :attr:`stride` says
+    which.
 
     >>> import ldem, numpy as np
     >>> codec = ldem.ImageCodec.pretrained(quality=1)
@@ -92,11 +103,21 @@ class ImageCodec:
     """
 
     def __init__(self, bundle: ModelBundle, quality: int, *, threads: Optional[int] = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, tile: int = DEFAULT_TILE, effort: int = DEFAULT_EFFORT):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, tile: int = DEFAULT_TILE, effort: int = DEFAULT_EFFORT,
+                 model_id: Optional[bytes] = None):
         _require_codec()
-        if not isinstance(quality, (int, np.integer)) or isinstance(quality, bool) or \
-                not 1 <= quality <= bundle.num_qualities:
+        if not isinstance(quality, (int, np.integer)) or isinstance(quality, bool):
             raise ValueError(f"quality must be an int in 1..{bundle.num_qualities}, got {quality!r}")
+        if model_id is None or model_id == bundle.model_id:
+            if not 1 <= quality <= bundle.num_qualities:
+                raise ValueError(f"quality must be an int in 1..{bundle.num_qualities}, got {quality!r}")
+            self.entry = bundle.entry(int(quality))
+            self._numbering = bundle.model_id
+        else:
+            if not isinstance(model_id, bytes) or not bundle.reads(model_id):
+                raise ValueError(f"model_id must be this model's id or a compatible one, got {model_id!r}")
+            self.entry = bundle.entry_for(model_id, int(quality))
+            self._numbering = model_id
         if not isinstance(max_pixels, (int, np.integer)) or isinstance(max_pixels, bool) or max_pixels < 1:
             raise ValueError(f"max_pixels must be a positive int, got {max_pixels!r}")
         self.bundle = bundle
@@ -104,15 +125,17 @@ class ImageCodec:
         self.max_pixels = int(max_pixels)
         check_tile(tile)
         self.tile = tile
-        self._transforms, self.level = bundle.level_of(self.quality)  # the trained level behind this quality
-        self.latent_channels = int(bundle.configs[self._transforms]["M"])
-        level = bundle.levels[self.quality - 1]
-        g, s = bundle.tables[self.quality]
-        cg, cs = bundle.context_tables(self.quality)
+        # the set of transforms (index into bundle.configs) and its level behind this quality
+        self.transforms_set, self.level = bundle.level_of(self.quality, self.entry)
+        self.latent_channels = int(bundle.configs[self.transforms_set]["M"])
+        self.stride = bundle.stride(self.transforms_set)
+        level = bundle.levels[self.entry - 1]
+        g, s = bundle.tables[self.entry]
+        cg, cs = bundle.context_tables(self.entry)
         self.coder = LocalEntropyCoder(
             g, s, block_sizes=[tuple(b) for b in level.get("block_sizes", [[16, 16], [32, 32]])],
             max_image_models=int(level.get("max_image_models", 32)), threads=threads,
-            max_symbols=max_latent_symbols(self.latent_channels, self.max_pixels),
+            max_symbols=max_latent_symbols(self.latent_channels, self.max_pixels, self.stride),
             context_models=cg, context_static=cs, effort=effort)
 
     # -- construction ------------------------------------------------------------------
@@ -143,21 +166,32 @@ class ImageCodec:
 
     @property
     def net(self):
-        """The PyTorch transforms behind this quality (use with :attr:`level`)."""
-        return self.bundle.net(self._transforms)
+        """The transforms behind this quality (use with :attr:`level`): PyTorch
+        transforms, or a :class:`ldem.block_transform.BlockTransform`."""
+        return self.bundle.net(self.transforms_set)
+
+    @property
+    def is_block_transform(self) -> bool:
+        """Whether this quality uses the block transform (:mod:`ldem.block_transform`)."""
+        return self.bundle.is_block_transform(self.transforms_set)
+
+    def _latent_shape(self, H: int, W: int) -> tuple:
+        return (self.latent_channels, -(-H // self.stride), -(-W // self.stride))
 
     # -- coding ------------------------------------------------------------------------
     def latent(self, image, progress=None):
-        """The int32 latent ``[M, ceil(H/16), ceil(W/16)]`` of an image, and its (H, W).
+        """The int32 latent ``[M, ceil(H/s), ceil(W/s)]`` of an image (``s`` = :attr:`stride`), and its (H, W).
 
         ``progress(done, total)``, if given, is called as the tiles of the analysis finish."""
-        torch = require("ldem.ImageCodec", "torch")
         size = declared_size(image)
         if size is not None:  # before any conversion allocates the image
             self._check_pixels(*size)
         x = image_to_array(image)
         H, W = x.shape[1:]
         self._check_pixels(W, H)
+        if self.is_block_transform:
+            return self.net.analysis(x, self.level, progress=progress), (H, W)
+        torch = require("ldem.ImageCodec", "torch")
         with torch.inference_mode():
             y = analysis_tiled(self.net, pad_to_16(torch.from_numpy(x)[None]), self.level, tile=self.tile,
                                progress=progress)[0].round()
@@ -183,12 +217,12 @@ class ImageCodec:
         if entropy not in ENTROPY_MODES:
             raise ValueError(f"entropy must be one of {ENTROPY_MODES}, got {entropy!r}")
         H, W = size
-        expect = (self.latent_channels, -(-H // 16), -(-W // 16))
+        expect = self._latent_shape(H, W)
         if np.shape(y) != expect:
             raise ValueError(f"y: latent of shape {np.shape(y)} does not fit a {W}×{H} image (expected {expect})")
         self._check_pixels(W, H)
         stream, stats = self.coder.encode(y, mode=entropy, return_stats=True, effort=effort, contexts=contexts)
-        head = make_header(self.bundle.model_id, self.quality, W, H)
+        head = make_header(self._numbering, self.quality, W, H)
         data = head + stream
         if return_stats:
             stats = dict(stats, file_header_bytes=len(head), width=W, height=H, bpp=8 * len(data) / (W * H))
@@ -197,7 +231,10 @@ class ImageCodec:
 
     def _check_header(self, data) -> dict:
         h = read_header(data)
-        if not self.bundle.reads(bytes.fromhex(h["model_id"])) or h["quality"] != self.quality:
+        made_by = bytes.fromhex(h["model_id"])
+        # a file decodes here if it was coded with this entry's tables: of this model, or of
+        # a compatible one whose quality names this entry
+        if not self.bundle.reads(made_by) or self.bundle.entry_for(made_by, h["quality"]) != self.entry:
             raise DecodeError(
                 f"file was made by model {h['model_id']} at quality {h['quality']}; this codec is model "
                 f"{self.model_id} at quality {self.quality} (use ImageCodec.for_file or the matching model)")
@@ -216,7 +253,7 @@ class ImageCodec:
         h = self._check_header(data)
         H, W = h["height"], h["width"]
         y = self.coder.decode(bytes(data)[h["header_bytes"]:])
-        expect = (self.latent_channels, -(-H // 16), -(-W // 16))
+        expect = self._latent_shape(H, W)
         if y.shape != expect:
             raise DecodeError(f"latent shape {y.shape} does not match the image size {W}×{H} (expected {expect})")
         return y, (H, W)
@@ -231,6 +268,8 @@ class ImageCodec:
 
         ``progress(done, total)``, if given, is called as the tiles of the synthesis finish."""
         y, (H, W) = self.decode_latent(data)
+        if self.is_block_transform:
+            return self.net.synthesis(y, self.level, (H, W), progress=progress)
         return synthesis_tiled(self.net, y[None], self.level, tile=self.tile, out_hw=(H, W), progress=progress)
 
     # -- files -------------------------------------------------------------------------
@@ -242,12 +281,12 @@ class ImageCodec:
         _require_codec()
         h = read_header(data)
         bundle = _bundle(str(Path(model).resolve() if model else pretrained_path()), max_model_bytes)
-        if not bundle.reads(bytes.fromhex(h["model_id"])):
+        made_by = bytes.fromhex(h["model_id"])
+        if not bundle.reads(made_by):
             raise DecodeError(f"file was made by model {h['model_id']}, not by "
                               f"{'the shipped model' if model is None else model} ({bundle.model_id.hex()})")
-        if h["quality"] > bundle.num_qualities:
-            raise DecodeError(f"file quality {h['quality']} does not exist in this model (1..{bundle.num_qualities})")
-        return cls(bundle, h["quality"], **kwargs)
+        bundle.entry_for(made_by, h["quality"])  # DecodeError for a quality the model lacks
+        return cls(bundle, h["quality"], model_id=made_by, **kwargs)
 
     def info(self, data: bytes) -> dict:
         """Header fields and the bytes of each part of a ``.ldem`` file (without decoding pixels)."""

@@ -48,15 +48,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ldem import block_transform
 from ldem.dictionary import Dictionary, header_fields, table_bytes
+from ldem.errors import DecodeError
 from ldem.files import write_atomic
 from ldem.local.learn import NUM_CONTEXTS
 
-__all__ = ["ModelBundle", "MODEL_FILE_FORMAT", "pretrained_path", "check_meta", "check_config", "transform_shapes",
-           "ARCH", "MAX_CHANNELS", "MAX_LEVELS", "DEFAULT_MAX_BYTES",
+__all__ = ["ModelBundle", "MODEL_FILE_FORMAT", "pretrained_path", "check_meta", "check_config", "check_ladder",
+           "transform_shapes", "config_shapes", "num_levels", "ARCH", "MAX_CHANNELS", "MAX_LEVELS", "DEFAULT_MAX_BYTES",
            "MAX_QUALITIES", "MAX_TRANSFORMS", "MAX_META_BYTES", "MAX_JSON_DEPTH", "MAX_DIRECTORY_BYTES"]
 
-MODEL_FILE_FORMAT = 2  # written by ldem export; format 1 (one set of transforms) is still read
+MODEL_FILE_FORMAT = 3  # written by ldem export; formats 1 (one set of transforms) and 2 are still read
 
 DEFAULT_MAX_BYTES = 512 * 2**20   # file + members read + tables + nets, per model file
 MAX_QUALITIES = 255               # a .ldem header holds the quality in one byte
@@ -151,7 +153,9 @@ MAX_LEVELS = 255     # largest number of λ values (trained levels) in one confi
 
 
 def check_config(cfg) -> dict:
-    """``cfg`` checked as a :meth:`ldem.transforms.GainedFactorizedCodec.config` dict; raises ``ValueError``.
+    """``cfg`` checked as a :meth:`ldem.transforms.GainedFactorizedCodec.config` dict, or
+    (``arch`` ``"block-klt-v1"``) as a :meth:`ldem.block_transform.BlockTransform.config`
+    dict (:func:`ldem.block_transform.check_block_config`); raises ``ValueError``.
 
     ``arch`` must be ``"gained-factorized-v1"``, ``N`` and ``M`` ints in 1..:data:`MAX_CHANNELS`,
     ``lambdas`` 1..:data:`MAX_LEVELS` finite positive numbers. Returns a clean copy of those
@@ -167,6 +171,8 @@ def check_config(cfg) -> dict:
     """
     if not isinstance(cfg, dict):
         raise ValueError(f"config must be a dict, got {type(cfg).__name__}")
+    if cfg.get("arch") == block_transform.ARCH:
+        return block_transform.check_block_config(cfg, MAX_LEVELS)
     if cfg.get("arch") != ARCH:
         arch = cfg.get("arch")
         raise ValueError(f"unknown architecture {arch if isinstance(arch, str) and len(arch) < 80 else '?'!r}")
@@ -181,6 +187,20 @@ def check_config(cfg) -> dict:
         if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0):
             raise ValueError(f"config: lambdas must be finite positive numbers, got {_short(v)}")
     return {"arch": ARCH, "N": cfg["N"], "M": cfg["M"], "lambdas": [float(v) for v in lambdas]}
+
+
+def num_levels(cfg: dict) -> int:
+    """The trained levels (λ values, or quantization steps) of a checked config."""
+    return len(cfg["steps"] if cfg["arch"] == block_transform.ARCH else cfg["lambdas"])
+
+
+def config_shapes(cfg: dict) -> dict:
+    """Shape of every weight a model file stores for the checked config ``cfg``."""
+    if cfg["arch"] == block_transform.ARCH:
+        return {"basis": (block_transform.CHANNELS, block_transform.CHANNELS),
+                "offsets": (num_levels(cfg), block_transform.CHANNELS),
+                "deblock": (num_levels(cfg), *block_transform.DEBLOCK_SHAPE)}
+    return transform_shapes(cfg["N"], cfg["M"], num_levels(cfg))
 
 
 def transform_shapes(N: int, M: int, levels: int) -> dict:
@@ -221,7 +241,10 @@ def check_meta(meta) -> tuple:
     ``block_sizes`` (optional) is 1..16 pairs of ints in 1..4096 and ``max_image_models``
     (optional) an int in 0..64. ``compatible_model_ids`` (optional) lists up to 32 model
     ids (16 hex digits) of earlier model files whose ``.ldem`` files this one decodes
-    exactly: it holds their transforms and tables unchanged, at the same qualities.
+    exactly: it holds their transforms and tables unchanged, at the same places in
+    ``levels``. ``ladder`` (optional, format 3) lists, for each quality the file offers,
+    the number (1-based) of its entry in ``levels``, increasing; without it quality ``q``
+    is entry ``q``. Entries off the ladder serve only the files of compatible models.
     Raises ``ValueError`` naming the first bad field.
 
     >>> cfg = {"arch": "gained-factorized-v1", "N": 8, "M": 12, "lambdas": [0.01, 0.1]}
@@ -236,7 +259,7 @@ def check_meta(meta) -> tuple:
     if not isinstance(meta, dict):
         raise ValueError(f"meta.json must hold an object, got {type(meta).__name__}")
     fmt = meta.get("format")
-    if not _is_int(fmt) or fmt not in (1, MODEL_FILE_FORMAT):
+    if not _is_int(fmt) or fmt not in (1, 2, MODEL_FILE_FORMAT):
         raise ValueError(f"unsupported model file format {_short(fmt)}")
     if fmt == 1:
         configs = [meta.get("config")]
@@ -267,9 +290,9 @@ def check_meta(meta) -> tuple:
         if not 0 <= t < len(checked):
             raise ValueError(f"levels[{i}]: names transforms {t} level {l}, which the file lacks "
                              f"(transforms 0..{len(checked) - 1})")
-        if not 0 <= l < len(checked[t]["lambdas"]):
+        if not 0 <= l < num_levels(checked[t]):
             raise ValueError(f"levels[{i}]: names transforms {t} level {l}, which the file lacks "
-                             f"(levels 0..{len(checked[t]['lambdas']) - 1})")
+                             f"(levels 0..{num_levels(checked[t]) - 1})")
         if "block_sizes" in lv:
             b = lv["block_sizes"]
             if not isinstance(b, list) or not 1 <= len(b) <= MAX_BLOCK_SIZES or not all(
@@ -282,7 +305,25 @@ def check_meta(meta) -> tuple:
             if not _is_int(m) or not 0 <= m <= MAX_IMAGE_MODELS:
                 raise ValueError(f"levels[{i}]: max_image_models must be an int in 0..{MAX_IMAGE_MODELS}, "
                                  f"got {_short(m)}")
+    check_ladder(meta.get("ladder", list(range(1, len(levels) + 1))), len(levels))
     return checked, levels
+
+
+def check_ladder(ladder, entries: int) -> list:
+    """``ladder`` checked: 1..``entries`` increasing entry numbers in 1..``entries``.
+
+    >>> check_ladder([1, 2, 5], 5)
+    [1, 2, 5]
+    >>> check_ladder([2, 2], 5)
+    Traceback (most recent call last):
+    ...
+    ValueError: ladder must be increasing entry numbers in 1..5, got [2, 2]
+    """
+    if not isinstance(ladder, list) or not 1 <= len(ladder) <= entries or not all(_is_int(v) for v in ladder) \
+            or ladder[0] < 1 or ladder[-1] > entries or any(a >= b for a, b in zip(ladder, ladder[1:])):
+        shown = repr(ladder) if isinstance(ladder, list) and len(ladder) <= 16 else _short(ladder)
+        raise ValueError(f"ladder must be increasing entry numbers in 1..{entries}, got {shown[:80]}")
+    return list(ladder)
 
 
 # ---------------------------------------------------------------------------------------
@@ -454,15 +495,18 @@ class ModelBundle:
         configs, levels = check_meta(meta)
         self.meta = meta
         self.configs = configs
-        self.levels = levels  # one dict per quality, smallest files first
+        self.levels = levels  # the entries (one dict each), smallest files first
+        self.ladder = meta.get("ladder", list(range(1, len(levels) + 1)))  # quality -> entry
         self.states = []
+        self._blocks = {}
         for t, cfg in enumerate(configs):
             prefix = "param/" if meta["format"] == 1 else f"param{t}/"
-            L = len(cfg["lambdas"])
-            shapes = transform_shapes(cfg["N"], cfg["M"], L)
+            L = num_levels(cfg)
+            shapes = config_shapes(cfg)
             # the net built from these: float32 weights twice (fresh net and loaded state), and densities
-            archive.charge(8 * sum(math.prod(s) for s in shapes.values()) + 4 * _DENSITY_FLOATS * L * cfg["M"],
-                           f"the transforms {t} (N={cfg['N']}, M={cfg['M']}, {L} levels)")
+            density = 0 if cfg["arch"] == block_transform.ARCH else 4 * _DENSITY_FLOATS * L * cfg["M"]
+            archive.charge(8 * sum(math.prod(s) for s in shapes.values()) + density,
+                           f"the transforms {t} ({cfg['arch']}, M={cfg['M']}, {L} levels)")
             state = {}
             for k, shape in shapes.items():
                 a = archive.read(prefix + k, _WEIGHT_DTYPES, shape)
@@ -470,6 +514,10 @@ class ModelBundle:
                     raise ValueError(f"{prefix + k}: weights must be finite")
                 state[k] = a
             self.states.append(state)
+            if cfg["arch"] == block_transform.ARCH:
+                self._blocks[t] = block_transform.BlockTransform(state["basis"], cfg["steps"], cfg["deadzone"],
+                                                                state["offsets"], cfg["predicted"],
+                                                                state["deblock"])
         self.tables = {}
         # Context families are checked here but built on first use (context_tables): at
         # tens of MB per quality they would dominate the memory of a file of 12 qualities.
@@ -478,8 +526,8 @@ class ModelBundle:
         self._context_lock = threading.Lock()
         self._budget = archive.budget
         self.compatible_model_ids = tuple(bytes.fromhex(v) for v in meta.get("compatible_model_ids", []))
-        for q in range(1, len(levels) + 1):
-            t, _ = self.level_of(q)
+        for q in range(1, len(levels) + 1):  # entries; member names count them from 1
+            t = int(levels[q - 1].get("transforms", 0))
             g = self._dictionary(archive, f"level{q}/global")
             if g.num_models != configs[t]["M"]:
                 raise ValueError(f"level{q}/global has {g.num_models} models, transforms {t} have "
@@ -515,18 +563,20 @@ class ModelBundle:
                                              1 + K // NUM_CONTEXTS + MAX_IMAGE_MODELS > 65535):
                 raise ValueError(f"level{q}/context_static must hold {NUM_CONTEXTS} tables per family")
 
-    def has_context_tables(self, quality: int) -> bool:
-        """Whether ``quality`` has context families (without building them)."""
-        return "context_global" in self._context_raw[quality]
+    def has_context_tables(self, entry: int) -> bool:
+        """Whether entry ``entry`` of :attr:`levels` (1-based; quality ``q`` is entry
+        :meth:`entry` (q)) has context families (without building them)."""
+        return "context_global" in self._context_raw[entry]
 
-    def context_tables(self, quality: int) -> tuple:
-        """(per-channel context families, static context families) of ``quality``, each
+    def context_tables(self, entry: int) -> tuple:
+        """(per-channel context families, static context families) of entry ``entry`` of
+        :attr:`levels` (1-based; :attr:`tables` is keyed the same way), each
         ``None`` if the file has none; built on first use (without decoder lookup tables)
         and charged to ``max_bytes`` then. Raises ``ValueError`` naming the path if they
         are damaged or would exceed what is left of ``max_bytes``."""
         with self._context_lock:
-            if quality not in self._context_built:
-                raw = self._context_raw[quality]
+            if entry not in self._context_built:
+                raw = self._context_raw[entry]
                 built = []
                 for name in ("context_global", "context_static"):
                     data = raw.get(name)
@@ -534,7 +584,7 @@ class ModelBundle:
                         built.append(None)
                         continue
                     need = table_bytes(data, stop_above=self._budget[0], lookups=False)
-                    what = f"the tables of level{quality}/{name}"
+                    what = f"the tables of level{entry}/{name}"
                     if need > self._budget[0]:
                         raise ValueError(f"{self.path}: {what} would take {need} bytes, more than the "
                                          f"{self._budget[0]} left of max_bytes={self._budget[1]} (raise it to "
@@ -542,13 +592,13 @@ class ModelBundle:
                     try:
                         d = Dictionary.from_bytes(data, max_bytes=need, lookups=False)
                     except ValueError as e:
-                        raise ValueError(f"{self.path} is not a valid ldem model file: level{quality}/{name}: "
+                        raise ValueError(f"{self.path} is not a valid ldem model file: level{entry}/{name}: "
                                          f"{e}") from None
                     self._budget[0] -= need
                     self.bytes_charged += need
                     built.append(d)
-                self._context_built[quality] = tuple(built)
-            return self._context_built[quality]
+                self._context_built[entry] = tuple(built)
+            return self._context_built[entry]
 
     @staticmethod
     def _dictionary(archive: _Archive, name: str, lookups: bool = True) -> Dictionary:
@@ -570,20 +620,51 @@ class ModelBundle:
 
     @property
     def num_qualities(self) -> int:
-        return len(self.levels)
+        return len(self.ladder)
 
     def reads(self, model_id: bytes) -> bool:
         """Whether ``.ldem`` files of the model ``model_id`` decode with this file: its own
         id, or one of :attr:`compatible_model_ids`."""
         return model_id == self.model_id or model_id in self.compatible_model_ids
 
-    def level_of(self, quality: int) -> tuple:
-        """(index of the transforms, trained level of those transforms) behind ``quality``."""
-        lv = self.levels[quality - 1]
-        return int(lv.get("transforms", 0)), int(lv.get("level", quality - 1))
+    def entry(self, quality: int) -> int:
+        """The entry of :attr:`levels` (1-based: its tables are ``level{entry}/...``) behind ``quality``."""
+        return int(self.ladder[quality - 1])
+
+    def entry_for(self, model_id: bytes, quality: int) -> int:
+        """The entry that decodes a ``.ldem`` file of model ``model_id`` at ``quality``:
+        through the ladder for this file's own id, in place for a compatible model's.
+        Raises :class:`ldem.DecodeError` if this file cannot read it."""
+        if model_id == self.model_id:
+            if not 1 <= quality <= self.num_qualities:
+                raise DecodeError(f"file quality {quality} does not exist in this model (1..{self.num_qualities})")
+            return self.entry(quality)
+        if model_id not in self.compatible_model_ids:
+            raise DecodeError(f"file was made by model {model_id.hex()}, which {self.path.name} does not read")
+        if not 1 <= quality <= len(self.levels):
+            raise DecodeError(f"file quality {quality} does not exist in model {model_id.hex()}")
+        return quality
+
+    def level_of(self, quality: int, entry: int = None) -> tuple:
+        """(index of the transforms, trained level of those transforms) behind ``quality``
+        (or behind the entry ``entry`` of :attr:`levels`, if given)."""
+        e = self.entry(quality) if entry is None else entry
+        lv = self.levels[e - 1]
+        return int(lv.get("transforms", 0)), int(lv.get("level", e - 1))
+
+    def is_block_transform(self, transforms: int) -> bool:
+        """Whether transforms set ``transforms`` is a :class:`ldem.block_transform.BlockTransform`."""
+        return transforms in self._blocks
+
+    def stride(self, transforms: int) -> int:
+        """Pixels per latent position of transforms set ``transforms`` (16, or 8 for a block transform)."""
+        return block_transform.STRIDE if transforms in self._blocks else 16
 
     def net(self, transforms: int = 0):
-        """The PyTorch transforms number ``transforms`` in float32, in eval mode (built on first use)."""
+        """The transforms number ``transforms``: a :class:`ldem.block_transform.BlockTransform`
+        (numpy), or the PyTorch transforms in float32, in eval mode (built on first use)."""
+        if transforms in self._blocks:
+            return self._blocks[transforms]
         if transforms not in self._nets:
             from ldem._optional import require
             torch = require("ldem.model_file.ModelBundle.net", "torch")
@@ -669,7 +750,7 @@ def table_members(quality: int, global_models: Dictionary, static=None, context_
 
 
 def write_model_file(path, members: dict, transforms: list, levels: list, training: list, *,
-                     force: bool = False, inputs=(), compatible_model_ids=()) -> dict:
+                     force: bool = False, inputs=(), compatible_model_ids=(), ladder=None) -> dict:
     """Writes a model file of the current format atomically (see :func:`ldem.files.write_atomic`
     for ``force`` and ``inputs``) and returns its meta.
 
@@ -677,16 +758,19 @@ def write_model_file(path, members: dict, transforms: list, levels: list, traini
     order they are stored; ``transforms`` the configs of the sets of transforms, ``levels``
     one dict per quality (``quality``, ``transforms``, ``level``, coder settings),
     ``training`` one dict of notes per set of transforms and ``compatible_model_ids`` the
-    ids (bytes) of earlier files whose ``.ldem`` files this one decodes (see :func:`check_meta`).
+    ids (bytes) of earlier files whose ``.ldem`` files this one decodes (see :func:`check_meta`);
+    ``ladder`` the entries of ``levels`` (1-based) offered as qualities (default: all).
 
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.npz"
     >>> write_model_file(path, {}, [], [], [])["format"]
-    2
+    3
     """
     if len(levels) > MAX_QUALITIES:
         raise ValueError(f"{len(levels)} qualities: a .ldem header holds at most {MAX_QUALITIES}")
     meta = {"format": MODEL_FILE_FORMAT, "transforms": transforms, "levels": levels, "training": training}
+    if ladder is not None and list(ladder) != list(range(1, len(levels) + 1)):
+        meta["ladder"] = check_ladder([int(v) for v in ladder], len(levels))
     if compatible_model_ids:
         meta["compatible_model_ids"] = sorted({bytes(v).hex() for v in compatible_model_ids})
     arrays = dict(members)

@@ -212,6 +212,8 @@ def _init_source(path, transforms: int = 0):
         if not 0 <= transforms < len(bundle.configs):
             raise ValueError(f"--init-transforms: {path} has transforms sets 0..{len(bundle.configs) - 1}, "
                              f"not {transforms}")
+        if bundle.is_block_transform(transforms):
+            raise ValueError(f"--init-transforms: set {transforms} of {path} is a block transform, not trainable")
         state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in bundle.states[transforms].items()}
         return state, bundle.configs[transforms]
     ck = load_checkpoint(path)

@@ -13,7 +13,7 @@ import pytest
 
 import ldem
 from ldem.dictionary import Dictionary
-from ldem.model_file import (DEFAULT_MAX_BYTES, ModelBundle, _bundle, check_config, check_meta, pretrained_path,
+from ldem.model_file import (DEFAULT_MAX_BYTES, MODEL_FILE_FORMAT, ModelBundle, _bundle, check_config, check_meta, pretrained_path,
                              transform_shapes)
 
 N, M, LAMBDAS = 4, 6, [0.01, 0.1]
@@ -194,7 +194,7 @@ def meta_with(path, value):
 
 
 @pytest.mark.parametrize("path, value, match", [
-    (("format",), 3, "format"),
+    (("format",), 4, "format"),
     (("format",), True, "format"),
     (("transforms",), [], "transforms"),
     (("transforms", 0, "N"), 10**9, "N must be"),
@@ -378,7 +378,7 @@ def test_mutation_fuzz(tmp_path):
         elif kind == 3:  # member swaps, drops, extra members
             data = _rebuild(rng.choice((stored, deflated)), rng)
         else:  # meta.json field edits
-            arrays, meta = model_arrays()
+            arrays, meta = (block_model_arrays if i % 2 else model_arrays)()  # format 2 and 3
             for _ in range(rng.choice((1, 1, 2, 3))):
                 _edit_meta(rng, meta)
             data = npz_bytes(arrays, meta, compressed=rng.random() < 0.5)
@@ -391,7 +391,8 @@ def test_mutation_fuzz(tmp_path):
         outcomes["loaded"] += 1
         for q in range(1, b.num_qualities + 1):  # a loaded bundle is usable
             codec = ldem.ImageCodec(b, q)
-            assert codec.latent_channels == b.configs[codec._transforms]["M"]
+            assert codec.latent_channels == b.configs[codec.transforms_set]["M"]
+            assert codec.stride == (8 if codec.is_block_transform else 16)
     assert outcomes["loaded"] > 20 and outcomes["refused"] > 100, outcomes
 
 
@@ -409,10 +410,12 @@ def test_writer_gives_the_bytes_the_reader_reads(tmp_path, small):
         members.update(table_members(q, *b.tables[q]))
     assert list(members) == list(arrays) and all(np.array_equal(members[k], arrays[k]) for k in arrays)
     out = tmp_path / "sub" / "w.npz"
-    assert write_model_file(out, members, meta["transforms"], meta["levels"], meta["training"]) == meta
+    # the fixture is format 2, which is still read; the writer writes the current format
+    assert write_model_file(out, members, meta["transforms"], meta["levels"], meta["training"]) == \
+        dict(meta, format=MODEL_FILE_FORMAT)
     with zipfile.ZipFile(out) as z, zipfile.ZipFile(io.BytesIO(small)) as ref:  # same members, same order
         assert z.namelist() == ref.namelist()
-        assert [n for n in ref.namelist() if z.read(n) != ref.read(n)] == []
+        assert [n for n in ref.namelist() if z.read(n) != ref.read(n)] == ["meta.json.npy"]
     again = ModelBundle(out)
     assert again.levels == b.levels and again.configs == b.configs
     assert all(again.tables[q][i].to_bytes() == b.tables[q][i].to_bytes() for q in (1, 2) for i in (0, 1))
@@ -518,3 +521,118 @@ def test_damaged_context_families_are_refused_when_first_used(tmp_path):
                        max_bytes=ModelBundle(tmp_path / "m.npz").bytes_charged)
     with pytest.raises(ValueError, match="max_bytes"):
         tight.context_tables(1)
+
+
+# -- block transforms and ladders (format 3) ------------------------------------------------
+def block_model_arrays(basis=None, ladder=(2, 3)):
+    """model_arrays plus a block transform at entry 3, offered as ``ladder``."""
+    from ldem.block_transform import CHANNELS
+    arrays, meta = model_arrays()
+    arrays["param1/basis"] = np.eye(CHANNELS) if basis is None else basis
+    arrays["param1/offsets"] = np.full((1, CHANNELS), 0.1, np.float32)
+    arrays["param1/deblock"] = np.zeros((1, 2, 15, 9, 4), np.float32)
+    g = Dictionary.from_pmfs([[0.1, 0.8, 0.1]] * CHANNELS, offsets=[-1] * CHANNELS)
+    arrays["level3/global"] = np.frombuffer(g.to_bytes(), np.uint8)
+    meta["format"] = 3
+    meta["transforms"].append({"arch": "block-klt-v1", "M": CHANNELS, "steps": [12.0], "deadzone": 0.15,
+                               "predicted": 3})
+    meta["levels"].append({"quality": 3, "transforms": 1, "level": 0, "block_sizes": [[8, 8]],
+                           "max_image_models": 2})
+    if ladder is not None:
+        meta["ladder"] = list(ladder)
+    return arrays, meta
+
+
+def test_block_transform_quality_codes_and_follows_the_ladder(tmp_path):
+    b = load_bytes(tmp_path, npz_bytes(*block_model_arrays()))
+    assert b.num_qualities == 2 and [b.entry(q) for q in (1, 2)] == [2, 3]
+    assert b.level_of(1) == (0, 1) and b.level_of(2) == (1, 0) and b.level_of(1, entry=1) == (0, 0)
+    assert b.stride(1) == 8 and b.stride(0) == 16 and b.is_block_transform(1)
+    codec = ldem.ImageCodec(b, 2)
+    assert codec.stride == 8 and codec.is_block_transform and codec.entry == 3
+    img = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    y, size = codec.latent(img)
+    assert y.shape == (192, 3, 4) and size == (20, 30)
+    data = codec.compress(img)
+    assert ldem.codec.read_header(data)["quality"] == 2
+    back = ldem.ImageCodec.for_file(data, tmp_path / "m.npz")
+    assert back.entry == 3
+    out = back.decompress_array(data)
+    # identity basis and step 12: every pixel within half a step (plus the dead zone)
+    assert out.shape == img.shape and np.abs(out.astype(int) - img).max() <= 12 * 0.65 + 1
+    with pytest.raises(ValueError, match="quality"):
+        ldem.ImageCodec(b, 3)
+
+
+def test_old_files_keep_their_numbering_off_the_ladder(tmp_path):
+    old_path = tmp_path / "old.npz"
+    old_path.write_bytes(npz_bytes(*model_arrays()))
+    old = ModelBundle(old_path)
+    img = (np.arange(16 * 24 * 3) % 251).astype(np.uint8).reshape(16, 24, 3)
+    old_file = ldem.ImageCodec(old, 1).compress(img)  # quality 1 of the old model: entry 1, off the ladder
+    arrays, meta = block_model_arrays()
+    meta["compatible_model_ids"] = [old.model_id.hex()]
+    new_path = tmp_path / "new.npz"
+    new_path.write_bytes(npz_bytes(arrays, meta))
+    new = ModelBundle(new_path)
+    codec = ldem.ImageCodec.for_file(old_file, new_path)
+    assert codec.entry == 1 and codec.quality == 1
+    assert np.array_equal(codec.decompress_array(old_file), ldem.ImageCodec(old, 1).decompress_array(old_file))
+    assert codec.compress(img) == old_file  # it writes the old model's files
+    # the new file's own quality 1 is entry 2: a different codec, which refuses the old file
+    with pytest.raises(ldem.DecodeError, match="made by model"):
+        ldem.ImageCodec(new, 1).decompress_array(old_file)
+    assert new.entry_for(old.model_id, 2) == 2 and new.entry_for(new.model_id, 2) == 3
+    for model_id, q in ((old.model_id, 4), (new.model_id, 3), (b"\1" * 8, 1)):
+        with pytest.raises(ldem.DecodeError):
+            new.entry_for(model_id, q)
+    with pytest.raises(ValueError, match="model_id"):
+        ldem.ImageCodec(new, 1, model_id=b"\1" * 8)
+
+
+@pytest.mark.parametrize("ladder", [[], [0], [3, 2], [2, 2], [1, 4], ["1"], [1.0], "1", [True]])
+def test_bad_ladders_are_refused(tmp_path, ladder):
+    refused(tmp_path, npz_bytes(*block_model_arrays(ladder=ladder)), "ladder")
+
+
+@pytest.mark.parametrize("basis, match", [
+    (np.eye(192) * 2, "orthonormal"),
+    (np.eye(192)[:, :191], "shape|basis"),
+    (np.eye(192).astype(np.int64), "dtype|basis"),
+    (np.where(np.eye(192) > 0, np.inf, 0.0), "finite"),
+])
+def test_bad_block_bases_are_refused(tmp_path, basis, match):
+    refused(tmp_path, npz_bytes(*block_model_arrays(basis=basis)), match)
+
+
+@pytest.mark.parametrize("offsets", [np.full((1, 192), 0.6), np.zeros((2, 192)), np.full((1, 192), np.nan)])
+def test_bad_block_offsets_are_refused(tmp_path, offsets):
+    arrays, meta = block_model_arrays()
+    arrays["param1/offsets"] = offsets
+    refused(tmp_path, npz_bytes(arrays, meta), "offsets")
+
+
+@pytest.mark.parametrize("deblock, match", [(np.zeros((1, 2, 15, 9, 3)), "shape|deblock"),
+                                            (np.full((1, 2, 15, 9, 4), 1e6), "deblock"),
+                                            (np.full((1, 2, 15, 9, 4), np.nan), "finite")])
+def test_bad_deblocking_filters_are_refused(tmp_path, deblock, match):
+    arrays, meta = block_model_arrays()
+    arrays["param1/deblock"] = deblock
+    refused(tmp_path, npz_bytes(arrays, meta), match)
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("steps", [0.0], "steps"), ("steps", [12.0] * 300, "steps"), ("deadzone", -0.1, "deadzone"),
+    ("predicted", 193, "predicted"), ("predicted", 1.0, "predicted"), ("predicted", None, "predicted"),
+    ("M", 6, "M must be"),
+])
+def test_bad_block_configs_are_refused(tmp_path, key, value, match):
+    arrays, meta = block_model_arrays()
+    meta["transforms"][1][key] = value
+    refused(tmp_path, npz_bytes(arrays, meta), match)
+
+
+def test_block_level_must_exist(tmp_path):
+    arrays, meta = block_model_arrays()
+    meta["levels"][2]["level"] = 1
+    refused(tmp_path, npz_bytes(arrays, meta), "lacks")
