@@ -16,6 +16,12 @@ Weights are stored in float16 (the per-level gains in float32). Usage::
     ldem export low/checkpoint.pt high/checkpoint.pt model.npz --data TRAIN_IMAGES --levels 1,2,3,4 2,3
     ldem export old.npz high/checkpoint.pt model.npz --data TRAIN_IMAGES --levels all 2,3
     ldem export old.npz new.npz --data TRAIN_PHOTOS TRAIN_SIMPLE --contexts learn
+    ldem export old.npz new.npz --data TRAIN_PHOTOS TRAIN_SIMPLE --block-steps 40 30 22 --ladder 1,2,3,4,5,6
+
+The last adds qualities served by the block transform of :mod:`ldem.block_transform`
+(learned from the training images: its basis, reconstruction offsets and deblocking
+filters, then tables per step like a trained level) above the qualities of ``old.npz``
+that ``--ladder`` keeps on offer; the others stay in the file for the old ``.ldem`` files.
 
 Sources: a model file (``.npz``) is read by the hardened loader
 (:class:`ldem.model_file.ModelBundle`) and may come from an untrusted source. A training
@@ -35,14 +41,15 @@ from pathlib import Path
 import numpy as np
 
 from ldem.files import check_output
-from ldem.model_file import table_members, transform_members, write_model_file
+from ldem.model_file import MAX_LEVELS, table_members, transform_members, write_model_file
 from ldem.dictionary import Dictionary
-from ldem.local import NUM_CONTEXTS, fit_context_models, learn_context_dictionary, learn_dictionary
+from ldem.block_transform import CHANNELS, PREDICTED, BlockTransform, check_block_config
+from ldem.local import NUM_CONTEXTS, fit_context_models, fit_global_models, learn_context_dictionary, learn_dictionary
 from ldem._optional import require
 from ldem.images import image_to_array, list_images, open_image
 from ldem.tiling import pad_to_16
 
-__all__ = ["global_tables", "training_latents", "export_model", "estimate_rd"]
+__all__ = ["global_tables", "training_image", "training_latents", "export_model", "estimate_rd"]
 
 
 def global_tables(density, precision: int = 16, tail: float = 1e-6, span: int = 2048) -> Dictionary:
@@ -59,17 +66,26 @@ def global_tables(density, precision: int = 16, tail: float = 1e-6, span: int = 
     return Dictionary.from_pmfs(rows, offsets, precision=precision)
 
 
+def training_image(path, max_side: int = 768) -> np.ndarray:
+    """A training image as float ``[3, H, W]`` in [0, 1], downscaled to at most ``max_side`` a side."""
+    Image = require("ldem export", "PIL.Image")
+    with open_image(path) as im:
+        im = im.convert("RGB")
+        s = max_side / max(im.size)
+        if s < 1:
+            im = im.resize((max(16, round(im.width * s)), max(16, round(im.height * s))), Image.LANCZOS)
+        return image_to_array(im)
+
+
 def training_latents(net, paths, level: int, max_side: int = 768):
-    """Rounded latents (int32 ``[M, h, w]``) of each image, downscaled to ``max_side``."""
-    torch, Image = require("ldem export", "torch", "PIL.Image")
+    """Rounded latents (int32 ``[M, h, w]``) of each image, downscaled to ``max_side``;
+    ``net`` is learned transforms or a :class:`ldem.block_transform.BlockTransform`."""
+    if isinstance(net, BlockTransform):
+        return [net.analysis(training_image(p, max_side), level) for p in paths]
+    torch = require("ldem export", "torch")
     out = []
     for p in paths:
-        with open_image(p) as im:
-            im = im.convert("RGB")
-            s = max_side / max(im.size)
-            if s < 1:
-                im = im.resize((max(16, round(im.width * s)), max(16, round(im.height * s))), Image.LANCZOS)
-            x = torch.from_numpy(image_to_array(im))[None]
+        x = torch.from_numpy(training_image(p, max_side))[None]
         with torch.inference_mode():
             y = net.analysis(pad_to_16(x), level)[0].round()
         out.append(y.to(torch.int64).numpy().astype(np.int32))
@@ -155,16 +171,17 @@ def _copy_model_file(path, qualities, t_first: int, q_first: int, contexts: str 
     notes = [n if isinstance(n, dict) else {} for n in notes] + [{}] * len(bundle.configs)
     for i, q in enumerate(chosen):
         t, l = bundle.level_of(q)
+        e = bundle.entry(q)
         new_q = q_first + i
-        g, s = bundle.tables[q]  # the checked tables; to_bytes gives the bytes stored
-        if contexts == "learn" or (contexts == "auto" and not bundle.has_context_tables(q)):
+        g, s = bundle.tables[e]  # the checked tables; to_bytes gives the bytes stored
+        if contexts == "learn" or (contexts == "auto" and not bundle.has_context_tables(e)):
             if not paths:
                 raise ValueError(f"{path}: learning context tables needs training images (--data)")
             cg, cs = context_tables(training_latents(bundle.net(t), paths, l), static_families)
         else:
-            cg, cs = bundle.context_tables(q)
+            cg, cs = bundle.context_tables(e)
         arrays.update(table_members(new_q, g, s, cg, cs))
-        level = dict(bundle.levels[q - 1], quality=new_q, transforms=renumber[t], level=l)
+        level = dict(bundle.levels[e - 1], quality=new_q, transforms=renumber[t], level=l)
         if cs is not None:
             level["static_context_families"] = cs.num_models // NUM_CONTEXTS
         levels.append(level)
@@ -174,10 +191,11 @@ def _copy_model_file(path, qualities, t_first: int, q_first: int, contexts: str 
     # Its .ldem files stay readable when every quality is copied in place with the tables
     # they were coded with: all of them, and the context families unless relearned
     # (files of a source without context families are context-free).
-    relearned = contexts == "learn" or (contexts == "auto" and not all(bundle.has_context_tables(q)
-                                                                       for q in chosen))
-    had_contexts = any(bundle.has_context_tables(q) for q in chosen)
-    same = q_first == 1 and t_first == 0 and chosen == list(range(1, bundle.num_qualities + 1)) and \
+    entries = [bundle.entry(q) for q in chosen]
+    relearned = contexts == "learn" or (contexts == "auto" and not all(bundle.has_context_tables(e)
+                                                                       for e in entries))
+    had_contexts = any(bundle.has_context_tables(e) for e in entries)
+    same = q_first == 1 and t_first == 0 and entries == list(range(1, len(bundle.levels) + 1)) and \
         not (relearned and had_contexts)
     compatible = [bundle.model_id, *bundle.compatible_model_ids] if same else []
     return arrays, configs, training, levels, compatible
@@ -185,7 +203,8 @@ def _copy_model_file(path, qualities, t_first: int, q_first: int, contexts: str 
 
 def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes=((8, 8), (16, 16), (32, 32)),
                  max_image_models: int = 32, max_images: int = 64, levels=None, progress: bool = True,
-                 force: bool = False, static_families: int = 64, contexts: str = "auto") -> dict:
+                 force: bool = False, static_families: int = 64, contexts: str = "auto", block_steps=None,
+                 block_deadzone: float = 0.15, ladder=None) -> dict:
     """Writes the model file ``out`` from training checkpoints and the training images in ``data``
     (a folder or a list of folders; the first ``max_images`` images of each are used).
 
@@ -209,6 +228,16 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
     ``.ldem`` files of the source (its id goes to ``compatible_model_ids``) unless context
     families it had are learned again (its context-coded files need them).
 
+    ``block_steps`` (a list of quantization steps, largest first) adds qualities after
+    the sources' served by :class:`ldem.block_transform.BlockTransform`: its basis is
+    the KLT of the training images' 8×8 RGB blocks, ``block_deadzone`` its rounding
+    offset, and each step gets tables, a static dictionary and context families learned
+    from the training images' latents, like a trained level. ``ladder`` (1-based numbers
+    of the sources' qualities, default all) picks which of them the new file offers as
+    qualities; the block-transform qualities always follow. Qualities left off the
+    ladder stay in the file, so the ``.ldem`` files of a source copied whole stay
+    readable.
+
     ``out`` is written atomically; it may not be one of the sources, and an existing file
     is replaced only with ``force``. Both are checked before any work.
     """
@@ -222,6 +251,9 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
     check_output(out, force=force, inputs=checkpoints)
     if contexts not in ("auto", "keep", "learn"):
         raise ValueError(f"contexts must be 'auto', 'keep' or 'learn', got {contexts!r}")
+    if block_steps:  # checked before any work
+        check_block_config({"M": CHANNELS, "steps": list(block_steps), "deadzone": block_deadzone,
+                            "predicted": PREDICTED}, MAX_LEVELS)
     arrays, out_levels, configs, training, compatible = {}, [], [], [], []
     t0 = time.time()
     q = 0
@@ -277,8 +309,43 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
             if progress:
                 print(f"quality {q}: transforms {t} level {l + 1}, λ={lam}: tables and {s.num_models} static models "
                       f"({time.time() - t0:.0f} s)", file=sys.stderr)
+    served = _increasing(range(1, q + 1) if ladder is None else ladder, 1, q, "ladder")
+    if block_steps:
+        if paths is None:
+            paths = images()
+        t = len(configs)
+        xs = [training_image(p) for p in paths]
+        bt = BlockTransform.fit(xs, block_steps, block_deadzone)
+        arrays.update(transform_members(t, {"basis": bt.basis, "offsets": bt.offsets.astype(np.float32),
+                                            "deblock": bt.deblock.astype(np.float32)}))
+        configs.append(bt.config())
+        training.append({"fitted": "KLT of the training images' 8x8 RGB blocks", "images": len(paths)})
+        for l, step in enumerate(bt.steps):
+            q += 1
+            served.append(q)
+            ys = [bt.analysis(x, l) for x in xs]
+            g = fit_global_models(ys)
+            s = learn_dictionary(ys, static_models, block=(16, 16), global_models=g, seed=0, progress=progress)
+            cg, cs = context_tables(ys, static_families)
+            del ys
+            arrays.update(table_members(q, g, s, cg, cs))
+            out_levels.append({"quality": q, "transforms": t, "level": l, "step": step,
+                               "block_sizes": [list(b) for b in block_sizes],
+                               "max_image_models": max_image_models, "static_models": s.num_models,
+                               "static_context_families": 0 if cs is None else cs.num_models // NUM_CONTEXTS})
+            if progress:
+                print(f"quality {q}: block transform, step {step}: tables and {s.num_models} static models "
+                      f"({time.time() - t0:.0f} s)", file=sys.stderr)
     return write_model_file(out, arrays, configs, out_levels, training, force=force, inputs=checkpoints,
-                            compatible_model_ids=compatible)
+                            compatible_model_ids=compatible, ladder=served)
+
+
+def _parse_list(text: str, what: str) -> list:
+    """A comma list of ints (``"1,2,5"``); ``ValueError`` naming ``what`` otherwise."""
+    try:
+        return [int(v) for v in text.split(",") if v.strip() != ""]
+    except ValueError:
+        raise ValueError(f"{what} must be a comma list of numbers, got {text!r}") from None
 
 
 def _parse_levels(values, sources) -> list:
@@ -329,14 +396,19 @@ def _check_levels(sources, levels):
 def _summary(meta: dict, out) -> str:
     """The lines that ``ldem export`` prints: the file, then one line per quality."""
     size = Path(out).stat().st_size
+    ladder = meta.get("ladder", list(range(1, len(meta["levels"]) + 1)))
     lines = [f"{out}: {f'{size / 1e6:.1f} MB' if size >= 1e6 else f'{size / 1e3:.0f} kB'}, "
-             f"{len(meta['levels'])} qualities on "
-             f"{len(meta['transforms'])} set{'s' if len(meta['transforms']) != 1 else ''} of transforms",
-             f"{'quality':>7}  {'transforms':>10}  {'level':>5}  {'λ':<8}  {'static models':>13}"]
-    for lv in meta["levels"]:
+             f"{len(ladder)} qualities on "
+             f"{len(meta['transforms'])} set{'s' if len(meta['transforms']) != 1 else ''} of transforms"
+             + (f" ({len(meta['levels']) - len(ladder)} more entries kept for older files)"
+                if len(ladder) < len(meta["levels"]) else ""),
+             f"{'quality':>7}  {'transforms':>10}  {'level':>5}  {'λ or step':<9}  {'static models':>13}"]
+    for q, e in enumerate(ladder, 1):
+        lv = meta["levels"][e - 1]
         t, level = lv.get("transforms", 0), lv["level"]
-        lam = meta["transforms"][t]["lambdas"][level]
-        lines.append(f"{lv['quality']:>7}  {t:>10}  {level + 1:>5}  {lam:<8g}  {lv.get('static_models', 0):>13}")
+        cfg = meta["transforms"][t]
+        value = cfg["steps"][level] if "steps" in cfg else cfg["lambdas"][level]
+        lines.append(f"{q:>7}  {t:>10}  {level + 1:>5}  {value:<9g}  {lv.get('static_models', 0):>13}")
     return "\n".join(lines)
 
 
@@ -368,6 +440,14 @@ def main(argv=None) -> int:
                     help="what to ship, counted from 1: a checkpoint's trained levels (1 = smallest λ, smallest "
                          "files) or a model file's qualities; default: all. With several sources one comma list "
                          "or 'all' per source, e.g. --levels 1,2,3,4 3,4 or --levels all 2,3")
+    ap.add_argument("--block-steps", type=float, nargs="+", metavar="STEP",
+                    help="add qualities served by the block transform (KLT of 8x8 RGB blocks learned from --data), "
+                         "one per quantization step, largest step (smallest files) first")
+    ap.add_argument("--block-deadzone", type=float, default=0.15, metavar="D",
+                    help="rounding offset of the block transform's quantizer (0..0.5)")
+    ap.add_argument("--ladder", metavar="LIST",
+                    help="the sources' qualities the new file offers (comma list, 1-based; default all); the others "
+                         "stay in the file for the sources' .ldem files, the block-transform qualities follow")
     ap.add_argument("--json", action="store_true",
                     help="print the qualities as the model file's JSON (levels counted from 0) instead of a table")
     args = ap.parse_args(argv)
@@ -377,7 +457,9 @@ def main(argv=None) -> int:
     meta = export_model(args.checkpoints[0] if one else args.checkpoints, args.out, args.data,
                         static_models=args.static_models, max_images=args.max_images,
                         levels=levels[0] if one else levels, force=args.force,
-                        static_families=args.static_families, contexts=args.contexts)
+                        static_families=args.static_families, contexts=args.contexts,
+                        block_steps=args.block_steps, block_deadzone=args.block_deadzone,
+                        ladder=_parse_list(args.ladder, "--ladder") if args.ladder else None)
     print(json.dumps(meta["levels"], indent=1) if args.json else _summary(meta, args.out))
     return 0
 

@@ -469,3 +469,44 @@ def test_export_learns_context_families_and_keeps_old_files_readable(images, tmp
     assert new.bundle.context_tables(2)[1].num_models <= 2 * ldem.local.NUM_CONTEXTS
     with pytest.raises(ldem.DecodeError, match="made by model"):
         ImageCodec.for_file(old, model=again)
+
+
+def test_export_adds_block_transform_qualities_on_a_ladder(images, tmp_path, capsys):
+    """--block-steps adds KLT qualities learned from --data after the sources'; --ladder
+    keeps some of the sources' qualities on offer and the rest in the file, so the
+    source's .ldem files (at every quality) still decode."""
+    run = tmp_path / "run"
+    train([str(images), "--out", str(run), "--iterations", "2", *TINY])
+    first = tmp_path / "first.npz"
+    assert export_main([str(run / "checkpoint.pt"), str(first), "--data", str(images),
+                        "--static-models", "2", "--static-families", "2"]) == 0
+    img = np.asarray(Image.open(ldem.sample_image_path()).crop((0, 0, 64, 48)))
+    old = ImageCodec.load(first, quality=2).compress(img)  # quality 2 leaves the new ladder
+    out = tmp_path / "block.npz"
+    capsys.readouterr()
+    assert export_main([str(first), str(out), "--data", str(images), "--static-models", "2",
+                        "--static-families", "2", "--block-steps", "24", "6", "--ladder", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "3 qualities" in printed and "1 more entries kept for older files" in printed and "24" in printed
+    b = ImageCodec.load(out, quality=1).bundle
+    assert b.ladder == [1, 3, 4] and len(b.levels) == 4 and b.compatible_model_ids[0] == \
+        ImageCodec.load(first, quality=1).bundle.model_id
+    assert [b.is_block_transform(b.level_of(q)[0]) for q in (1, 2, 3)] == [False, True, True]
+    # the old file decodes with the same pixels, through entry 2
+    again = ImageCodec.for_file(old, model=out)
+    assert again.entry == 2 and np.array_equal(again.decompress_array(old),
+                                               ImageCodec.load(first, quality=2).decompress_array(old))
+    # the block qualities code, and a smaller step gives a better picture for more bytes
+    sizes, errors = [], []
+    for q in (2, 3):
+        c = ImageCodec.load(out, quality=q)
+        data = c.compress(img)
+        dec = ImageCodec.for_file(data, model=out).decompress_array(data)
+        sizes.append(len(data))
+        errors.append(((dec.astype(float) - img) ** 2).mean())
+        assert c.bundle.context_tables(c.entry)[0] is not None
+    assert sizes[0] < sizes[1] and errors[0] > errors[1]
+    for bad in (["--ladder", "0"], ["--ladder", "2,1"], ["--ladder", "x"], ["--block-steps", "0"]):
+        with pytest.raises((ValueError, SystemExit)):
+            export_main([str(first), str(tmp_path / "bad.npz"), "--data", str(images), *bad])
+    assert not (tmp_path / "bad.npz").exists()
