@@ -68,6 +68,8 @@ def main(argv=None) -> int:
     t_an, (y, _) = _best(lambda: codec.latent(img), args.repeats)
 
     def synthesis():
+        if codec.is_block_transform:  # numpy, in strips
+            return net.synthesis(y, codec.level, (H, W))
         with torch.inference_mode():
             return net.synthesis(torch.from_numpy(y.astype(np.float32))[None], codec.level)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ldem.eval_results import halves as split_halves
 from ldem.eval_results import read_rows
 
 
@@ -36,7 +37,7 @@ def table(folder: Path) -> list[dict]:
     for r in rows:
         bpp.setdefault((r["codec"], r["setting"]), []).append(r["bpp"])
     images = sorted({k[0] for k in plain})
-    halves = {"all": set(images), "tuning": set(images[0::2]), "held-out": set(images[1::2])}
+    halves = {"all": set(images), **{k: set(v) for k, v in split_halves(images).items()}}
     out = []
     for q in sorted({k[1] for k in plain}):
         row = {"quality": q}

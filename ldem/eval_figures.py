@@ -183,7 +183,8 @@ def plot_block_maps(results, path=None, count: int = 3, quality: Optional[int] =
     picks = _pick_images(lvg, quality, count)
     index = {im["name"]: im for im in summary["images"]}
     static = int(summary["block_maps"]["num_static_models"].get(str(quality), 0))
-    stride = int(summary["block_maps"].get("latent_stride", _LATENT_STRIDE))
+    maps = summary["block_maps"]  # the stride per quality (block transforms: 8), else one for all
+    stride = int(maps.get("latent_strides", {}).get(str(quality), maps.get("latent_stride", _LATENT_STRIDE)))
     fig = _new_figure(12, 3.4 * max(1, len(picks)))
     axes = fig.subplots(max(1, len(picks)), 3, squeeze=False)
     with np.load(folder / summary["block_maps"]["file"]) as z:

@@ -27,7 +27,7 @@ from ldem.codec import ENTROPY_MODES
 from ldem.files import write_atomic
 from ldem.metrics import bd_rate, msssim_db
 
-__all__ = ["CSV_COLUMNS", "read_rows", "mean_curves", "bd_rates", "local_vs_global"]
+__all__ = ["CSV_COLUMNS", "read_rows", "mean_curves", "bd_rates", "local_vs_global", "halves", "bd_rates_by_half"]
 
 CSV_COLUMNS = (
     "image", "width", "height", "codec", "setting", "bytes", "bpp", "psnr", "msssim", "msssim_db",
@@ -38,7 +38,7 @@ _INT_COLUMNS = {"width", "height", "setting", "bytes", "msssim_scales", "num_ima
                 "bits_tables", "bits_map", "bits_data"}
 _FLOAT_COLUMNS = {"bpp", "psnr", "msssim", "msssim_db", "side_share", "encode_s"}
 _PSNR_CAP = 100.0       # dB used for lossless images when averaging
-_LATENT_STRIDE = 16     # image pixels per latent sample (ImageCodec.latent pads to a multiple of 16)
+_LATENT_STRIDE = 16     # image pixels per latent sample of learned transforms (block transforms: 8, per quality)
 _LDEM = tuple(f"ldem-{m}" for m in ENTROPY_MODES) + ("ldem-plain",)
 _FILES = {"csv": "results.csv", "json": "summary.json", "maps": "block_maps.npz"}
 
@@ -186,6 +186,29 @@ def bd_rates(curves, test: str = "ldem-local", anchors: Optional[Iterable[str]] 
             except ValueError as e:
                 out[metric][anchor] = None
                 out["notes"][f"{anchor} {metric}"] = str(e)
+    return out
+
+
+def halves(images) -> dict:
+    """The development sets' two halves: images sorted by name, the **tuning** half at
+    even positions (where choices may be measured) and the **held-out** half at odd
+    positions (on which no choice is made).
+
+    >>> halves(["c.png", "a.png", "b.png"])
+    {'tuning': ['a.png', 'c.png'], 'held-out': ['b.png']}
+    """
+    names = sorted(images)
+    return {"tuning": names[0::2], "held-out": names[1::2]}
+
+
+def bd_rates_by_half(rows, method: str = "pchip") -> dict:
+    """:func:`bd_rates` of the mean curves of each of :func:`halves` of the images in
+    ``rows``: ``{half: {"images": n, "bd_rate": ...}}``."""
+    out = {}
+    for name, members in halves({r["image"] for r in rows}).items():
+        keep = set(members)
+        sub = [r for r in rows if r["image"] in keep]
+        out[name] = {"images": len(members), "bd_rate": bd_rates(mean_curves(sub), method=method)}
     return out
 
 

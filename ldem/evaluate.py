@@ -75,7 +75,7 @@ from ldem.codec import ENTROPY_MODES
 from ldem.eval_figures import (bd_method_name, make_figures, plot_block_maps,  # noqa: F401  (bd_method_name)
                                plot_rate_reduction, plot_rd_curves)
 from ldem.eval_results import (_FILES, _LATENT_STRIDE, CSV_COLUMNS, _write_csv, _write_json, bd_rates,
-                               local_vs_global, mean_curves, read_rows)
+                               bd_rates_by_half, local_vs_global, mean_curves, read_rows)
 from ldem.files import write_atomic
 from ldem.images import IMAGE_SUFFIXES as IMAGE_EXTENSIONS
 from ldem.images import load_rgb
@@ -303,6 +303,8 @@ def evaluate_folder(folder, qualities: Optional[Sequence[int]] = None, out=None,
             "msssim_db": "-10·log10(1 - MS-SSIM); the quality axis of the MS-SSIM curves and BD-rates",
             "mean_curves": "per codec and setting: mean bpp and mean metric over the images (MS-SSIM averaged "
                            "linearly, then in dB)",
+            "halves": "the same BD-rates on each half of the images sorted by name: tuning (even positions), "
+                      "held-out (odd positions)",
             "bd_rate": "test ldem-local against each anchor on the mean curves, in %, negative = fewer bits; "
                        "log-rate interpolated over quality by " + ("monotone piecewise-cubic Hermite (PCHIP)"
                                                                     if bd_method == "pchip" else
@@ -315,12 +317,14 @@ def evaluate_folder(folder, qualities: Optional[Sequence[int]] = None, out=None,
             "side_share": "(bits of image tables + bits of block map) / bits of the local file",
         },
         "block_maps": {"file": _FILES["maps"], "latent_stride": _LATENT_STRIDE,
+                       "latent_strides": {str(q): c.stride for q, c in codecs.items()},
                        "num_static_models": {str(q): (c.coder.static.num_models if c.coder.static is not None
                                                       else 0) for q, c in codecs.items()},
                        "categories": "0 = global model, 1..S = static dictionary, S+1.. = the image's own"},
     }
     curves = mean_curves(rows)
-    summary.update(curves=curves, bd_rate=bd_rates(curves, method=bd_method), local_vs_global=local_vs_global(rows),
+    summary.update(curves=curves, bd_rate=bd_rates(curves, method=bd_method),
+                   halves=bd_rates_by_half(rows, method=bd_method), local_vs_global=local_vs_global(rows),
                    local_vs_plain=local_vs_global(rows, baseline="ldem-plain"))
     summary["elapsed_s"] = round(time.time() - t0, 3)
     _write_json(out / _FILES["json"], summary)
@@ -369,10 +373,12 @@ def _report(summary) -> str:
         lines.append(f"  q{p['quality']}: local vs global {-p['mean_reduction_pct']:+.2f} % "
                      f"(median {-p['median_reduction_pct']:+.2f} %){vs_plain}, side info "
                      f"{p['mean_side_share_pct']:.2f} %")
-    bd = summary["bd_rate"]
+    parts = [("", summary["bd_rate"])] + [(f", {name} half ({h['images']} images)", h["bd_rate"])
+                                          for name, h in summary.get("halves", {}).items()]
     for metric in ("psnr", "msssim_db"):
-        vals = ", ".join(f"{a} {v:+.2f} %" if v is not None else f"{a} n/a" for a, v in bd[metric].items())
-        lines.append(f"  BD-rate ldem-local ({metric}, {bd['method']}): {vals}")
+        for label, bd in parts:
+            vals = ", ".join(f"{a} {v:+.2f} %" if v is not None else f"{a} n/a" for a, v in bd[metric].items())
+            lines.append(f"  BD-rate ldem-local ({metric}, {bd['method']}){label}: {vals}")
     off = [n for n, info in summary["references"].items() if not info.get("available")]
     if len(off) == len(summary["references"]):
         lines.append("  references: off")
