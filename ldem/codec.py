@@ -151,7 +151,7 @@ class ImageCodec:
         """A model file written by ``ldem export`` (``.npz``), at ``quality``.
 
         Any model file may be loaded, from any source: it is checked before use, and
-        ``max_model_bytes`` (512 MiB by default) bounds the memory it may take (the file,
+        ``max_model_bytes`` (768 MiB by default) bounds the memory it may take (the file,
         its tables and its transforms). A file replaced on disk is read again."""
         _require_codec()
         return cls(_bundle(str(Path(path).resolve()), max_model_bytes), quality, **kwargs)

@@ -25,10 +25,12 @@ opened), never a foreign exception, a hang or code execution. In detail:
   dtype, and is finite; the memory of the nets built from them and of the integer tables
   (estimated from their headers) is charged too.
 
-``max_bytes`` (default :data:`DEFAULT_MAX_BYTES`, 512 MiB; the shipped file needs about
-85 MiB, plus 16–45 MiB for each quality used, whose context families are built on first use:
-about 430 MiB with all 12) thus bounds the memory a model file can make the loader use: the file, the
-members read, the tables and the nets.
+``max_bytes`` (default :data:`DEFAULT_MAX_BYTES`, 768 MiB; the shipped file needs about
+112 MiB, plus 14–48 MiB for each quality used, whose context families are built on first
+use: about 380 MiB with all 12 qualities, and 672 MiB if the files of the previous models
+at every one of their qualities are decoded in the same process too) thus bounds the
+memory a model file can make the loader use: the file, the members read, the tables and
+the nets.
 """
 from __future__ import annotations
 
@@ -60,7 +62,7 @@ __all__ = ["ModelBundle", "MODEL_FILE_FORMAT", "pretrained_path", "check_meta", 
 
 MODEL_FILE_FORMAT = 3  # written by ldem export; formats 1 (one set of transforms) and 2 are still read
 
-DEFAULT_MAX_BYTES = 512 * 2**20   # file + members read + tables + nets, per model file
+DEFAULT_MAX_BYTES = 768 * 2**20   # file + members read + tables + nets, per model file
 MAX_QUALITIES = 255               # a .ldem header holds the quality in one byte
 MAX_TRANSFORMS = 64               # sets of transforms in one file
 MAX_META_BYTES = 2**20            # meta.json
@@ -456,7 +458,7 @@ class ModelBundle:
     Safe for files from untrusted sources (see the module docs): a bad file raises
     ``ValueError`` with the path, a missing one ``FileNotFoundError``. ``max_bytes``
     bounds the memory the file may make the loader use (the file, the members read,
-    the integer tables and the nets): 512 MiB by default, raise it for a larger trusted
+    the integer tables and the nets): 768 MiB by default, raise it for a larger trusted
     model. :attr:`model_id` is a digest of the bytes read.
     """
 

@@ -301,3 +301,30 @@ def test_tiled_transforms_match_the_whole_image(sample):
     assert np.mean(a == b) > 0.999
     with pytest.raises(ValueError, match="multiple of 16"):
         ImageCodec.pretrained(2, tile=40)
+
+
+PREVIOUS_MODEL = Path(__file__).parent / "data" / "ldem-7f6fce76"
+
+
+@pytest.mark.parametrize("name", sorted(json.loads((PREVIOUS_MODEL / "manifest.json").read_text())))
+def test_files_of_the_previous_model_still_decode(name):
+    """Files of the previous shipped model (7f6fce76f904fe4e, whose qualities 9–12 left the
+    ladder when the block transform took the high qualities) decode to the latent and the
+    pixels they held, through ImageCodec.for_file, and re-encode to the same bytes."""
+    expect = json.loads((PREVIOUS_MODEL / "manifest.json").read_text())[name]
+    data = (PREVIOUS_MODEL / name).read_bytes()
+    h = read_header(data)
+    assert (h["model_id"], h["quality"], h["width"], h["height"]) == \
+        ("7f6fce76f904fe4e", expect["quality"], expect["width"], expect["height"])
+    codec = ImageCodec.for_file(data)
+    assert codec.bundle.model_id.hex() != h["model_id"] and not codec.is_block_transform
+    y, size = codec.decode_latent(data)
+    assert hashlib.sha256(np.ascontiguousarray(y, "<i4").tobytes()).hexdigest() == expect["latent_sha256"]
+    pixels = codec.decompress_array(data)
+    assert hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest() == expect["pixels_sha256"]
+    assert codec.compress_latent(y, size, entropy=expect["entropy"]) == data
+    # the shipped model's own quality of that number is another codec, which refuses the file
+    own = ImageCodec.pretrained(expect["quality"])
+    if own.entry != codec.entry:
+        with pytest.raises(ldem.DecodeError, match="made by model"):
+            own.decompress_array(data)

@@ -128,7 +128,7 @@ def test_file_larger_than_max_bytes(tmp_path, small):
 
 @pytest.fixture(scope="module")
 def zero_bomb(small):
-    """The small model plus a deflated member of 320 MiB of zeros (1.4 MB in the file),
+    """The small model plus a deflated member of 1 GiB of zeros (a few MB in the file),
     named so that one byte replacement makes it the level1/global table instead."""
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(small)) as src, \
@@ -136,7 +136,8 @@ def zero_bomb(small):
         for info in src.infolist():
             z.writestr(info.filename, src.read(info.filename))
         with z.open("level1/globaX.npy", "w", force_zip64=True) as f:
-            size = 640 * 2**20  # above DEFAULT_MAX_BYTES
+            size = 1024 * 2**20  # above DEFAULT_MAX_BYTES
+            assert size > DEFAULT_MAX_BYTES
             head = io.BytesIO()
             np.lib.format.write_array_header_1_0(head, {"descr": "|u1", "fortran_order": False, "shape": (size,)})
             f.write(head.getvalue())
