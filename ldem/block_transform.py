@@ -382,8 +382,8 @@ class BlockTransform:
         H, W = out_hw
         if y.ndim != 3 or y.shape[0] != CHANNELS or not (0 < H <= y.shape[1] * BLOCK and 0 < W <= y.shape[2] * BLOCK):
             raise ValueError(f"y: latent of shape {y.shape} does not fit a {W}×{H} image")
-        if self.predicted:
-            y = np.concatenate([med_reconstruct(y[:self.predicted]), y[self.predicted:]])
+        k = self.predicted
+        head = med_reconstruct(y[:k]) if k else None  # the predicted channels only: no copy of the latent
         out = np.empty((H, W, 3), np.uint8)
         bh = -(-H // BLOCK)
         spans = range(0, bh, _STRIP_BLOCKS)
@@ -391,7 +391,7 @@ class BlockTransform:
             # one block row of halo on each side: the filter of a horizontal edge reads 4
             # rows on each side and changes 2, so edges filter alike in strips or whole
             lo, hi = max(r - 1, 0), min(r + _STRIP_BLOCKS + 1, y.shape[1])
-            x = self._decode(y[:, lo:hi], level)
+            x = self._decode(y[:, lo:hi] if not k else np.concatenate([head[:, lo:hi], y[k:, lo:hi]]), level)
             if self.deblock is not None:
                 _deblock(x, self.deblock[level], step)
             x = x[:, (r - lo) * BLOCK:]
