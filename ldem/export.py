@@ -151,6 +151,18 @@ def context_tables(ys, static_families: int):
     return cg, cs
 
 
+def _quality_tables(q: int, ys, g: Dictionary, settings: dict, static_models: int, static_families: int,
+                    progress: bool):
+    """(members, level dict) of quality ``q`` from its training latents ``ys`` and global
+    tables ``g``: a static dictionary and context families learned from ``ys``; the level
+    dict is ``settings`` plus the quality and the dictionaries' sizes."""
+    s = learn_dictionary(ys, static_models, block=(16, 16), global_models=g, seed=0, progress=progress)
+    cg, cs = context_tables(ys, static_families)
+    level = {"quality": q, **settings, "static_models": s.num_models,
+             "static_context_families": 0 if cs is None else cs.num_models // NUM_CONTEXTS}
+    return table_members(q, g, s, cg, cs), level
+
+
 def _copy_model_file(path, qualities, t_first: int, q_first: int, contexts: str = "auto", paths=None,
                      static_families: int = 64):
     """Arrays, transforms configs, training notes, level dicts and the bundle of the chosen
@@ -297,18 +309,14 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
             q += 1
             lam = net.lambdas[l]
             g = global_tables(net.densities[l])
-            ys = training_latents(net, paths, l)
-            s = learn_dictionary(ys, static_models, block=(16, 16), global_models=g, seed=0,
-                                 progress=progress)
-            cg, cs = context_tables(ys, static_families)
-            arrays.update(table_members(q, g, s, cg, cs))
-            out_levels.append({"quality": q, "transforms": t, "level": l, "lambda": lam,
-                               "block_sizes": [list(b) for b in block_sizes],
-                               "max_image_models": max_image_models, "static_models": s.num_models,
-                               "static_context_families": 0 if cs is None else cs.num_models // NUM_CONTEXTS})
+            members, level = _quality_tables(q, training_latents(net, paths, l), g, {
+                "transforms": t, "level": l, "lambda": lam, "block_sizes": [list(b) for b in block_sizes],
+                "max_image_models": max_image_models}, static_models, static_families, progress)
+            arrays.update(members)
+            out_levels.append(level)
             if progress:
-                print(f"quality {q}: transforms {t} level {l + 1}, λ={lam}: tables and {s.num_models} static models "
-                      f"({time.time() - t0:.0f} s)", file=sys.stderr)
+                print(f"quality {q}: transforms {t} level {l + 1}, λ={lam}: tables and {level['static_models']} "
+                      f"static models ({time.time() - t0:.0f} s)", file=sys.stderr)
     served = _increasing(range(1, q + 1) if ladder is None else ladder, 1, q, "ladder")
     if block_steps:
         if paths is None:
@@ -324,18 +332,15 @@ def export_model(checkpoints, out, data, *, static_models: int = 64, block_sizes
             q += 1
             served.append(q)
             ys = [bt.analysis(x, l) for x in xs]
-            g = fit_global_models(ys)
-            s = learn_dictionary(ys, static_models, block=(16, 16), global_models=g, seed=0, progress=progress)
-            cg, cs = context_tables(ys, static_families)
+            members, level = _quality_tables(q, ys, fit_global_models(ys), {
+                "transforms": t, "level": l, "step": step, "block_sizes": [list(b) for b in block_sizes],
+                "max_image_models": max_image_models}, static_models, static_families, progress)
             del ys
-            arrays.update(table_members(q, g, s, cg, cs))
-            out_levels.append({"quality": q, "transforms": t, "level": l, "step": step,
-                               "block_sizes": [list(b) for b in block_sizes],
-                               "max_image_models": max_image_models, "static_models": s.num_models,
-                               "static_context_families": 0 if cs is None else cs.num_models // NUM_CONTEXTS})
+            arrays.update(members)
+            out_levels.append(level)
             if progress:
-                print(f"quality {q}: block transform, step {step}: tables and {s.num_models} static models "
-                      f"({time.time() - t0:.0f} s)", file=sys.stderr)
+                print(f"quality {q}: block transform, step {step}: tables and {level['static_models']} static "
+                      f"models ({time.time() - t0:.0f} s)", file=sys.stderr)
     return write_model_file(out, arrays, configs, out_levels, training, force=force, inputs=checkpoints,
                             compatible_model_ids=compatible, ladder=served)
 
