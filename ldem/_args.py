@@ -7,7 +7,23 @@ from ldem.dictionary import Dictionary
 
 __all__ = ["as_array", "batch_items", "check_block", "check_threads", "check_symbols", "check_shape",
            "block_grid", "check_models", "check_model_map_shape", "check_dictionaries", "check_lanes",
-           "check_segment_size"]
+           "check_segment_size", "is_int", "short_repr"]
+
+
+def is_int(v) -> bool:
+    """Whether ``v`` is a Python int and not a bool (as JSON and config values are checked)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def short_repr(v) -> str:
+    """``v`` named briefly for an error message: the repr of a plain value (at most 40
+    characters), else its type's name, so a hostile value never floods the message.
+
+    >>> short_repr(3), short_repr([1, 2]), short_repr("x" * 50)[-3:]
+    ('3', 'list', '...')
+    """
+    r = repr(v) if isinstance(v, (int, float, str, type(None), bool)) else type(v).__name__
+    return r if len(r) <= 40 else r[:37] + "..."
 
 
 def _is_torch_tensor(x) -> bool:

@@ -59,6 +59,9 @@ from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ldem._args import is_int
+from ldem._args import short_repr as _short
+
 __all__ = ["BlockTransform", "ARCH", "BLOCK", "CHANNELS", "STRIDE", "PREDICTED", "check_block_config",
            "med_residuals", "med_reconstruct"]
 
@@ -108,7 +111,7 @@ def check_block_config(cfg: dict, max_levels: int) -> dict:
     if not (_is_number(dz) and math.isfinite(dz) and 0 <= dz <= MAX_DEADZONE):
         raise ValueError(f"config: deadzone must be a number in [0, {MAX_DEADZONE}], got {_short(dz)}")
     k = cfg.get("predicted")
-    if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= CHANNELS:
+    if not is_int(k) or not 0 <= k <= CHANNELS:
         raise ValueError(f"config: predicted must be an int in 0..{CHANNELS}, got {_short(k)}")
     return {"arch": ARCH, "M": CHANNELS, "steps": [float(v) for v in steps], "deadzone": float(dz), "predicted": k}
 
@@ -164,11 +167,6 @@ def med_reconstruct(r: np.ndarray) -> np.ndarray:
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _short(v) -> str:
-    r = repr(v) if isinstance(v, (int, float, str, type(None), bool)) else type(v).__name__
-    return r if len(r) <= 40 else r[:37] + "..."
 
 
 def _blocks(x: np.ndarray) -> np.ndarray:
@@ -308,9 +306,9 @@ class BlockTransform:
         for img in images:
             a = np.abs(_blocks(_pixels(img)).reshape(-1, CHANNELS) @ U)
             for level, step in enumerate(bt.steps):
-                q = np.floor(a / step + (0.5 - bt.deadzone))
+                scaled, q = bt._magnitudes(a, step)
                 nz = q > 0
-                sums[level] += np.where(nz, a / step - q, 0).sum(axis=0)
+                sums[level] += np.where(nz, scaled - q, 0).sum(axis=0)
                 counts[level] += nz.sum(axis=0)
         bt.offsets = np.clip(sums / np.maximum(counts, 1), -MAX_OFFSET, MAX_OFFSET)
         bt.deblock = np.stack([bt._fit_deblock(images, level) for level in range(bt.num_levels)])
@@ -343,6 +341,11 @@ class BlockTransform:
                 _deblock_pass(flip(dec), filters[direction], step)
         return filters
 
+    def _magnitudes(self, a: np.ndarray, step: float) -> tuple:
+        """(|c|/step, its dead-zone rounding) of coefficient magnitudes ``a``: the quantizer, once."""
+        scaled = a / step
+        return scaled, np.floor(scaled + (0.5 - self.deadzone))
+
     def _level(self, level: int) -> float:
         if not isinstance(level, (int, np.integer)) or isinstance(level, bool) or \
                 not 0 <= level < self.num_levels:
@@ -358,8 +361,7 @@ class BlockTransform:
         spans = range(0, bh, _STRIP_BLOCKS)
         for i, r in enumerate(spans):
             c = _blocks(x[:, r * BLOCK:(r + _STRIP_BLOCKS) * BLOCK]) @ self.basis
-            a = np.abs(c) / step
-            q = np.floor(a + (0.5 - self.deadzone))
+            _, q = self._magnitudes(np.abs(c), step)
             np.copysign(q, c, out=q)
             y[:, r:r + _STRIP_BLOCKS] = q.transpose(2, 0, 1)  # |q| <= 1774/MIN_STEP + 1 < 2^31
             if progress is not None:

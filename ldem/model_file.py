@@ -51,6 +51,8 @@ from pathlib import Path
 import numpy as np
 
 from ldem import block_transform
+from ldem._args import is_int as _is_int
+from ldem._args import short_repr as _short
 from ldem.dictionary import Dictionary, header_fields, table_bytes
 from ldem.errors import DecodeError
 from ldem.files import write_atomic
@@ -85,10 +87,6 @@ def pretrained_path() -> Path:
 # ---------------------------------------------------------------------------------------
 # meta.json
 # ---------------------------------------------------------------------------------------
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _no_constant(name):
     raise ValueError(f"meta.json holds {name}, which JSON does not allow")
 
@@ -142,11 +140,6 @@ def _parse_meta(raw: bytes):
         raise ValueError("meta.json is nested too deep") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"meta.json is not valid JSON ({e})") from None
-
-
-def _short(v) -> str:
-    r = repr(v) if isinstance(v, (int, float, str, type(None), bool)) else type(v).__name__
-    return r if len(r) <= 40 else r[:37] + "..."
 
 
 ARCH = "gained-factorized-v1"
