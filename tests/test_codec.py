@@ -193,7 +193,9 @@ def _with_header(data, **fields):
         bytes(data[h["header_bytes"]:])
 
 
-def test_damaged_files_raise_decode_error(codec, small):
+@pytest.mark.parametrize("quality", [2, 8], ids=["learned", "block-transform"])
+def test_damaged_files_raise_decode_error(quality, small):
+    codec = ImageCodec.pretrained(quality)
     data = codec.compress(small)
     rng = np.random.default_rng(0)
     for n in list(range(0, 20)) + sorted(rng.integers(20, len(data), 30).tolist()):
@@ -218,7 +220,9 @@ def test_damaged_files_raise_decode_error(codec, small):
         codec.decompress("LDEM")
 
 
-def test_huge_declared_size_rejected_before_decoding(codec, small):
+@pytest.mark.parametrize("quality", [2, 8], ids=["learned", "block-transform"])
+def test_huge_declared_size_rejected_before_decoding(quality, small):
+    codec = ImageCodec.pretrained(quality)
     huge = _with_header(codec.compress(small), width=65535, height=65535)
     with pytest.raises(ldem.DecodeError, match="max_pixels"):
         codec.decompress(huge)
